@@ -1,0 +1,303 @@
+//! Subcommands. Operators and tests bootstrap through these; they read the same configuration
+//! as `serve`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::crypto::{SecretString, random_id, random_token};
+use crate::keys::rotation::{self, Rotated};
+use crate::startup::{self, StartupError};
+use crate::store::{Client, ClientStore, StoreError, User, UserStore};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "Tessera: an OAuth 2.0 / OpenID Connect identity provider")]
+pub struct Cli {
+    /// Configuration file (TOML); also TESSERA_CONFIG. Environment variables override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (embedded SQLite in ./data unless configured otherwise).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients (applications).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add(UserAdd),
+}
+
+#[derive(Debug, Args)]
+pub struct UserAdd {
+    /// Email address (the sign-in name).
+    #[arg(long)]
+    pub email: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A role, put in access tokens' `roles` claim (repeatable).
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// Read the password from standard input (required: passwords never go on the command line).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client. Without --secret-stdin or --public, a 256-bit secret is generated and
+    /// printed once.
+    Add(ClientAdd),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientAdd {
+    /// Client identifier.
+    #[arg(long)]
+    pub id: String,
+    /// Read the client secret (at least 32 characters) from standard input.
+    #[arg(long, conflicts_with = "public")]
+    pub secret_stdin: bool,
+    /// A public client (browser or native app) with no secret; PKCE protects its codes.
+    #[arg(long)]
+    pub public: bool,
+    /// An allowed redirect URI, compared by exact string match (repeatable).
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// An allowed post-logout redirect URI (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// authorization_code, refresh_token or client_credentials (repeatable; default: the first two).
+    #[arg(long = "grant")]
+    pub grants: Vec<String>,
+    /// A scope the client may receive (repeatable; default: openid profile email offline_access).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// A resource (RFC 8707) the client may ask tokens for; the first is the default `aud`.
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+    /// A first-party application: no consent screen.
+    #[arg(long)]
+    pub first_party: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Publish a new signing key now; it starts signing after the publish lead time.
+    /// With --emergency it signs at once and every older key is withdrawn.
+    Rotate {
+        #[arg(long)]
+        emergency: bool,
+    },
+    /// List the published keys.
+    List,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("database: {0}")]
+    Store(StoreError),
+    #[error("cannot read standard input: {0}")]
+    Stdin(#[from] std::io::Error),
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        CliError::Store(e)
+    }
+}
+
+pub const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MIN_CLIENT_SECRET_CHARS: usize = 32;
+
+fn read_stdin_line() -> Result<String, CliError> {
+    let mut text = String::new();
+    std::io::stdin().take(4096).read_to_string(&mut text)?;
+    Ok(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_string())
+}
+
+pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve => Ok(startup::serve(config).await?),
+        Command::Migrate => {
+            let store = startup::open_store(&config).await?;
+            println!("migrations applied ({:?})", store.backend());
+            Ok(())
+        }
+        Command::User(UserCommand::Add(args)) => user_add(&config, args).await,
+        Command::Client(ClientCommand::Add(args)) => client_add(&config, args).await,
+        Command::Keys(KeysCommand::Rotate { emergency }) => keys_rotate(&config, emergency).await,
+        Command::Keys(KeysCommand::List) => keys_list(&config).await,
+    }
+}
+
+pub fn normalise_email(email: &str) -> Result<String, CliError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(email) } else { Err(CliError::Invalid(format!("`{email}` is not a valid email address"))) }
+}
+
+async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
+    let email = normalise_email(&args.email)?;
+    let password = SecretString::new(read_stdin_line()?);
+    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
+        return Err(CliError::Invalid(format!("the password must have at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    let provider = startup::provider(config).await?;
+    let hasher = startup::password_hasher(config)?;
+    let hash = hasher.hash(&password).await.map_err(StartupError::from)?;
+    let user = User {
+        id: random_id(),
+        email: email.clone(),
+        name: args.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+        roles: args.roles,
+        password_hash: hash,
+        disabled: false,
+        created_at: provider.now(),
+    };
+    match provider.store.insert_user(&user).await {
+        Err(StoreError::Conflict) => return Err(CliError::Exists(format!("a user with email {email}"))),
+        other => other?,
+    }
+    println!("{}", user.id);
+    Ok(())
+}
+
+/// Redirect URIs: absolute, no fragment; https, or http only on loopback (development and
+/// native apps, RFC 8252 §7.3), or a private-use scheme (RFC 8252 §7.1).
+fn check_redirect_uri(uri: &str) -> Result<(), CliError> {
+    let bad = |why: &str| CliError::Invalid(format!("redirect URI `{uri}`: {why}"));
+    let url = url::Url::parse(uri).map_err(|_| bad("not an absolute URI"))?;
+    if url.fragment().is_some() {
+        return Err(bad("must not contain a fragment"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => match url.host_str() {
+            Some("localhost" | "127.0.0.1" | "[::1]") => Ok(()),
+            _ => Err(bad("http is only allowed for localhost; use https")),
+        },
+        s if s.contains('.') => Ok(()),
+        _ => Err(bad("unsupported scheme")),
+    }
+}
+
+async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
+    let id = args.id.trim().to_string();
+    if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c)) {
+        return Err(CliError::Invalid("--id must be 1-128 characters of A-Z a-z 0-9 - . _ :".into()));
+    }
+    let grants = if args.grants.is_empty() {
+        vec!["authorization_code".to_string(), "refresh_token".to_string()]
+    } else {
+        args.grants
+    };
+    if let Some(g) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
+        return Err(CliError::Invalid(format!("unknown grant `{g}` (use {})", GRANTS.join(", "))));
+    }
+    if args.public && grants.iter().any(|g| g == "client_credentials") {
+        return Err(CliError::Invalid("a public client cannot use client_credentials".into()));
+    }
+    if grants.iter().any(|g| g == "authorization_code") && args.redirect_uris.is_empty() {
+        return Err(CliError::Invalid("the authorization_code grant needs at least one --redirect-uri".into()));
+    }
+    for uri in args.redirect_uris.iter().chain(&args.post_logout_redirect_uris) {
+        check_redirect_uri(uri)?;
+    }
+    let scopes = if args.scopes.is_empty() {
+        ["openid", "profile", "email", "offline_access"].iter().map(|s| s.to_string()).collect()
+    } else {
+        crate::oauth::scope::parse(&args.scopes.join(" ")).map_err(|_| CliError::Invalid("malformed --scope".into()))?
+    };
+    let (secret, generated) = if args.public {
+        (None, false)
+    } else if args.secret_stdin {
+        let s = read_stdin_line()?;
+        if s.chars().count() < MIN_CLIENT_SECRET_CHARS {
+            return Err(CliError::Invalid(format!("a client secret must have at least {MIN_CLIENT_SECRET_CHARS} characters")));
+        }
+        (Some(s), false)
+    } else {
+        (Some(random_token()), true)
+    };
+    let provider = startup::provider(config).await?;
+    let client = Client {
+        id: id.clone(),
+        secret_hash: secret.as_deref().map(|s| provider.crypto.token_hash(s)),
+        redirect_uris: args.redirect_uris,
+        post_logout_redirect_uris: args.post_logout_redirect_uris,
+        grant_types: grants,
+        scopes,
+        audiences: args.audiences,
+        first_party: args.first_party,
+        created_at: provider.now(),
+    };
+    match provider.store.insert_client(&client).await {
+        Err(StoreError::Conflict) => return Err(CliError::Exists(format!("client {id}"))),
+        other => other?,
+    }
+    println!("client_id: {id}");
+    if generated && let Some(s) = secret {
+        println!("client_secret: {s}");
+        eprintln!("Store this secret now: it is shown only once and kept only as a hash.");
+    }
+    Ok(())
+}
+
+async fn keys_rotate(config: &Config, emergency: bool) -> Result<(), CliError> {
+    let provider = startup::provider(config).await?;
+    let policy = startup::rotation_policy(config);
+    let outcome = rotation::rotate(&provider.store, &provider.crypto, &policy, provider.now(), emergency)
+        .await
+        .map_err(StartupError::from)?;
+    match outcome {
+        Rotated::Scheduled { kid, activate_at } => {
+            println!("published key {kid}; it starts signing at {activate_at} (unix), after the publish lead")
+        }
+        Rotated::AlreadyPending { kid, activate_at } => {
+            println!("key {kid} is already published and starts signing at {activate_at} (unix); nothing to do")
+        }
+        Rotated::Emergency { kid, withdrawn } => {
+            println!("key {kid} signs now; withdrawn: {}", withdrawn.join(", "))
+        }
+    }
+    Ok(())
+}
+
+async fn keys_list(config: &Config) -> Result<(), CliError> {
+    let provider = startup::provider(config).await?;
+    let now = provider.now();
+    use crate::store::KeyStore;
+    for k in provider.store.live_keys(now).await? {
+        let state = if k.activate_at > now { "pending" } else if k.expire_at.is_some() { "retiring" } else { "active" };
+        println!("{}\t{}\t{}\tactivates {}\texpires {}", k.kid, k.alg, state, k.activate_at, k.expire_at.map(|e| e.to_string()).unwrap_or_else(|| "-".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! Configuration: built-in defaults, then a TOML file, then `TESSERA_*` environment variables.
+//!
+//! Every setting is one line in [`SETTINGS`]; `config/tessera.toml` documents each of them. A bad
+//! value stops start-up with an error naming the setting (and the environment variable it came from).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::crypto::MasterKey;
+use crate::keys::SigningAlg;
+
+/// Every setting name; the environment variable is `TESSERA_` + the upper-cased name.
+pub const SETTINGS: &[&str] = &[
+    "listen",
+    "issuer",
+    "data_dir",
+    "database_url",
+    "database_max_connections",
+    "redis_url",
+    "master_key",
+    "access_token_ttl",
+    "id_token_ttl",
+    "auth_code_ttl",
+    "refresh_reuse_grace",
+    "refresh_idle_ttl",
+    "refresh_absolute_ttl",
+    "session_idle_ttl",
+    "session_absolute_ttl",
+    "signing_alg",
+    "key_rotation_interval",
+    "key_publish_lead",
+    "key_reload_interval",
+    "jwks_max_age",
+    "password_hash_memory_kib",
+    "password_hash_iterations",
+    "password_hash_parallelism",
+    "password_hash_concurrency",
+    "workers",
+    "log",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid setting `{setting}`{source_hint}: {message}")]
+    Invalid {
+        setting: String,
+        source_hint: String,
+        message: String,
+    },
+    #[error("cannot read configuration file {path}: {message}")]
+    File { path: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP server binds, `host:port`.
+    pub listen: String,
+    /// The issuer identifier (RFC 8414): scheme, host, optional port and path, no trailing slash.
+    pub issuer: String,
+    /// Folder for the embedded database and the development master key.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; defaults to `sqlite://<data_dir>/tessera.db`.
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    /// Optional Redis; makes several replicas act as one.
+    pub redis_url: Option<String>,
+    /// Key-encryption key for private signing keys and the key behind every keyed hash.
+    pub master_key: Option<MasterKey>,
+    pub access_token_ttl: Duration,
+    pub id_token_ttl: Duration,
+    pub auth_code_ttl: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub refresh_idle_ttl: Duration,
+    pub refresh_absolute_ttl: Duration,
+    pub session_idle_ttl: Duration,
+    pub session_absolute_ttl: Duration,
+    pub signing_alg: SigningAlg,
+    pub key_rotation_interval: Duration,
+    pub key_publish_lead: Duration,
+    pub key_reload_interval: Duration,
+    pub jwks_max_age: Duration,
+    pub password_hash_memory_kib: u32,
+    pub password_hash_iterations: u32,
+    pub password_hash_parallelism: u32,
+    pub password_hash_concurrency: usize,
+    pub workers: usize,
+    /// tracing filter, e.g. `info` or `tessera=debug,actix_web=info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            issuer: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 16,
+            redis_url: None,
+            master_key: None,
+            access_token_ttl: Duration::from_secs(600),
+            id_token_ttl: Duration::from_secs(600),
+            auth_code_ttl: Duration::from_secs(60),
+            refresh_reuse_grace: Duration::from_secs(10),
+            refresh_idle_ttl: Duration::from_secs(8 * 3600),
+            refresh_absolute_ttl: Duration::from_secs(7 * 86400),
+            session_idle_ttl: Duration::from_secs(8 * 3600),
+            session_absolute_ttl: Duration::from_secs(7 * 86400),
+            signing_alg: SigningAlg::Es256,
+            key_rotation_interval: Duration::from_secs(90 * 86400),
+            key_publish_lead: Duration::from_secs(3600),
+            key_reload_interval: Duration::from_secs(30),
+            jwks_max_age: Duration::from_secs(600),
+            password_hash_memory_kib: 19456,
+            password_hash_iterations: 2,
+            password_hash_parallelism: 1,
+            password_hash_concurrency: cores,
+            workers: cores,
+            log: "info".into(),
+        }
+    }
+}
+
+fn duration(v: &str) -> Result<Duration, String> {
+    humantime::parse_duration(v.trim()).map_err(|e| format!("{e} (expected e.g. `90s`, `10m`, `8h`)"))
+}
+
+fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("`{v}` is not a valid number"))
+}
+
+fn optional(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+impl Config {
+    /// Defaults, then `path` (if any), then the process environment.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(path, &env)
+    }
+
+    pub fn load_from(
+        path: Option<&std::path::Path>,
+        env: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut config = Config::default();
+        let path = path
+            .map(PathBuf::from)
+            .or_else(|| lookup(env, "TESSERA_CONFIG").map(PathBuf::from));
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            for (key, value) in table {
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            setting: key.clone(),
+                            source_hint: format!(" in {}", path.display()),
+                            message: "expected a string, number or boolean".into(),
+                        });
+                    }
+                };
+                config.set(&key, &text).map_err(|message| ConfigError::Invalid {
+                    setting: key.clone(),
+                    source_hint: format!(" in {}", path.display()),
+                    message,
+                })?;
+            }
+        }
+        for key in SETTINGS {
+            let var = format!("TESSERA_{}", key.to_uppercase());
+            if let Some(value) = lookup(env, &var) {
+                config.set(key, value).map_err(|message| ConfigError::Invalid {
+                    setting: key.to_string(),
+                    source_hint: format!(" (from {var})"),
+                    message,
+                })?;
+            }
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Applies one setting from its text form.
+    pub fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
+        match key {
+            "listen" => self.listen = v.trim().to_string(),
+            "issuer" => self.issuer = parse_issuer(v)?,
+            "data_dir" => self.data_dir = PathBuf::from(v.trim()),
+            "database_url" => self.database_url = optional(v),
+            "database_max_connections" => self.database_max_connections = number(v)?,
+            "redis_url" => self.redis_url = optional(v),
+            "master_key" => self.master_key = Some(MasterKey::parse(v)?),
+            "access_token_ttl" => self.access_token_ttl = duration(v)?,
+            "id_token_ttl" => self.id_token_ttl = duration(v)?,
+            "auth_code_ttl" => self.auth_code_ttl = duration(v)?,
+            "refresh_reuse_grace" => self.refresh_reuse_grace = duration(v)?,
+            "refresh_idle_ttl" => self.refresh_idle_ttl = duration(v)?,
+            "refresh_absolute_ttl" => self.refresh_absolute_ttl = duration(v)?,
+            "session_idle_ttl" => self.session_idle_ttl = duration(v)?,
+            "session_absolute_ttl" => self.session_absolute_ttl = duration(v)?,
+            "signing_alg" => self.signing_alg = v.trim().parse()?,
+            "key_rotation_interval" => self.key_rotation_interval = duration(v)?,
+            "key_publish_lead" => self.key_publish_lead = duration(v)?,
+            "key_reload_interval" => self.key_reload_interval = duration(v)?,
+            "jwks_max_age" => self.jwks_max_age = duration(v)?,
+            "password_hash_memory_kib" => self.password_hash_memory_kib = number(v)?,
+            "password_hash_iterations" => self.password_hash_iterations = number(v)?,
+            "password_hash_parallelism" => self.password_hash_parallelism = number(v)?,
+            "password_hash_concurrency" => self.password_hash_concurrency = number(v)?,
+            "workers" => self.workers = number(v)?,
+            "log" => self.log = v.trim().to_string(),
+            other => return Err(format!("unknown setting `{other}`")),
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |setting: &str, message: &str| ConfigError::Invalid {
+            setting: setting.into(),
+            source_hint: String::new(),
+            message: message.into(),
+        };
+        if self.listen.parse::<std::net::SocketAddr>().is_err()
+            && !self.listen.contains(':')
+        {
+            return Err(bad("listen", "expected host:port"));
+        }
+        let secs = |d: Duration| d.as_secs();
+        if secs(self.access_token_ttl) == 0 || secs(self.access_token_ttl) > 86400 {
+            return Err(bad("access_token_ttl", "must be between 1s and 24h"));
+        }
+        if secs(self.auth_code_ttl) == 0 || secs(self.auth_code_ttl) > 600 {
+            return Err(bad("auth_code_ttl", "must be between 1s and 10m"));
+        }
+        if self.refresh_idle_ttl > self.refresh_absolute_ttl {
+            return Err(bad(
+                "refresh_idle_ttl",
+                "must not exceed refresh_absolute_ttl",
+            ));
+        }
+        if self.session_idle_ttl > self.session_absolute_ttl {
+            return Err(bad(
+                "session_idle_ttl",
+                "must not exceed session_absolute_ttl",
+            ));
+        }
+        if self.key_rotation_interval <= self.key_publish_lead {
+            return Err(bad(
+                "key_rotation_interval",
+                "must be longer than key_publish_lead",
+            ));
+        }
+        if self.password_hash_memory_kib < 19456 || self.password_hash_iterations < 2 {
+            return Err(bad(
+                "password_hash_memory_kib",
+                "argon2id below the OWASP minimum (m=19456 KiB, t=2) is refused",
+            ));
+        }
+        if self.password_hash_parallelism == 0 || self.password_hash_concurrency == 0 {
+            return Err(bad("password_hash_concurrency", "must be at least 1"));
+        }
+        if self.workers == 0 {
+            return Err(bad("workers", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to the embedded SQLite file in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}/tessera.db", self.data_dir.display()),
+        }
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// The longest any token we sign stays valid: a retired key stays published this long.
+    pub fn max_signed_token_ttl(&self) -> Duration {
+        self.access_token_ttl.max(self.id_token_ttl)
+    }
+}
+
+fn lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn parse_issuer(v: &str) -> Result<String, String> {
+    let v = v.trim().trim_end_matches('/');
+    let url = url::Url::parse(v).map_err(|e| format!("not a URL: {e}"))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err("the issuer must be an http(s) URL".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the issuer must not have a query or fragment (RFC 8414)".into());
+    }
+    Ok(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_serve_the_embedded_database_on_localhost() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://./data/tessera.db");
+        assert_eq!(c.access_token_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn environment_overrides_durations_in_humantime() {
+        let c = Config::load_from(None, &env(&[("TESSERA_ACCESS_TOKEN_TTL", "90s")])).unwrap();
+        assert_eq!(c.access_token_ttl, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn a_bad_setting_is_reported_by_its_variable_name() {
+        let err = Config::load_from(None, &env(&[("TESSERA_REFRESH_IDLE_TTL", "banana")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("refresh_idle_ttl") && err.contains("TESSERA_REFRESH_IDLE_TTL"), "{err}");
+    }
+
+    #[test]
+    fn the_toml_file_is_read_and_the_environment_wins() {
+        let dir = std::env::temp_dir().join(format!("tessera-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(&file, "access_token_ttl = \"5m\"\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        let c = Config::load_from(Some(&file), &env(&[("TESSERA_LISTEN", "127.0.0.1:9001")])).unwrap();
+        assert_eq!(c.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(c.listen, "127.0.0.1:9001");
+        std::fs::write(&file, "no_such_setting = 1\n").unwrap();
+        assert!(Config::load_from(Some(&file), &[]).unwrap_err().to_string().contains("no_such_setting"));
+    }
+
+    #[test]
+    fn weak_argon2_parameters_are_refused() {
+        let err = Config::load_from(None, &env(&[("TESSERA_PASSWORD_HASH_MEMORY_KIB", "1024")]));
+        assert!(err.is_err());
+    }
+}

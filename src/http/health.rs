@@ -1,0 +1,33 @@
+//! Liveness, readiness and the embedded static assets.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+
+use super::AppState;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+/// Ready when the database answers.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.provider.store.ping().await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed: database");
+            HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unavailable")
+        }
+    }
+}
+
+const CSS: &str = include_str!("../../static/tessera.css");
+
+pub async fn static_file(path: web::Path<String>) -> HttpResponse {
+    match path.as_str() {
+        "tessera.css" => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .content_type("text/css; charset=utf-8")
+            .body(CSS),
+        _ => super::errors::not_found().await,
+    }
+}

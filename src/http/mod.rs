@@ -1,0 +1,78 @@
+//! Thin actix-web adapters: extract, call one function of the engine, render.
+
+pub mod browser;
+pub mod cookies;
+pub mod errors;
+pub mod health;
+pub mod logout;
+pub mod protocol;
+pub mod views;
+
+use std::sync::Arc;
+
+use actix_web::middleware::DefaultHeaders;
+use actix_web::web;
+
+use crate::auth::password::PasswordHasher;
+use crate::config::Config;
+use crate::oauth::Provider;
+
+/// Shared by every worker.
+pub struct AppState {
+    pub provider: Provider,
+    pub passwords: PasswordHasher,
+    pub config: Arc<Config>,
+    /// Pre-serialised discovery document.
+    pub discovery: String,
+    /// `Cache-Control` max-age of the JWKS; always shorter than the key publish lead.
+    pub jwks_max_age: u64,
+}
+
+impl AppState {
+    pub fn secure_cookies(&self) -> bool {
+        self.config.is_https()
+    }
+}
+
+/// The largest request body any endpoint accepts.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Security headers on every response (OWASP ASVS V14.4).
+pub fn security_headers(https: bool) -> DefaultHeaders {
+    let mut h = DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; connect-src 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"));
+    if https {
+        h = h.add(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"));
+    }
+    h
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/.well-known/openid-configuration", web::get().to(protocol::discovery))
+        .route("/jwks.json", web::get().to(protocol::jwks))
+        .route("/token", web::post().to(protocol::token))
+        .route("/revoke", web::post().to(protocol::revoke))
+        .route("/introspect", web::post().to(protocol::introspect))
+        .route("/userinfo", web::get().to(protocol::userinfo))
+        .route("/userinfo", web::post().to(protocol::userinfo))
+        .route("/authorize", web::get().to(browser::authorize))
+        .route("/login", web::get().to(browser::login_page))
+        .route("/login", web::post().to(browser::login))
+        .route("/consent", web::post().to(browser::consent))
+        .route("/logout", web::get().to(logout::logout_get))
+        .route("/logout", web::post().to(logout::logout_post))
+        .route("/", web::get().to(browser::home))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/static/{file}", web::get().to(health::static_file))
+        .default_service(web::to(errors::not_found));
+}

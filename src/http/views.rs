@@ -1,0 +1,63 @@
+//! One typed view per template; askama escapes every value.
+
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub csrf_token: String,
+    pub request: String,
+    pub email: String,
+    pub error: Option<String>,
+    pub client: Option<String>,
+}
+
+pub struct ScopeLine {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage {
+    pub csrf_token: String,
+    pub request: String,
+    pub client: String,
+    pub email: String,
+    pub scopes: Vec<ScopeLine>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub title: String,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage {
+    pub csrf_token: String,
+    pub request: String,
+}
+
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+pub struct SignedOutPage;
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub email: Option<String>,
+    pub csrf_token: String,
+}
+
+pub fn describe_scope(scope: &str) -> String {
+    match scope {
+        "openid" => "know who you are".into(),
+        "profile" => "see your name".into(),
+        "email" => "see your email address".into(),
+        "offline_access" => "stay signed in while you are away".into(),
+        other => format!("access {other}"),
+    }
+}

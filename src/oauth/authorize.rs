@@ -1,0 +1,270 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2), as ordered checks.
+//!
+//! Until the client and its redirect URI are known good, errors are shown to the person and never
+//! redirected (no open redirector). After that, errors go back to the client with `state` and
+//! `iss` (RFC 9207).
+
+use url::Url;
+
+use super::error::OAuthError;
+use super::params::Params;
+use super::{Provider, pkce, scope};
+use crate::auth::session::ActiveSession;
+use crate::clock::Timestamp;
+use crate::crypto::{b64, b64_decode, random_token};
+use crate::store::{AuthCode, AuthCodeStore, Client, ClientStore, ConsentStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    None,
+    Login,
+    Consent,
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Vec<Prompt>,
+    pub max_age: Option<i64>,
+    pub resource: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Rejection {
+    /// Shown to the person; the client and redirect URI are not trusted.
+    Page(String),
+    /// Sent back to the client's redirect URI.
+    Redirect(String),
+}
+
+/// What the person must do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    SignIn,
+    Consent(Vec<String>),
+    Issue,
+}
+
+const MAX_PARAM_LEN: usize = 2048;
+
+/// Appends `pairs` to a redirect URI, keeping its own query.
+pub fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    match Url::parse(uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in pairs {
+                    q.append_pair(k, v);
+                }
+            }
+            url.to_string()
+        }
+        Err(_) => uri.to_string(),
+    }
+}
+
+/// The error response to the client (RFC 6749 §4.1.2.1 + RFC 9207 `iss`).
+pub fn error_redirect(p: &Provider, redirect_uri: &str, state: Option<&str>, err: &OAuthError) -> String {
+    let description = err.description();
+    let mut pairs = vec![("error", err.code()), ("error_description", description.as_str())];
+    if let Some(s) = state {
+        pairs.push(("state", s));
+    }
+    pairs.push(("iss", p.settings.issuer.as_str()));
+    with_query(redirect_uri, &pairs)
+}
+
+pub async fn validate(p: &Provider, params: &Params) -> Result<(Client, AuthorizationRequest), Rejection> {
+    if params.pairs().iter().any(|(_, v)| v.len() > MAX_PARAM_LEN) {
+        return Err(Rejection::Page("The sign-in request is too large.".into()));
+    }
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| Rejection::Page("The application did not identify itself (client_id is missing).".into()))?;
+    let client = match p.store.find_client(client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(Rejection::Page("The application is not registered (unknown client_id).".into())),
+        Err(e) => {
+            tracing::error!(error = %e, "client lookup failed");
+            return Err(Rejection::Page("Something went wrong on our side. Please try again.".into()));
+        }
+    };
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| Rejection::Page("The application sent no redirect_uri.".into()))?;
+    // Exact string comparison against the registered list (RFC 9700 §4.1.3).
+    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err(Rejection::Page("The redirect_uri is not registered for this application.".into()));
+    }
+    let state = params.get("state").map(String::from);
+    let back = |err: OAuthError| Rejection::Redirect(error_redirect(p, redirect_uri, state.as_deref(), &err));
+
+    if params.get("request").is_some() {
+        return Err(back(OAuthError::RequestNotSupported));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(back(OAuthError::RequestUriNotSupported));
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        Some(_) => return Err(back(OAuthError::UnsupportedResponseType("only response_type=code is supported".into()))),
+        None => return Err(back(OAuthError::InvalidRequest("response_type is required".into()))),
+    }
+    if let Some(mode) = params.get("response_mode")
+        && mode != "query"
+    {
+        return Err(back(OAuthError::InvalidRequest("only response_mode=query is supported".into())));
+    }
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(back(OAuthError::UnauthorizedClient("this client may not use the authorization code grant".into())));
+    }
+    let scope = match params.get("scope") {
+        Some(raw) => scope::parse(raw).map_err(&back)?,
+        None => vec![scope::OPENID.to_string()],
+    };
+    scope::require_allowed(&scope, &client.scopes).map_err(&back)?;
+    let code_challenge =
+        pkce::check_challenge(params.get("code_challenge"), params.get("code_challenge_method")).map_err(&back)?;
+    let mut prompt = Vec::new();
+    if let Some(raw) = params.get("prompt") {
+        for value in raw.split(' ').filter(|v| !v.is_empty()) {
+            prompt.push(match value {
+                "none" => Prompt::None,
+                "login" => Prompt::Login,
+                "consent" => Prompt::Consent,
+                _ => return Err(back(OAuthError::InvalidRequest(format!("unsupported prompt value `{value}`")))),
+            });
+        }
+        if prompt.contains(&Prompt::None) && prompt.len() > 1 {
+            return Err(back(OAuthError::InvalidRequest("prompt=none cannot be combined".into())));
+        }
+    }
+    let max_age = match params.get("max_age") {
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| back(OAuthError::InvalidRequest("max_age must be a non-negative integer".into())))?,
+        ),
+        None => None,
+    };
+    let resource = params.get("resource").map(String::from);
+    if let Some(r) = &resource
+        && !client.audiences.iter().any(|a| a == r)
+    {
+        return Err(back(OAuthError::InvalidTarget("the requested resource is not registered for this client".into())));
+    }
+    let req = AuthorizationRequest {
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.to_string(),
+        scope,
+        state,
+        nonce: params.get("nonce").map(String::from),
+        code_challenge,
+        prompt,
+        max_age,
+        resource,
+    };
+    Ok((client, req))
+}
+
+/// Decides whether the person must sign in, consent, or can get a code now.
+/// `fresh` is true right after a sign-in on this request, which satisfies prompt=login/max_age.
+pub async fn next_step(
+    p: &Provider,
+    client: &Client,
+    req: &AuthorizationRequest,
+    session: Option<&ActiveSession>,
+    fresh: bool,
+    now: Timestamp,
+) -> Result<Next, OAuthError> {
+    let silent = req.prompt.contains(&Prompt::None);
+    let Some(session) = session else {
+        return if silent { Err(OAuthError::LoginRequired) } else { Ok(Next::SignIn) };
+    };
+    if !fresh {
+        let too_old = req.max_age.is_some_and(|m| now - session.session.auth_time > m);
+        if req.prompt.contains(&Prompt::Login) || too_old {
+            return if silent { Err(OAuthError::LoginRequired) } else { Ok(Next::SignIn) };
+        }
+    }
+    if client.first_party {
+        return Ok(Next::Issue);
+    }
+    let granted = p.store.find_consent(&session.user.id, &client.id).await?;
+    let missing = req.scope.iter().any(|s| !granted.contains(s));
+    if missing || req.prompt.contains(&Prompt::Consent) {
+        return if silent { Err(OAuthError::ConsentRequired) } else { Ok(Next::Consent(req.scope.clone())) };
+    }
+    Ok(Next::Issue)
+}
+
+/// Issues a code bound to the client, redirect URI, PKCE challenge, nonce, user and session;
+/// returns the redirect to the client.
+pub async fn issue_code(
+    p: &Provider,
+    req: &AuthorizationRequest,
+    session: &ActiveSession,
+    now: Timestamp,
+) -> Result<String, OAuthError> {
+    let code = random_token();
+    p.store
+        .insert_code(&AuthCode {
+            code_hash: p.crypto.token_hash(&code),
+            client_id: req.client_id.clone(),
+            user_id: session.user.id.clone(),
+            session_id: session.session.id.clone(),
+            redirect_uri: req.redirect_uri.clone(),
+            scope: scope::join(&req.scope),
+            nonce: req.nonce.clone(),
+            code_challenge: req.code_challenge.clone(),
+            resource: req.resource.clone(),
+            auth_time: session.session.auth_time,
+            amr: session.session.amr.clone(),
+            created_at: now,
+            expires_at: now + p.settings.auth_code_ttl,
+        })
+        .await?;
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(s) = &req.state {
+        pairs.push(("state", s));
+    }
+    pairs.push(("iss", p.settings.issuer.as_str()));
+    Ok(with_query(&req.redirect_uri, &pairs))
+}
+
+pub const AUTHORIZE_PURPOSE: &str = "authorize-request";
+pub const LOGOUT_PURPOSE: &str = "logout-request";
+
+/// Request parameters carried through a form (sign-in, consent, logout confirmation),
+/// MAC-protected for one `purpose` and short-lived, so no server-side state is needed between pages.
+pub fn seal_params(p: &Provider, purpose: &str, params: &Params, now: Timestamp) -> String {
+    let body = serde_json::json!({ "p": params.pairs(), "exp": now + 1800 }).to_string();
+    let tag = p.crypto.mac(purpose, body.as_bytes());
+    format!("{}.{}", b64(body.as_bytes()), b64(&tag))
+}
+
+pub fn open_params(p: &Provider, purpose: &str, sealed: &str, now: Timestamp) -> Option<Params> {
+    let (body, tag) = sealed.split_once('.')?;
+    let body = b64_decode(body)?;
+    let tag = b64_decode(tag)?;
+    if !p.crypto.verify_mac(purpose, &body, &tag) {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Sealed {
+        p: Vec<(String, String)>,
+        exp: Timestamp,
+    }
+    let sealed: Sealed = serde_json::from_slice(&body).ok()?;
+    if sealed.exp <= now {
+        return None;
+    }
+    Params::from_pairs(sealed.p).ok()
+}

@@ -1,0 +1,150 @@
+//! The refresh token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
+//!
+//! Every use returns a new refresh token. Two tabs that race with the same token must both
+//! succeed and end up with one chain: within `refresh_reuse_grace` of its rotation, the immediate
+//! predecessor of the current token gets the *same* successor back. The successor is kept sealed
+//! under a key derived from the predecessor's value, so nothing secret is stored in the clear.
+//! Any other use of a rotated token is a replay: the whole family and its session are revoked.
+
+use super::{Grant, active_user, session_not_revoked};
+use crate::clock::Timestamp;
+use crate::crypto::{open_with_token, seal_with_token};
+use crate::oauth::error::OAuthError;
+use crate::oauth::params::Params;
+use crate::oauth::tokens::{TokenResponse, UserGrant};
+use crate::oauth::{Provider, scope};
+use crate::store::{Client, RefreshToken, RefreshTokenStore, SessionStore};
+
+pub struct RefreshTokenGrant;
+
+fn invalid(msg: &str) -> OAuthError {
+    OAuthError::InvalidGrant(msg.into())
+}
+
+impl Grant for RefreshTokenGrant {
+    const GRANT_TYPE: &'static str = "refresh_token";
+
+    async fn exchange(p: &Provider, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+        let presented = params.require("refresh_token")?;
+        if presented.len() > 128 {
+            return Err(invalid("unknown refresh token"));
+        }
+        let now = p.now();
+        let hash = p.crypto.token_hash(presented);
+        let Some(token) = p.store.find_refresh(&hash).await? else {
+            return Err(invalid("unknown refresh token"));
+        };
+        // Sender-bound: only the client it was issued to may use it.
+        if token.client_id != client.id {
+            return Err(invalid("unknown refresh token"));
+        }
+        if token.revoked_at.is_some() {
+            return Err(invalid("the refresh token was revoked; sign in again"));
+        }
+        let requested_scope = match params.get("scope") {
+            Some(raw) => {
+                let requested = scope::parse(raw)?;
+                let granted: Vec<String> = token.scope.split(' ').map(String::from).collect();
+                scope::require_allowed(&requested, &granted)?;
+                Some(scope::join(&requested))
+            }
+            None => None,
+        };
+
+        let successor = if token.rotated_at.is_none() {
+            check_lifetime(&token, now)?;
+            match rotate(p, client, &token, presented, now).await? {
+                Some(s) => s,
+                // Another request rotated it first: treat ours as the racing twin.
+                None => {
+                    let Some(reloaded) = p.store.find_refresh(&hash).await? else {
+                        return Err(invalid("unknown refresh token"));
+                    };
+                    racing_twin(p, &reloaded, presented, now).await?
+                }
+            }
+        } else {
+            racing_twin(p, &token, presented, now).await?
+        };
+
+        let user_id = token.user_id.as_deref().ok_or_else(|| invalid("unknown refresh token"))?;
+        let user = active_user(p, user_id).await?;
+        session_not_revoked(p, token.session_id.as_deref(), now).await?;
+        let scope = requested_scope.unwrap_or_else(|| token.scope.clone());
+        let grant = UserGrant {
+            user: &user,
+            session_id: token.session_id.as_deref(),
+            auth_time: token.auth_time,
+            amr: &token.amr,
+        };
+        let mut response = p.user_tokens(client, &grant, &token.audience, &scope, None, None)?;
+        response.refresh_token = Some(successor);
+        Ok(response)
+    }
+}
+
+fn check_lifetime(token: &RefreshToken, now: Timestamp) -> Result<(), OAuthError> {
+    if token.expires_at <= now {
+        return Err(invalid("the refresh token reached its maximum lifetime; sign in again"));
+    }
+    if token.idle_expires_at <= now {
+        return Err(invalid("the refresh token expired after inactivity; sign in again"));
+    }
+    Ok(())
+}
+
+/// Rotates `token`; `None` when a concurrent request won the rotation.
+async fn rotate(
+    p: &Provider,
+    client: &Client,
+    token: &RefreshToken,
+    presented: &str,
+    now: Timestamp,
+) -> Result<Option<String>, OAuthError> {
+    let user_id = token.user_id.as_deref().ok_or_else(|| invalid("unknown refresh token"))?;
+    let user = active_user(p, user_id).await?;
+    let grant = UserGrant {
+        user: &user,
+        session_id: token.session_id.as_deref(),
+        auth_time: token.auth_time,
+        amr: &token.amr,
+    };
+    let (value, record) = p.new_refresh_token(&token.family_id, client, &grant, &token.scope, &token.audience, token.expires_at);
+    let sealed = seal_with_token(presented, value.as_bytes());
+    if p.store.rotate_refresh(&token.token_hash, &record, &sealed, now).await? {
+        Ok(Some(value))
+    } else {
+        Ok(None)
+    }
+}
+
+/// A rotated token presented again: the same successor within the grace window if it is the
+/// current token's immediate predecessor; otherwise a replay that revokes the family.
+async fn racing_twin(p: &Provider, token: &RefreshToken, presented: &str, now: Timestamp) -> Result<String, OAuthError> {
+    if token.revoked_at.is_some() {
+        return Err(invalid("the refresh token was revoked; sign in again"));
+    }
+    let rotated_at = token.rotated_at.unwrap_or(now);
+    let within_grace = now - rotated_at <= p.settings.refresh_reuse_grace;
+    if within_grace
+        && let (Some(succ_hash), Some(sealed)) = (&token.successor_hash, &token.successor_enc)
+        && let Some(successor) = p.store.find_refresh(succ_hash).await?
+        && successor.rotated_at.is_none()
+        && successor.revoked_at.is_none()
+        && let Ok(value) = open_with_token(presented, sealed)
+        && let Ok(value) = String::from_utf8(value)
+    {
+        tracing::info!(family = %token.family_id, "concurrent refresh within the grace window; returning the same successor");
+        return Ok(value);
+    }
+    tracing::warn!(
+        family = %token.family_id,
+        client_id = %token.client_id,
+        "rotated refresh token reused; revoking the family and its session"
+    );
+    p.store.revoke_family(&token.family_id, now).await?;
+    if let Some(sid) = &token.session_id {
+        p.store.revoke_session(sid, now).await?;
+    }
+    Err(invalid("the refresh token was already used; the session has been ended"))
+}

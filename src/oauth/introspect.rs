@@ -1,0 +1,105 @@
+//! Token introspection (RFC 7662) and the shared access-token check used by userinfo.
+
+use serde_json::{Value, json};
+
+use super::client_auth;
+use super::error::OAuthError;
+use super::params::Params;
+use super::tokens::AccessClaims;
+use super::Provider;
+use crate::store::{DenyListStore, RefreshTokenStore, SessionStore, UserStore};
+
+/// Verifies an access token we issued and checks it was not revoked since: its `jti` is not
+/// denied, its session has not ended and its user is not disabled.
+pub async fn check_access_token(p: &Provider, token: &str) -> Result<AccessClaims, OAuthError> {
+    let now = p.now();
+    let claims: AccessClaims = p
+        .keys()
+        .verify(token, Some("at+jwt"), &p.settings.issuer, now)
+        .map_err(|e| OAuthError::InvalidToken(format!("the access token is {}", match e {
+            crate::keys::keyring::VerifyError::Expired => "expired",
+            _ => "invalid",
+        })))?;
+    if p.store.is_jti_denied(&claims.jti).await? {
+        return Err(OAuthError::InvalidToken("the access token was revoked".into()));
+    }
+    if let Some(sid) = &claims.sid {
+        let alive = matches!(p.store.find_session(sid).await?, Some(s) if s.revoked_at.is_none());
+        let user_ok = matches!(p.store.find_user(&claims.sub).await?, Some(u) if !u.disabled);
+        if !alive || !user_ok {
+            return Err(OAuthError::InvalidToken("the access token was revoked".into()));
+        }
+    }
+    Ok(claims)
+}
+
+fn inactive() -> Value {
+    json!({ "active": false })
+}
+
+/// Answers an introspection request from an authenticated client.
+pub async fn introspect(p: &Provider, authorization: Option<&str>, body: &str) -> Result<Value, OAuthError> {
+    let params = Params::parse(body)?;
+    let creds = client_auth::extract(authorization, &params)?;
+    let client = client_auth::authenticate(&p.store, &p.crypto, &creds).await?;
+    let token = params.require("token")?;
+    if token.len() > 8192 {
+        return Ok(inactive());
+    }
+    let hint = params.get("token_type_hint");
+    if hint != Some("refresh_token") && token.contains('.') {
+        return Ok(match check_access_token(p, token).await {
+            Ok(c) => json!({
+                "active": true,
+                "token_type": "Bearer",
+                "scope": c.scope,
+                "client_id": c.client_id,
+                "sub": c.sub,
+                "aud": c.aud,
+                "iss": c.iss,
+                "exp": c.exp,
+                "iat": c.iat,
+                "jti": c.jti,
+                "sid": c.sid,
+                "auth_time": c.auth_time,
+                "roles": c.roles,
+            }),
+            Err(_) => inactive(),
+        });
+    }
+    let now = p.now();
+    let Some(t) = p.store.find_refresh(&p.crypto.token_hash(token)).await? else {
+        return Ok(inactive());
+    };
+    // Only the client a refresh token belongs to may learn about it.
+    let usable = t.client_id == client.id
+        && t.revoked_at.is_none()
+        && t.rotated_at.is_none()
+        && t.expires_at > now
+        && t.idle_expires_at > now;
+    if !usable {
+        return Ok(inactive());
+    }
+    if let Some(sid) = &t.session_id
+        && !matches!(p.store.find_session(sid).await?, Some(s) if s.revoked_at.is_none())
+    {
+        return Ok(inactive());
+    }
+    if let Some(uid) = &t.user_id
+        && !matches!(p.store.find_user(uid).await?, Some(u) if !u.disabled)
+    {
+        return Ok(inactive());
+    }
+    Ok(json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "scope": t.scope,
+        "client_id": t.client_id,
+        "sub": t.user_id,
+        "aud": t.audience,
+        "iss": p.settings.issuer,
+        "exp": t.idle_expires_at.min(t.expires_at),
+        "iat": t.created_at,
+        "sid": t.session_id,
+    }))
+}

@@ -1,0 +1,88 @@
+//! The protocol engine: OAuth 2.0 and OpenID Connect rules, with no HTTP framework and no SQL.
+//! HTTP adapters in `crate::http` call one function here per request.
+
+pub mod authorize;
+pub mod client_auth;
+pub mod discovery;
+pub mod error;
+pub mod grants;
+pub mod introspect;
+pub mod params;
+pub mod pkce;
+pub mod revoke;
+pub mod scope;
+pub mod tokens;
+pub mod userinfo;
+
+use std::sync::Arc;
+
+use crate::clock::{SharedClock, Timestamp};
+use crate::config::Config;
+use crate::crypto::Crypto;
+use crate::keys::{Keyring, SharedKeyring};
+use crate::store::SqlStore;
+
+pub use error::OAuthError;
+
+/// Lifetimes and identity of this provider, in seconds.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub issuer: String,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    pub auth_code_ttl: i64,
+    pub refresh_reuse_grace: i64,
+    pub refresh_idle_ttl: i64,
+    pub refresh_absolute_ttl: i64,
+    pub session_idle_ttl: i64,
+    pub session_absolute_ttl: i64,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Self {
+        let s = |d: std::time::Duration| d.as_secs() as i64;
+        Self {
+            issuer: c.issuer.clone(),
+            access_token_ttl: s(c.access_token_ttl),
+            id_token_ttl: s(c.id_token_ttl),
+            auth_code_ttl: s(c.auth_code_ttl),
+            refresh_reuse_grace: s(c.refresh_reuse_grace),
+            refresh_idle_ttl: s(c.refresh_idle_ttl),
+            refresh_absolute_ttl: s(c.refresh_absolute_ttl),
+            session_idle_ttl: s(c.session_idle_ttl),
+            session_absolute_ttl: s(c.session_absolute_ttl),
+        }
+    }
+}
+
+/// Everything the protocol needs, shared by all requests.
+#[derive(Clone)]
+pub struct Provider {
+    pub store: SqlStore,
+    pub keyring: SharedKeyring,
+    pub crypto: Arc<Crypto>,
+    pub clock: SharedClock,
+    pub settings: Arc<Settings>,
+}
+
+impl Provider {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The current keyring (cheap: clones an `Arc`).
+    pub fn keys(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace_keys(&self, keyring: Keyring) {
+        let new = Arc::new(keyring);
+        match self.keyring.write() {
+            Ok(mut guard) => *guard = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Builds the application from configuration: master key, store, keys, password pool, HTTP.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::password::{PasswordError, PasswordHasher};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::crypto::{Crypto, MasterKey};
+use crate::http::{self, AppState};
+use crate::keys::rotation::{self, RotationError, RotationPolicy};
+use crate::keys::{KeyError, Keyring};
+use crate::oauth::{Provider, Settings, discovery};
+use crate::store::{Backend, SqlStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("signing keys: {0}")]
+    Rotation(#[from] RotationError),
+    #[error("passwords: {0}")]
+    Password(#[from] PasswordError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The master key: configured, or (embedded SQLite only) generated into the data folder.
+pub fn master_key(config: &Config, backend: Backend) -> Result<MasterKey, StartupError> {
+    if let Some(k) = &config.master_key {
+        return Ok(k.clone());
+    }
+    if backend == Backend::Postgres {
+        return Err(StartupError::Config(
+            "TESSERA_MASTER_KEY is required with PostgreSQL (32 random bytes, base64url; e.g. `openssl rand -base64 32 | tr '+/' '-_' | tr -d '='`)".into(),
+        ));
+    }
+    let path = config.data_dir.join("master.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)?;
+        return MasterKey::parse(&text).map_err(|e| StartupError::Config(format!("{}: {e}", path.display())));
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let key = MasterKey::generate();
+    write_private(&path, &key.encode())?;
+    tracing::warn!(
+        path = %path.display(),
+        "DEVELOPMENT MASTER KEY GENERATED. It encrypts the signing keys and keys every token hash. \
+         In production set TESSERA_MASTER_KEY from a secret store and keep this file out of backups you share."
+    );
+    eprintln!(
+        "\n  WARNING: no TESSERA_MASTER_KEY set; generated a development master key at {}\n  Set TESSERA_MASTER_KEY in production.\n",
+        path.display()
+    );
+    Ok(key)
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(content.as_bytes())
+}
+
+/// Connects to the database and applies migrations.
+pub async fn open_store(config: &Config) -> Result<SqlStore, StartupError> {
+    let store = SqlStore::connect(&config.database_url(), config.database_max_connections).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub fn rotation_policy(config: &Config) -> RotationPolicy {
+    RotationPolicy {
+        alg: config.signing_alg,
+        publish_lead: config.key_publish_lead.as_secs() as i64,
+        interval: config.key_rotation_interval.as_secs() as i64,
+        max_token_ttl: config.max_signed_token_ttl().as_secs() as i64,
+    }
+}
+
+/// Everything but the HTTP server: used by `serve` and by the CLI.
+pub async fn provider(config: &Config) -> Result<Provider, StartupError> {
+    let store = open_store(config).await?;
+    let master = master_key(config, store.backend())?;
+    let crypto = Arc::new(Crypto::new(&master));
+    let clock: SharedClock = Arc::new(SystemClock);
+    let now = clock.now();
+    let keys = rotation::reconcile(&store, &crypto, &rotation_policy(config), now).await?;
+    let keyring = Keyring::load(&keys, &crypto)?.shared();
+    Ok(Provider {
+        store,
+        keyring,
+        crypto,
+        clock,
+        settings: Arc::new(Settings::from_config(config)),
+    })
+}
+
+pub fn password_hasher(config: &Config) -> Result<PasswordHasher, StartupError> {
+    Ok(PasswordHasher::new(
+        config.password_hash_memory_kib,
+        config.password_hash_iterations,
+        config.password_hash_parallelism,
+        config.password_hash_concurrency,
+    )?)
+}
+
+/// Keeps the in-memory keyring in step with the database and the rotation schedule.
+async fn key_maintenance(provider: Provider, policy: RotationPolicy, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = provider.now();
+        match rotation::reconcile(&provider.store, &provider.crypto, &policy, now).await {
+            Ok(records) => {
+                let current = provider.keys().kids();
+                let mut fresh: Vec<String> = records.iter().map(|r| r.kid.clone()).collect();
+                fresh.sort();
+                let mut old = current.clone();
+                old.sort();
+                if fresh != old {
+                    match Keyring::load(&records, &provider.crypto) {
+                        Ok(ring) => {
+                            tracing::info!(kids = ?ring.kids(), "keyring reloaded");
+                            provider.replace_keys(ring);
+                        }
+                        Err(e) => tracing::error!(error = %e, "could not load signing keys"),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "key maintenance failed"),
+        }
+    }
+}
+
+/// Runs the server until it is stopped.
+pub async fn serve(config: Config) -> Result<(), StartupError> {
+    let provider = provider(&config).await?;
+    let passwords = password_hasher(&config)?;
+    let listener = TcpListener::bind(&config.listen)
+        .map_err(|e| StartupError::Config(format!("cannot listen on {} (setting `listen`): {e}", config.listen)))?;
+    let address = listener.local_addr()?;
+    let lead = config.key_publish_lead.as_secs();
+    let jwks_max_age = config.jwks_max_age.as_secs().min(lead / 2);
+    let algs = provider.keys().algorithms();
+    let mut algs = algs;
+    if !algs.contains(&config.signing_alg.as_str()) {
+        algs.push(config.signing_alg.as_str());
+    }
+    let discovery = discovery::metadata(&config.issuer, &algs).to_string();
+    let https = config.is_https();
+    let workers = config.workers;
+    let config = Arc::new(config);
+    let state = web::Data::new(AppState {
+        provider: provider.clone(),
+        passwords,
+        config: config.clone(),
+        discovery,
+        jwks_max_age,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(http::security_headers(https))
+            .wrap(TracingLogger::default())
+            .configure(http::routes)
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    actix_web::rt::spawn(key_maintenance(provider.clone(), rotation_policy(&config), config.key_reload_interval));
+    print_welcome(&config, &address.to_string(), provider.store.backend());
+    server.await?;
+    provider.store.close().await;
+    Ok(())
+}
+
+fn print_welcome(config: &Config, address: &str, backend: Backend) {
+    let issuer = &config.issuer;
+    let db = match backend {
+        Backend::Sqlite => format!("SQLite ({})", config.database_url()),
+        Backend::Postgres => "PostgreSQL".to_string(),
+    };
+    println!(
+        "Tessera is listening on http://{address}\n\
+         \x20 issuer:    {issuer}\n\
+         \x20 database:  {db}\n\
+         \x20 discovery: {issuer}/.well-known/openid-configuration\n\n\
+         Next steps:\n\
+         \x20 1. Create a user:   echo 'a long passphrase' | tessera user add --email you@example.com --password-stdin\n\
+         \x20 2. Register an app: tessera client add --id erp --redirect-uri http://localhost:3000/callback --first-party\n\
+         \x20 3. Point your app at the discovery URL above."
+    );
+}

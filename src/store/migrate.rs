@@ -1,0 +1,62 @@
+//! Embedded migrations, one folder per backend, applied in order at start and by `tessera migrate`.
+
+use sqlx::AnyPool;
+
+use super::{Backend, StoreResult};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../../migrations/postgres/0001_init.sql"),
+}];
+
+/// Applies every migration not yet applied; returns how many ran.
+pub async fn run(pool: &AnyPool, backend: Backend) -> StoreResult<usize> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS tessera_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    let mut applied = 0;
+    for m in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        if backend == Backend::Postgres {
+            // Replicas starting together wait for each other instead of racing.
+            sqlx::query("SELECT pg_advisory_xact_lock(7352001)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM tessera_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            tx.rollback().await?;
+            continue;
+        }
+        let sql = match backend {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(crate::clock::Clock::now(&crate::clock::SystemClock))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        applied += 1;
+    }
+    Ok(applied)
+}

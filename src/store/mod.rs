@@ -1,0 +1,273 @@
+//! Persistence: small capability traits, each with its contract in doc comments, combined into
+//! [`Store`]. One implementation ([`sql::SqlStore`]) runs the same SQL on SQLite and PostgreSQL;
+//! the contract suite in `tests` runs against both.
+//!
+//! Conventions: timestamps are Unix seconds; secrets are stored only as keyed hashes
+//! (`*_hash: Vec<u8>`) or encrypted (`*_enc`); lists are stored as JSON text.
+
+pub mod migrate;
+pub mod sql;
+
+use crate::clock::Timestamp;
+
+pub use sql::SqlStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated (e.g. the email or client id already exists).
+    #[error("already exists")]
+    Conflict,
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    /// Normalised (trimmed, lower-cased); unique.
+    pub email: String,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    /// Keyed hash of the secret; `None` for public clients.
+    pub secret_hash: Option<Vec<u8>>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    /// The scopes this client may ever receive.
+    pub scopes: Vec<String>,
+    /// Allowed RFC 8707 resources; the first is the default `aud`.
+    pub audiences: Vec<String>,
+    /// First-party clients skip the consent screen.
+    pub first_party: bool,
+    pub created_at: Timestamp,
+}
+
+/// A browser's single sign-on session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Public identifier (the `sid` claim); not a credential.
+    pub id: String,
+    /// Keyed hash of the cookie value.
+    pub token_hash: Vec<u8>,
+    pub user_id: String,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// Absolute end of the session.
+    pub expires_at: Timestamp,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCode {
+    pub code_hash: Vec<u8>,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub resource: Option<String>,
+    pub auth_time: Timestamp,
+    pub amr: Vec<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What the first redemption of a code issued; used to revoke it all on replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRedemption {
+    pub family_id: String,
+    pub access_jti: String,
+    pub access_expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeOutcome {
+    /// First use: the code is now spent.
+    Redeemed(AuthCode),
+    /// The code had been redeemed before; here is what that redemption issued.
+    Replayed(AuthCode, CodeRedemption),
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub token_hash: Vec<u8>,
+    /// Every token descended from one grant shares a family.
+    pub family_id: String,
+    pub client_id: String,
+    /// `None` only for grants without a user (never issued today).
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub scope: String,
+    pub audience: String,
+    pub auth_time: Option<Timestamp>,
+    pub amr: Vec<String>,
+    pub created_at: Timestamp,
+    /// Sliding idle limit of this token.
+    pub idle_expires_at: Timestamp,
+    /// Absolute limit of the whole family.
+    pub expires_at: Timestamp,
+    pub rotated_at: Option<Timestamp>,
+    pub successor_hash: Option<Vec<u8>>,
+    /// The successor token, encrypted under a key derived from this token.
+    pub successor_enc: Option<Vec<u8>>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: String,
+    /// PKCS#8 private key encrypted with the key-encryption key (AAD = kid).
+    pub private_enc: Vec<u8>,
+    /// The public JWK, JSON.
+    pub public_jwk: String,
+    pub created_at: Timestamp,
+    /// When this key starts signing; it is published from `created_at`.
+    pub activate_at: Timestamp,
+    /// Removed from the JWKS at this time (all tokens it signed have expired).
+    pub expire_at: Option<Timestamp>,
+    /// Revoked keys are withdrawn from the JWKS at once (emergency rotation).
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait UserStore {
+    /// Inserts a user; `Conflict` when the email exists.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    /// Looks a user up by normalised email.
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn set_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
+    /// Returns false when no such user exists.
+    async fn set_user_disabled(&self, id: &str, disabled: bool, now: Timestamp) -> StoreResult<bool>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait ClientStore {
+    /// Inserts a client; `Conflict` when the id exists.
+    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    async fn find_client(&self, id: &str) -> StoreResult<Option<Client>>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait SessionStore {
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// The session whose cookie hashes to `token_hash`, revoked or not.
+    async fn find_session_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<Session>>;
+    async fn find_session(&self, id: &str) -> StoreResult<Option<Session>>;
+    /// Records activity (sliding idle limit).
+    async fn touch_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+    /// Revokes one session and every refresh token bound to it. Idempotent.
+    async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait AuthCodeStore {
+    async fn insert_code(&self, code: &AuthCode) -> StoreResult<()>;
+    /// Atomically spends a code. Exactly one caller ever gets `Redeemed` for a given code, and
+    /// `redemption` is recorded with it; later callers get `Replayed` with that record.
+    async fn redeem_code(
+        &self,
+        code_hash: &[u8],
+        redemption: &CodeRedemption,
+        now: Timestamp,
+    ) -> StoreResult<CodeOutcome>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait RefreshTokenStore {
+    async fn insert_refresh(&self, token: &RefreshToken) -> StoreResult<()>;
+    async fn find_refresh(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>>;
+    /// Compare-and-set rotation: marks `old_hash` rotated (recording the successor's hash and
+    /// sealed value) and inserts `successor`, in one transaction, only if `old_hash` is neither
+    /// rotated nor revoked. Returns false (and changes nothing) when another caller won.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        successor: &RefreshToken,
+        successor_enc: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Revokes every token of a family. Idempotent.
+    async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait DenyListStore {
+    /// Denies an access token's `jti` until it would have expired anyway.
+    async fn deny_jti(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()>;
+    async fn is_jti_denied(&self, jti: &str) -> StoreResult<bool>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait KeyStore {
+    async fn insert_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// Keys not yet expired nor revoked at `now`, oldest first.
+    async fn live_keys(&self, now: Timestamp) -> StoreResult<Vec<SigningKeyRecord>>;
+    async fn set_key_expiry(&self, kid: &str, expire_at: Timestamp) -> StoreResult<()>;
+    async fn revoke_key(&self, kid: &str, now: Timestamp) -> StoreResult<()>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait ConsentStore {
+    /// Scopes the user already granted to the client.
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>>;
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+}
+
+/// Everything the server needs from persistence.
+pub trait Store:
+    UserStore
+    + ClientStore
+    + SessionStore
+    + AuthCodeStore
+    + RefreshTokenStore
+    + DenyListStore
+    + KeyStore
+    + ConsentStore
+{
+}
+
+impl<T> Store for T where
+    T: UserStore
+        + ClientStore
+        + SessionStore
+        + AuthCodeStore
+        + RefreshTokenStore
+        + DenyListStore
+        + KeyStore
+        + ConsentStore
+{
+}

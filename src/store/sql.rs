@@ -1,0 +1,633 @@
+//! The one store implementation: the same SQL on SQLite (embedded default) and PostgreSQL,
+//! through sqlx's `Any` driver. Only `$n` placeholders, `BIGINT`-compatible integers, text and
+//! bytes are used, so both backends behave identically.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use super::*;
+
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn insert_result(r: Result<sqlx::any::AnyQueryResult, sqlx::Error>) -> StoreResult<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_list(row: &AnyRow, col: &str) -> StoreResult<Vec<String>> {
+    let text: String = row.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+fn flag(row: &AnyRow, col: &str) -> StoreResult<bool> {
+    Ok(row.try_get::<i64, _>(col)? != 0)
+}
+
+fn user_from(row: &AnyRow) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        roles: parse_list(row, "roles")?,
+        password_hash: row.try_get("password_hash")?,
+        disabled: flag(row, "disabled")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn client_from(row: &AnyRow) -> StoreResult<Client> {
+    Ok(Client {
+        id: row.try_get("id")?,
+        secret_hash: row.try_get("secret_hash")?,
+        redirect_uris: parse_list(row, "redirect_uris")?,
+        post_logout_redirect_uris: parse_list(row, "post_logout_redirect_uris")?,
+        grant_types: parse_list(row, "grant_types")?,
+        scopes: parse_list(row, "scopes")?,
+        audiences: parse_list(row, "audiences")?,
+        first_party: flag(row, "first_party")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn session_from(row: &AnyRow) -> StoreResult<Session> {
+    Ok(Session {
+        id: row.try_get("id")?,
+        token_hash: row.try_get("token_hash")?,
+        user_id: row.try_get("user_id")?,
+        created_at: row.try_get("created_at")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        expires_at: row.try_get("expires_at")?,
+        auth_time: row.try_get("auth_time")?,
+        amr: parse_list(row, "amr")?,
+        user_agent: row.try_get("user_agent")?,
+        ip: row.try_get("ip")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn code_from(row: &AnyRow) -> StoreResult<AuthCode> {
+    Ok(AuthCode {
+        code_hash: row.try_get("code_hash")?,
+        client_id: row.try_get("client_id")?,
+        user_id: row.try_get("user_id")?,
+        session_id: row.try_get("session_id")?,
+        redirect_uri: row.try_get("redirect_uri")?,
+        scope: row.try_get("scope")?,
+        nonce: row.try_get("nonce")?,
+        code_challenge: row.try_get("code_challenge")?,
+        resource: row.try_get("resource")?,
+        auth_time: row.try_get("auth_time")?,
+        amr: parse_list(row, "amr")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn refresh_from(row: &AnyRow) -> StoreResult<RefreshToken> {
+    Ok(RefreshToken {
+        token_hash: row.try_get("token_hash")?,
+        family_id: row.try_get("family_id")?,
+        client_id: row.try_get("client_id")?,
+        user_id: row.try_get("user_id")?,
+        session_id: row.try_get("session_id")?,
+        scope: row.try_get("scope")?,
+        audience: row.try_get("audience")?,
+        auth_time: row.try_get("auth_time")?,
+        amr: parse_list(row, "amr")?,
+        created_at: row.try_get("created_at")?,
+        idle_expires_at: row.try_get("idle_expires_at")?,
+        expires_at: row.try_get("expires_at")?,
+        rotated_at: row.try_get("rotated_at")?,
+        successor_hash: row.try_get("successor_hash")?,
+        successor_enc: row.try_get("successor_enc")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn key_from(row: &AnyRow) -> StoreResult<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        kid: row.try_get("kid")?,
+        alg: row.try_get("alg")?,
+        private_enc: row.try_get("private_enc")?,
+        public_jwk: row.try_get("public_jwk")?,
+        created_at: row.try_get("created_at")?,
+        activate_at: row.try_get("activate_at")?,
+        expire_at: row.try_get("expire_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+impl SqlStore {
+    /// Connects to `sqlite://…` or `postgres://…` (creating the SQLite file and its folder).
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Corrupt(
+                "database_url must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        let mut url = url.to_string();
+        if backend == Backend::Sqlite {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:")
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if let Some(parent) = Path::new(&path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Corrupt(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            if !url.contains('?') {
+                url.push_str("?mode=rwc");
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer; NORMAL is durable in WAL mode
+                        // except for the last transactions on power loss.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> StoreResult<usize> {
+        super::migrate::run(&self.pool, self.backend).await
+    }
+
+    /// Readiness: the database answers a trivial query.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl UserStore for SqlStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        insert_result(
+            sqlx::query(
+                "INSERT INTO users (id, email, name, roles, password_hash, disabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(&u.id)
+            .bind(&u.email)
+            .bind(&u.name)
+            .bind(list(&u.roles))
+            .bind(&u.password_hash)
+            .bind(i64::from(u.disabled))
+            .bind(u.created_at)
+            .execute(&self.pool)
+            .await,
+        )
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn set_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_user_disabled(&self, id: &str, disabled: bool, now: Timestamp) -> StoreResult<bool> {
+        let r = sqlx::query("UPDATE users SET disabled = $1, updated_at = $2 WHERE id = $3")
+            .bind(i64::from(disabled))
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+impl ClientStore for SqlStore {
+    async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+        insert_result(
+            sqlx::query(
+                "INSERT INTO clients (id, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, \
+                 scopes, audiences, first_party, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&c.id)
+            .bind(&c.secret_hash)
+            .bind(list(&c.redirect_uris))
+            .bind(list(&c.post_logout_redirect_uris))
+            .bind(list(&c.grant_types))
+            .bind(list(&c.scopes))
+            .bind(list(&c.audiences))
+            .bind(i64::from(c.first_party))
+            .bind(c.created_at)
+            .execute(&self.pool)
+            .await,
+        )
+    }
+
+    async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
+        sqlx::query("SELECT * FROM clients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(client_from)
+            .transpose()
+    }
+}
+
+impl SessionStore for SqlStore {
+    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
+        insert_result(
+            sqlx::query(
+                "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, auth_time, \
+                 amr, user_agent, ip, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&s.id)
+            .bind(&s.token_hash)
+            .bind(&s.user_id)
+            .bind(s.created_at)
+            .bind(s.last_seen_at)
+            .bind(s.expires_at)
+            .bind(s.auth_time)
+            .bind(list(&s.amr))
+            .bind(&s.user_agent)
+            .bind(&s.ip)
+            .bind(s.revoked_at)
+            .execute(&self.pool)
+            .await,
+        )
+    }
+
+    async fn find_session_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<Session>> {
+        sqlx::query("SELECT * FROM sessions WHERE token_hash = $1")
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(session_from)
+            .transpose()
+    }
+
+    async fn find_session(&self, id: &str) -> StoreResult<Option<Session>> {
+        sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(session_from)
+            .transpose()
+    }
+
+    async fn touch_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl AuthCodeStore for SqlStore {
+    async fn insert_code(&self, c: &AuthCode) -> StoreResult<()> {
+        insert_result(
+            sqlx::query(
+                "INSERT INTO auth_codes (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, \
+                 code_challenge, resource, auth_time, amr, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&c.code_hash)
+            .bind(&c.client_id)
+            .bind(&c.user_id)
+            .bind(&c.session_id)
+            .bind(&c.redirect_uri)
+            .bind(&c.scope)
+            .bind(&c.nonce)
+            .bind(&c.code_challenge)
+            .bind(&c.resource)
+            .bind(c.auth_time)
+            .bind(list(&c.amr))
+            .bind(c.created_at)
+            .bind(c.expires_at)
+            .execute(&self.pool)
+            .await,
+        )
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &[u8],
+        redemption: &CodeRedemption,
+        now: Timestamp,
+    ) -> StoreResult<CodeOutcome> {
+        // A conditional UPDATE is the compare-and-set: one caller flips used_at, all others see 0 rows.
+        let won = sqlx::query(
+            "UPDATE auth_codes SET used_at = $1, family_id = $2, access_jti = $3, access_expires_at = $4 \
+             WHERE code_hash = $5 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(&redemption.family_id)
+        .bind(&redemption.access_jti)
+        .bind(redemption.access_expires_at)
+        .bind(code_hash.to_vec())
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        let Some(row) = sqlx::query("SELECT * FROM auth_codes WHERE code_hash = $1")
+            .bind(code_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(CodeOutcome::NotFound);
+        };
+        let code = code_from(&row)?;
+        if won {
+            return Ok(CodeOutcome::Redeemed(code));
+        }
+        let first = CodeRedemption {
+            family_id: row.try_get::<Option<String>, _>("family_id")?.unwrap_or_default(),
+            access_jti: row.try_get::<Option<String>, _>("access_jti")?.unwrap_or_default(),
+            access_expires_at: row
+                .try_get::<Option<i64>, _>("access_expires_at")?
+                .unwrap_or_default(),
+        };
+        Ok(CodeOutcome::Replayed(code, first))
+    }
+}
+
+impl RefreshTokenStore for SqlStore {
+    async fn insert_refresh(&self, t: &RefreshToken) -> StoreResult<()> {
+        insert_result(insert_refresh_query(t).execute(&self.pool).await)
+    }
+
+    async fn find_refresh(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
+        sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(refresh_from)
+            .transpose()
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        successor: &RefreshToken,
+        successor_enc: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The write comes first so SQLite takes the write lock at once (waiting on busy_timeout)
+        // instead of failing a read-to-write upgrade; PostgreSQL re-checks the WHERE after a
+        // concurrent writer commits, so exactly one rotation wins.
+        let won = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1, successor_hash = $2, successor_enc = $3 \
+             WHERE token_hash = $4 AND rotated_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&successor.token_hash)
+        .bind(successor_enc.to_vec())
+        .bind(old_hash.to_vec())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !won {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_refresh_query(successor).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(family_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn insert_refresh_query(t: &RefreshToken) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, audience, \
+         auth_time, amr, created_at, idle_expires_at, expires_at, rotated_at, successor_hash, successor_enc, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(t.token_hash.clone())
+    .bind(&t.family_id)
+    .bind(&t.client_id)
+    .bind(&t.user_id)
+    .bind(&t.session_id)
+    .bind(&t.scope)
+    .bind(&t.audience)
+    .bind(t.auth_time)
+    .bind(list(&t.amr))
+    .bind(t.created_at)
+    .bind(t.idle_expires_at)
+    .bind(t.expires_at)
+    .bind(t.rotated_at)
+    .bind(t.successor_hash.clone())
+    .bind(t.successor_enc.clone())
+    .bind(t.revoked_at)
+}
+
+impl DenyListStore for SqlStore {
+    async fn deny_jti(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
+        match insert_result(
+            sqlx::query("INSERT INTO denied_jtis (jti, expires_at) VALUES ($1, $2)")
+                .bind(jti)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await,
+        ) {
+            Err(StoreError::Conflict) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn is_jti_denied(&self, jti: &str) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT expires_at FROM denied_jtis WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+}
+
+impl KeyStore for SqlStore {
+    async fn insert_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
+        insert_result(
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, private_enc, public_jwk, created_at, activate_at, expire_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&k.kid)
+            .bind(&k.alg)
+            .bind(k.private_enc.clone())
+            .bind(&k.public_jwk)
+            .bind(k.created_at)
+            .bind(k.activate_at)
+            .bind(k.expire_at)
+            .bind(k.revoked_at)
+            .execute(&self.pool)
+            .await,
+        )
+    }
+
+    async fn live_keys(&self, now: Timestamp) -> StoreResult<Vec<SigningKeyRecord>> {
+        sqlx::query(
+            "SELECT * FROM signing_keys WHERE revoked_at IS NULL AND (expire_at IS NULL OR expire_at > $1) \
+             ORDER BY activate_at, created_at",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(key_from)
+        .collect()
+    }
+
+    async fn set_key_expiry(&self, kid: &str, expire_at: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE signing_keys SET expire_at = $1 WHERE kid = $2")
+            .bind(expire_at)
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_key(&self, kid: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE signing_keys SET revoked_at = $1 WHERE kid = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+impl ConsentStore for SqlStore {
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Vec<String>> {
+        let row = sqlx::query("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => parse_list(&row, "scopes"),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(list(scopes))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
