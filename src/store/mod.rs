@@ -8,6 +8,9 @@
 pub mod migrate;
 pub mod sql;
 
+#[cfg(test)]
+mod contract;
+
 use crate::clock::Timestamp;
 
 pub use sql::SqlStore;

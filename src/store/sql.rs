@@ -12,7 +12,7 @@ use super::*;
 
 #[derive(Clone, Debug)]
 pub struct SqlStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
