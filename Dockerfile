@@ -1,0 +1,21 @@
+# syntax=docker/dockerfile:1
+# Small non-root image: a static-ish release binary on distroless/cc.
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY migrations ./migrations
+COPY templates ./templates
+COPY static ./static
+RUN cargo build --release --locked --bin tessera
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/tessera /usr/local/bin/tessera
+COPY config/tessera.toml /etc/tessera/tessera.toml
+ENV TESSERA_LISTEN=0.0.0.0:8080 \
+    TESSERA_DATA_DIR=/var/lib/tessera
+WORKDIR /var/lib/tessera
+USER nonroot:nonroot
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/tessera"]
+CMD ["serve"]
