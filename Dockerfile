@@ -7,11 +7,12 @@ COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
-RUN cargo build --release --locked --bin tessera
+RUN cargo build --release --locked --bin tessera && mkdir -p /data
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/tessera /usr/local/bin/tessera
-COPY config/tessera.toml /etc/tessera/tessera.toml
+# The embedded database and dev master key live here; mount a volume, or use PostgreSQL.
+COPY --from=build --chown=65532:65532 /data /var/lib/tessera
 ENV TESSERA_LISTEN=0.0.0.0:8080 \
     TESSERA_DATA_DIR=/var/lib/tessera
 WORKDIR /var/lib/tessera
