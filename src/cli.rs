@@ -18,8 +18,9 @@ pub struct Cli {
     /// Configuration file (TOML); also TESSERA_CONFIG. Environment variables override it.
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Defaults to `serve`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,7 +143,7 @@ fn read_stdin_line() -> Result<String, CliError> {
 }
 
 pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
-    match cli.command {
+    match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Ok(startup::serve(config).await?),
         Command::Migrate => {
             let store = startup::open_store(&config).await?;
