@@ -6,11 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit::{AuditEvent, ChainBreak, ChainVerifier};
+use crate::auth::account::{self, AccountError};
 use crate::config::Config;
 use crate::crypto::{SecretString, random_id, random_token};
 use crate::keys::rotation::{self, Rotated};
 use crate::startup::{self, StartupError};
-use crate::store::{Client, ClientStore, StoreError, User, UserStore};
+use crate::store::{AuditStore, Client, ClientStore, SessionStore, StoreError, User, UserStore};
 
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, about = "Tessera: an OAuth 2.0 / OpenID Connect identity provider")]
@@ -38,12 +40,54 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// See and end users' sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Read and check the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List a user's live sessions.
+    List { email: String },
+    /// End one session by id, or every session of a user with --all EMAIL.
+    Revoke {
+        /// The session id (from `session list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// End every session of this user, with their refresh tokens.
+        #[arg(long, value_name = "EMAIL")]
+        all: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show the most recent entries, oldest first.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+    },
+    /// Check the whole hash chain; exits non-zero if any entry was altered, removed or reordered.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user; the password is read from standard input.
     Add(UserAdd),
+    /// Block a user: every session and refresh token ends, every grant fails at once.
+    Disable { email: String },
+    /// Unblock a user.
+    Enable { email: String },
+    /// Set a new password (read from standard input); every session of the user ends.
+    SetPassword {
+        email: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +168,10 @@ pub enum CliError {
     Store(StoreError),
     #[error("cannot read standard input: {0}")]
     Stdin(#[from] std::io::Error),
+    #[error("{0}")]
+    Account(#[from] AccountError),
+    #[error("AUDIT LOG TAMPERED: {0}")]
+    Tampered(#[from] ChainBreak),
 }
 
 impl From<StoreError> for CliError {
@@ -154,6 +202,13 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::Client(ClientCommand::Add(args)) => client_add(&config, args).await,
         Command::Keys(KeysCommand::Rotate { emergency }) => keys_rotate(&config, emergency).await,
         Command::Keys(KeysCommand::List) => keys_list(&config).await,
+        Command::User(UserCommand::Disable { email }) => user_set_disabled(&config, &email, true).await,
+        Command::User(UserCommand::Enable { email }) => user_set_disabled(&config, &email, false).await,
+        Command::User(UserCommand::SetPassword { email, .. }) => user_set_password(&config, &email).await,
+        Command::Session(SessionCommand::List { email }) => session_list(&config, &email).await,
+        Command::Session(SessionCommand::Revoke { id, all }) => session_revoke(&config, id, all).await,
+        Command::Audit(AuditCommand::Tail { lines }) => audit_tail(&config, lines).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify(&config).await,
     }
 }
 
@@ -187,6 +242,7 @@ async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
         Err(StoreError::Conflict) => return Err(CliError::Exists(format!("a user with email {email}"))),
         other => other?,
     }
+    provider.audit(AuditEvent::new("user.created").actor("cli").subject(&user.id).detail("roles", user.roles.clone())).await;
     println!("{}", user.id);
     Ok(())
 }
@@ -264,6 +320,16 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
         Err(StoreError::Conflict) => return Err(CliError::Exists(format!("client {id}"))),
         other => other?,
     }
+    provider
+        .audit(
+            AuditEvent::new("client.created")
+                .actor("cli")
+                .subject(&id)
+                .detail("grants", client.grant_types.clone())
+                .detail("public", client.secret_hash.is_none())
+                .detail("first_party", client.first_party),
+        )
+        .await;
     println!("client_id: {id}");
     if generated && let Some(s) = secret {
         println!("client_secret: {s}");
@@ -278,6 +344,9 @@ async fn keys_rotate(config: &Config, emergency: bool) -> Result<(), CliError> {
     let outcome = rotation::rotate(&provider.store, &provider.crypto, &policy, provider.now(), emergency)
         .await
         .map_err(StartupError::from)?;
+    provider
+        .audit(AuditEvent::new(if emergency { "keys.rotated_emergency" } else { "keys.rotated" }).actor("cli").detail("outcome", format!("{outcome:?}")))
+        .await;
     match outcome {
         Rotated::Scheduled { kid, activate_at } => {
             println!("published key {kid}; it starts signing at {activate_at} (unix), after the publish lead")
@@ -300,5 +369,108 @@ async fn keys_list(config: &Config) -> Result<(), CliError> {
         let state = if k.activate_at > now { "pending" } else if k.expire_at.is_some() { "retiring" } else { "active" };
         println!("{}\t{}\t{}\tactivates {}\texpires {}", k.kid, k.alg, state, k.activate_at, k.expire_at.map(|e| e.to_string()).unwrap_or_else(|| "-".into()));
     }
+    Ok(())
+}
+
+async fn user_set_disabled(config: &Config, email: &str, disabled: bool) -> Result<(), CliError> {
+    let provider = startup::provider(config).await?;
+    let user = account::find_by_email(&provider, email).await?;
+    account::set_disabled(&provider, &user, disabled, "cli").await?;
+    println!("{} {}", user.email, if disabled { "disabled; every session ended" } else { "enabled" });
+    Ok(())
+}
+
+async fn user_set_password(config: &Config, email: &str) -> Result<(), CliError> {
+    let password = SecretString::new(read_stdin_line()?);
+    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
+        return Err(CliError::Invalid(format!("the password must have at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    let provider = startup::provider(config).await?;
+    let hasher = startup::password_hasher(config)?;
+    let user = account::find_by_email(&provider, email).await?;
+    account::set_password(&provider, &hasher, &user, &password, None, "cli").await?;
+    println!("password set for {}; every session ended", user.email);
+    Ok(())
+}
+
+async fn session_list(config: &Config, email: &str) -> Result<(), CliError> {
+    let provider = startup::provider(config).await?;
+    let user = account::find_by_email(&provider, email).await?;
+    let now = provider.now();
+    println!("id\tcreated\tlast_seen\texpires\tip\tclients\tdevice");
+    for s in provider.store.list_user_sessions(&user.id, now).await? {
+        let clients = provider.store.session_clients(&s.id).await?.join(",");
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            s.id,
+            s.created_at,
+            s.last_seen_at,
+            s.expires_at,
+            s.ip.as_deref().unwrap_or("-"),
+            if clients.is_empty() { "-".into() } else { clients },
+            crate::auth::session::device_label(s.user_agent.as_deref()),
+        );
+    }
+    Ok(())
+}
+
+async fn session_revoke(config: &Config, id: Option<String>, all: Option<String>) -> Result<(), CliError> {
+    let provider = startup::provider(config).await?;
+    if let Some(email) = all {
+        let user = account::find_by_email(&provider, &email).await?;
+        let ended = account::sign_out_everywhere(&provider, &user, None, "cli").await?;
+        println!("ended {ended} session(s) of {}", user.email);
+        return Ok(());
+    }
+    let id = id.unwrap_or_default();
+    let Some(session) = provider.store.find_session(&id).await? else {
+        return Err(CliError::Invalid(format!("no session {id}")));
+    };
+    provider.store.revoke_session(&id, provider.now()).await?;
+    provider.audit(AuditEvent::new("session.revoked").actor("cli").subject(&session.user_id).detail("session", id.clone())).await;
+    println!("session {id} ended");
+    Ok(())
+}
+
+async fn audit_tail(config: &Config, lines: i64) -> Result<(), CliError> {
+    let provider = startup::provider(config).await?;
+    let mut rows = provider.store.audit_tail(lines.clamp(1, 10_000)).await?;
+    rows.reverse();
+    for r in rows {
+        println!(
+            "{}\t{}\t{}\tactor={}\tsubject={}\tip={}\t{}",
+            r.seq,
+            r.at,
+            r.action,
+            r.actor.as_deref().unwrap_or("-"),
+            r.subject.as_deref().unwrap_or("-"),
+            r.ip.as_deref().unwrap_or("-"),
+            r.detail
+        );
+    }
+    Ok(())
+}
+
+async fn audit_verify(config: &Config) -> Result<(), CliError> {
+    let provider = startup::provider(config).await?;
+    // Read the head first: entries appended while we walk are past it and not judged.
+    let (head_seq, head_hash) = provider.store.audit_head().await?;
+    let mut verifier = ChainVerifier::new(&provider.crypto);
+    let mut after = 0;
+    'walk: loop {
+        let page = provider.store.audit_after(after, 1000).await?;
+        if page.is_empty() {
+            break;
+        }
+        for r in &page {
+            if r.seq > head_seq {
+                break 'walk;
+            }
+            verifier.next(r)?;
+            after = r.seq;
+        }
+    }
+    let count = verifier.finish(head_seq, &head_hash)?;
+    println!("audit log intact: {count} entries verified");
     Ok(())
 }

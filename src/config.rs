@@ -26,6 +26,8 @@ pub const SETTINGS: &[&str] = &[
     "refresh_absolute_ttl",
     "session_idle_ttl",
     "session_absolute_ttl",
+    "max_sessions_per_user",
+    "session_limit_policy",
     "signing_alg",
     "key_rotation_interval",
     "key_publish_lead",
@@ -51,6 +53,15 @@ pub enum ConfigError {
     File { path: String, message: String },
 }
 
+/// What happens when a sign-in would exceed `max_sessions_per_user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLimitPolicy {
+    /// The oldest sessions end to make room.
+    EvictOldest,
+    /// The new sign-in is refused with a clear message.
+    Refuse,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address the HTTP server binds, `host:port`.
@@ -74,6 +85,10 @@ pub struct Config {
     pub refresh_absolute_ttl: Duration,
     pub session_idle_ttl: Duration,
     pub session_absolute_ttl: Duration,
+    /// Concurrent sessions a user may hold; 0 means unlimited.
+    pub max_sessions_per_user: u32,
+    /// What a sign-in beyond the limit does.
+    pub session_limit_policy: SessionLimitPolicy,
     pub signing_alg: SigningAlg,
     pub key_rotation_interval: Duration,
     pub key_publish_lead: Duration,
@@ -109,6 +124,8 @@ impl Default for Config {
             refresh_absolute_ttl: Duration::from_secs(7 * 86400),
             session_idle_ttl: Duration::from_secs(8 * 3600),
             session_absolute_ttl: Duration::from_secs(7 * 86400),
+            max_sessions_per_user: 0,
+            session_limit_policy: SessionLimitPolicy::EvictOldest,
             signing_alg: SigningAlg::Es256,
             key_rotation_interval: Duration::from_secs(90 * 86400),
             key_publish_lead: Duration::from_secs(3600),
@@ -216,6 +233,14 @@ impl Config {
             "refresh_absolute_ttl" => self.refresh_absolute_ttl = duration(v)?,
             "session_idle_ttl" => self.session_idle_ttl = duration(v)?,
             "session_absolute_ttl" => self.session_absolute_ttl = duration(v)?,
+            "max_sessions_per_user" => self.max_sessions_per_user = number(v)?,
+            "session_limit_policy" => {
+                self.session_limit_policy = match v.trim() {
+                    "evict_oldest" => SessionLimitPolicy::EvictOldest,
+                    "refuse" => SessionLimitPolicy::Refuse,
+                    _ => return Err("expected `evict_oldest` or `refuse`".into()),
+                }
+            }
             "signing_alg" => self.signing_alg = v.trim().parse()?,
             "key_rotation_interval" => self.key_rotation_interval = duration(v)?,
             "key_publish_lead" => self.key_publish_lead = duration(v)?,

@@ -5,6 +5,7 @@
 //! their SQL implementation, and `http` the thin actix-web adapters.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;

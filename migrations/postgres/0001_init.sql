@@ -105,3 +105,24 @@ CREATE TABLE consents (
     granted_at BIGINT NOT NULL,
     PRIMARY KEY (user_id, client_id)
 );
+
+-- Append-only, hash-chained audit log. audit_head serialises appends and remembers the last hash,
+-- so a deleted tail is detected as well as an edited row.
+CREATE TABLE audit_events (
+    seq        BIGINT PRIMARY KEY,
+    at         BIGINT NOT NULL,
+    action     TEXT NOT NULL,
+    actor      TEXT,
+    subject    TEXT,
+    ip         TEXT,
+    user_agent TEXT,
+    detail     TEXT NOT NULL,
+    prev_hash  BYTEA NOT NULL,
+    hash       BYTEA NOT NULL
+);
+CREATE TABLE audit_head (
+    id        BIGINT PRIMARY KEY,
+    seq       BIGINT NOT NULL,
+    last_hash BYTEA NOT NULL
+);
+INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, ''::bytea);

@@ -105,3 +105,24 @@ CREATE TABLE consents (
     granted_at INTEGER NOT NULL,
     PRIMARY KEY (user_id, client_id)
 );
+
+-- Append-only, hash-chained audit log. audit_head serialises appends and remembers the last hash,
+-- so a deleted tail is detected as well as an edited row.
+CREATE TABLE audit_events (
+    seq        INTEGER PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    action     TEXT NOT NULL,
+    actor      TEXT,
+    subject    TEXT,
+    ip         TEXT,
+    user_agent TEXT,
+    detail     TEXT NOT NULL,
+    prev_hash  BLOB NOT NULL,
+    hash       BLOB NOT NULL
+);
+CREATE TABLE audit_head (
+    id        INTEGER PRIMARY KEY,
+    seq       INTEGER NOT NULL,
+    last_hash BLOB NOT NULL
+);
+INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, X'');

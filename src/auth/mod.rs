@@ -1,4 +1,5 @@
 //! People: password hashing and browser (SSO) sessions.
 
+pub mod account;
 pub mod password;
 pub mod session;

@@ -2,6 +2,7 @@
 //! absolute limits. A new session (and cookie) is made at every sign-in: no fixation.
 
 use crate::clock::Timestamp;
+use crate::config::SessionLimitPolicy;
 use crate::crypto::{random_id, random_token};
 use crate::oauth::Provider;
 use crate::store::{Session, SessionStore, StoreResult, User, UserStore};
@@ -47,6 +48,43 @@ pub async fn start(
     Ok((cookie, ActiveSession { session, user: user.clone() }))
 }
 
+/// Outcome of applying the per-user session limit before a new sign-in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Room {
+    Available,
+    /// These sessions were ended to make room.
+    Evicted(Vec<String>),
+    Refused,
+}
+
+/// Makes room for one more session under `max` (0 = unlimited).
+pub async fn make_room(p: &Provider, user: &User, max: u32, policy: SessionLimitPolicy, now: Timestamp) -> StoreResult<Room> {
+    if max == 0 {
+        return Ok(Room::Available);
+    }
+    let live: Vec<Session> = p
+        .store
+        .list_user_sessions(&user.id, now)
+        .await?
+        .into_iter()
+        .filter(|s| s.last_seen_at + p.settings.session_idle_ttl > now)
+        .collect();
+    let max = max as usize;
+    if live.len() < max {
+        return Ok(Room::Available);
+    }
+    if policy == SessionLimitPolicy::Refuse {
+        return Ok(Room::Refused);
+    }
+    // Newest first: keep the newest max-1, end the rest.
+    let mut evicted = Vec::new();
+    for s in live.iter().skip(max - 1) {
+        p.store.revoke_session(&s.id, now).await?;
+        evicted.push(s.id.clone());
+    }
+    Ok(Room::Evicted(evicted))
+}
+
 /// The live session behind a cookie value, if any.
 pub async fn resolve(p: &Provider, cookie: &str, now: Timestamp) -> StoreResult<Option<ActiveSession>> {
     if cookie.len() > 128 {
@@ -71,4 +109,52 @@ pub async fn resolve(p: &Provider, cookie: &str, now: Timestamp) -> StoreResult<
         p.store.touch_session(&session.id, now).await?;
     }
     Ok(Some(ActiveSession { session, user }))
+}
+
+/// A short human label for a User-Agent ("Firefox on Linux"), for the sessions pages.
+pub fn device_label(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent else {
+        return "Unknown device".into();
+    };
+    let browser = if ua.contains("Edg/") {
+        "Edge"
+    } else if ua.contains("Firefox/") {
+        "Firefox"
+    } else if ua.contains("Chrome/") || ua.contains("Chromium/") {
+        "Chrome"
+    } else if ua.contains("Safari/") {
+        "Safari"
+    } else if ua.starts_with("curl/") {
+        "curl"
+    } else {
+        "Browser"
+    };
+    let os = if ua.contains("iPhone") || ua.contains("iPad") {
+        "iOS"
+    } else if ua.contains("Android") {
+        "Android"
+    } else if ua.contains("Windows") {
+        "Windows"
+    } else if ua.contains("Mac OS X") || ua.contains("Macintosh") {
+        "macOS"
+    } else if ua.contains("Linux") || ua.contains("X11") {
+        "Linux"
+    } else {
+        ""
+    };
+    if os.is_empty() { browser.to_string() } else { format!("{browser} on {os}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device_label;
+
+    #[test]
+    fn devices_are_labelled_from_the_user_agent() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        assert_eq!(device_label(Some(chrome)), "Chrome on Linux");
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile Safari/604.1";
+        assert_eq!(device_label(Some(iphone)), "Safari on iOS");
+        assert_eq!(device_label(None), "Unknown device");
+    }
 }

@@ -11,13 +11,16 @@ use super::protocol::form_body;
 use super::views::{ConsentPage, HomePage, LoginPage, ScopeLine, describe_scope};
 use super::AppState;
 use crate::auth::password::MAX_PASSWORD_BYTES;
-use crate::auth::session::{self, ActiveSession, DeviceInfo};
+use crate::audit::AuditEvent;
+use crate::auth::session::{self, ActiveSession, DeviceInfo, Room};
 use crate::crypto::SecretString;
 use crate::oauth::authorize::{self, AuthorizationRequest, Next, Rejection};
 use crate::oauth::params::Params;
 use crate::store::{Client, ConsentStore, SessionStore, UserStore};
 
 pub const BAD_CREDENTIALS: &str = "The email or password is incorrect.";
+pub const TOO_MANY_SESSIONS: &str =
+    "You are signed in on too many devices. Sign out on another device first, or ask your administrator.";
 
 pub(crate) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -221,8 +224,22 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
             return server_error_page();
         }
     };
-    let Some(user) = user.filter(|u| verification.valid && !u.disabled) else {
-        tracing::info!(outcome = "failure", "sign-in failed");
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(String::from);
+    let Some(user) = user.clone().filter(|u| verification.valid && !u.disabled) else {
+        let reason = match &user {
+            None => "unknown_account",
+            Some(u) if u.disabled => "account_disabled",
+            Some(_) => "wrong_password",
+        };
+        tracing::info!(outcome = "failure", reason, "sign-in failed");
+        p.audit(
+            AuditEvent::new("signin.failure")
+                .subject(user.as_ref().map(|u| u.id.clone()).unwrap_or_else(|| email.clone()))
+                .from_device(ip.clone(), user_agent.clone())
+                .detail("reason", reason),
+        )
+        .await;
         return fail(StatusCode::UNAUTHORIZED);
     };
     let now = p.now();
@@ -238,9 +255,30 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
     {
         tracing::warn!(error = %e, "could not end the previous session");
     }
+    let limit = state.config.max_sessions_per_user;
+    match session::make_room(p, &user, limit, state.config.session_limit_policy, now).await {
+        Ok(Room::Available) => {}
+        Ok(Room::Evicted(ended)) => {
+            p.audit(AuditEvent::new("session.evicted").subject(&user.id).detail("sessions", ended)).await;
+        }
+        Ok(Room::Refused) => {
+            p.audit(
+                AuditEvent::new("signin.refused")
+                    .subject(&user.id)
+                    .from_device(ip.clone(), user_agent.clone())
+                    .detail("reason", "session_limit"),
+            )
+            .await;
+            return render_login(&state, &req, StatusCode::FORBIDDEN, form.request.clone(), client, &email, Some(TOO_MANY_SESSIONS));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "session limit check failed");
+            return server_error_page();
+        }
+    }
     let device = DeviceInfo {
-        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(String::from),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent: user_agent.clone(),
+        ip: ip.clone(),
     };
     let (cookie_value, active) = match session::start(p, &user, vec!["pwd".into()], device, now).await {
         Ok(v) => v,
@@ -250,9 +288,17 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
         }
     };
     tracing::info!(outcome = "success", user_id = %user.id, session_id = %active.session.id, "sign-in");
+    p.audit(
+        AuditEvent::new("signin.success")
+            .subject(&user.id)
+            .from_device(ip, user_agent)
+            .detail("session", active.session.id.clone())
+            .detail("amr", "pwd"),
+    )
+    .await;
     let mut res = match &pending {
         Some((params, client, authz)) => proceed(&state, &req, params, client, authz, Some(&active), true).await,
-        None => see_other("/"),
+        None => see_other("/account"),
     };
     let cookie = cookies::session_cookie(cookie_value, secure, p.settings.session_absolute_ttl);
     if let Err(e) = res.add_cookie(&cookie) {

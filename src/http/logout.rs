@@ -94,6 +94,13 @@ async fn end_current(state: &AppState, req: &HttpRequest) -> Result<(), HttpResp
             server_error_page()
         })?;
         tracing::info!(session_id = %active.session.id, user_id = %active.user.id, "signed out");
+        p.audit(
+            crate::audit::AuditEvent::new("session.logout")
+                .actor(&active.user.id)
+                .subject(&active.user.id)
+                .detail("session", active.session.id.clone()),
+        )
+        .await;
     }
     Ok(())
 }

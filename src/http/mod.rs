@@ -1,5 +1,6 @@
 //! Thin actix-web adapters: extract, call one function of the engine, render.
 
+pub mod account;
 pub mod browser;
 pub mod cookies;
 pub mod errors;
@@ -71,6 +72,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::get().to(logout::logout_get))
         .route("/logout", web::post().to(logout::logout_post))
         .route("/", web::get().to(browser::home))
+        .route("/account", web::get().to(account::account_page))
+        .route("/account/sessions", web::get().to(account::sessions_page))
+        .route("/account/sessions/revoke", web::post().to(account::revoke_one))
+        .route("/account/sessions/revoke-all", web::post().to(account::revoke_all))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/{file}", web::get().to(health::static_file))

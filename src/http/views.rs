@@ -61,3 +61,37 @@ pub fn describe_scope(scope: &str) -> String {
         other => format!("access {other}"),
     }
 }
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub email: String,
+    pub name: Option<String>,
+    pub csrf_token: String,
+}
+
+pub struct SessionLine {
+    pub id: String,
+    pub device: String,
+    pub ip: Option<String>,
+    pub clients: String,
+    pub created: String,
+    pub last_seen: String,
+    pub expires: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "sessions.html")]
+pub struct SessionsPage {
+    pub sessions: Vec<SessionLine>,
+    pub csrf_token: String,
+    pub notice: Option<String>,
+}
+
+/// A timestamp as people read it (UTC).
+pub fn when(t: i64) -> String {
+    let secs = u64::try_from(t).unwrap_or(0);
+    let rendered = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string();
+    rendered.replace('T', " ").replace('Z', " UTC")
+}

@@ -78,6 +78,14 @@ impl Provider {
         }
     }
 
+    /// Appends to the audit log; a failure is logged, never shown to the caller.
+    pub async fn audit(&self, event: crate::audit::AuditEvent) {
+        use crate::store::AuditStore;
+        if let Err(e) = self.store.append_audit(&self.crypto, self.now(), &event).await {
+            tracing::error!(error = %e, action = %event.action, "could not write the audit log");
+        }
+    }
+
     pub fn replace_keys(&self, keyring: Keyring) {
         let new = Arc::new(keyring);
         match self.keyring.write() {

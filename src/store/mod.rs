@@ -188,6 +188,13 @@ pub trait SessionStore {
     async fn touch_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
     /// Revokes one session and every refresh token bound to it. Idempotent.
     async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+    /// The user's sessions that are neither revoked nor past their absolute end, newest first.
+    async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>>;
+    /// Revokes every session of the user except `keep`, with their refresh tokens; with no `keep`,
+    /// every refresh token of the user too. Returns how many sessions ended.
+    async fn revoke_user_sessions(&self, user_id: &str, keep: Option<&str>, now: Timestamp) -> StoreResult<u64>;
+    /// The clients that received codes or refresh tokens through this session.
+    async fn session_clients(&self, session_id: &str) -> StoreResult<Vec<String>>;
 }
 
 #[allow(async_fn_in_trait)]
@@ -250,6 +257,18 @@ pub trait ConsentStore {
     ) -> StoreResult<()>;
 }
 
+#[allow(async_fn_in_trait)]
+pub trait AuditStore {
+    /// Appends an entry, chaining it to the last one; appends are serialised. Returns its number.
+    async fn append_audit(&self, crypto: &crate::crypto::Crypto, at: Timestamp, event: &crate::audit::AuditEvent) -> StoreResult<i64>;
+    /// Entries with `seq > after`, oldest first, at most `limit`.
+    async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>>;
+    /// The newest `limit` entries, newest first.
+    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>>;
+    /// (last sequence number, last hash) as recorded by the appends.
+    async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>)>;
+}
+
 /// Everything the server needs from persistence.
 pub trait Store:
     UserStore
@@ -260,6 +279,7 @@ pub trait Store:
     + DenyListStore
     + KeyStore
     + ConsentStore
+    + AuditStore
 {
 }
 
@@ -272,5 +292,6 @@ impl<T> Store for T where
         + DenyListStore
         + KeyStore
         + ConsentStore
+    + AuditStore
 {
 }

@@ -370,6 +370,59 @@ impl SessionStore for SqlStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>> {
+        sqlx::query(
+            "SELECT * FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2              ORDER BY created_at DESC, id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(session_from)
+        .collect()
+    }
+
+    async fn revoke_user_sessions(&self, user_id: &str, keep: Option<&str>, now: Timestamp) -> StoreResult<u64> {
+        self.revoke_sessions_where(user_id, keep, now).await
+    }
+
+    async fn session_clients(&self, session_id: &str) -> StoreResult<Vec<String>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT client_id FROM refresh_tokens WHERE session_id = $1              UNION SELECT client_id FROM auth_codes WHERE session_id = $1 ORDER BY 1",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}
+
+impl SqlStore {
+    async fn revoke_sessions_where(&self, user_id: &str, keep: Option<&str>, now: Timestamp) -> StoreResult<u64> {
+        let keep = keep.unwrap_or("");
+        let mut tx = self.pool.begin().await?;
+        let ended = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL              AND ($3 = '' OR session_id IS NULL OR session_id <> $3)",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
 }
 
 impl AuthCodeStore for SqlStore {
@@ -629,5 +682,100 @@ impl ConsentStore for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+fn audit_from(row: &AnyRow) -> StoreResult<crate::audit::AuditRecord> {
+    Ok(crate::audit::AuditRecord {
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        action: row.try_get("action")?,
+        actor: row.try_get("actor")?,
+        subject: row.try_get("subject")?,
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        detail: row.try_get("detail")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+impl AuditStore for SqlStore {
+    async fn append_audit(
+        &self,
+        crypto: &crate::crypto::Crypto,
+        at: Timestamp,
+        e: &crate::audit::AuditEvent,
+    ) -> StoreResult<i64> {
+        let mut tx = self.pool.begin().await?;
+        // Writing the head row first takes its lock: appends from every process queue here.
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash")
+            .fetch_one(&mut *tx)
+            .await?;
+        let seq: i64 = head.try_get("seq")?;
+        let prev: Vec<u8> = head.try_get("last_hash")?;
+        let detail = e.detail.to_string();
+        let hash = crate::audit::link(
+            crypto,
+            &prev,
+            seq,
+            at,
+            &e.action,
+            e.actor.as_deref(),
+            e.subject.as_deref(),
+            e.ip.as_deref(),
+            e.user_agent.as_deref(),
+            &detail,
+        );
+        sqlx::query(
+            "INSERT INTO audit_events (seq, at, action, actor, subject, ip, user_agent, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(seq)
+        .bind(at)
+        .bind(&e.action)
+        .bind(&e.actor)
+        .bind(&e.subject)
+        .bind(&e.ip)
+        .bind(&e.user_agent)
+        .bind(&detail)
+        .bind(prev)
+        .bind(hash.clone())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>> {
+        sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(audit_from)
+            .collect()
+    }
+
+    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>> {
+        sqlx::query("SELECT * FROM audit_events ORDER BY seq DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(audit_from)
+            .collect()
+    }
+
+    async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>)> {
+        let row = sqlx::query("SELECT seq, last_hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get("seq")?, row.try_get("last_hash")?))
     }
 }

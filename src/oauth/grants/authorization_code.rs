@@ -1,6 +1,7 @@
 //! The authorization code grant (RFC 6749 §4.1.3) with mandatory PKCE (RFC 7636).
 
 use super::{Grant, active_user, session_not_revoked};
+use crate::audit::AuditEvent;
 use crate::crypto::random_id;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
@@ -37,6 +38,13 @@ impl Grant for AuthorizationCode {
                 if !first.access_jti.is_empty() {
                     p.store.deny_jti(&first.access_jti, first.access_expires_at).await?;
                 }
+                p.audit(
+                    AuditEvent::new("code.replayed")
+                        .actor(&client.id)
+                        .subject(&code.user_id)
+                        .detail("family", first.family_id.clone()),
+                )
+                .await;
                 return Err(OAuthError::InvalidGrant("the authorization code was already used".into()));
             }
         };

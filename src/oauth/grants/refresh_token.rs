@@ -7,6 +7,7 @@
 //! Any other use of a rotated token is a replay: the whole family and its session are revoked.
 
 use super::{Grant, active_user, session_not_revoked};
+use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::crypto::{open_with_token, seal_with_token};
 use crate::oauth::error::OAuthError;
@@ -135,6 +136,14 @@ async fn racing_twin(p: &Provider, token: &RefreshToken, presented: &str, now: T
         && let Ok(value) = String::from_utf8(value)
     {
         tracing::info!(family = %token.family_id, "concurrent refresh within the grace window; returning the same successor");
+        p.audit(
+            AuditEvent::new("refresh.race")
+                .actor(&token.client_id)
+                .subject(token.user_id.clone().unwrap_or_default())
+                .detail("family", token.family_id.clone())
+                .detail("seconds_after_rotation", now - rotated_at),
+        )
+        .await;
         return Ok(value);
     }
     tracing::warn!(
@@ -146,5 +155,14 @@ async fn racing_twin(p: &Provider, token: &RefreshToken, presented: &str, now: T
     if let Some(sid) = &token.session_id {
         p.store.revoke_session(sid, now).await?;
     }
+    p.audit(
+        AuditEvent::new("refresh.reuse_detected")
+            .actor(&token.client_id)
+            .subject(token.user_id.clone().unwrap_or_default())
+            .detail("family", token.family_id.clone())
+            .detail("session", token.session_id.clone())
+            .detail("seconds_after_rotation", now - rotated_at),
+    )
+    .await;
     Err(invalid("the refresh token was already used; the session has been ended"))
 }

@@ -1,0 +1,79 @@
+//! Account-wide actions shared by the CLI, the account pages and (later) the admin pages. Each
+//! one is audited with who did it.
+
+use crate::audit::AuditEvent;
+use crate::auth::password::PasswordHasher;
+use crate::crypto::SecretString;
+use crate::oauth::Provider;
+use crate::store::{SessionStore, StoreError, User, UserStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password hashing failed")]
+    Hash,
+}
+
+pub async fn find_by_email(p: &Provider, email: &str) -> Result<User, AccountError> {
+    p.store
+        .find_user_by_email(&email.trim().to_lowercase())
+        .await?
+        .ok_or(AccountError::NoSuchUser)
+}
+
+/// Signs the user out everywhere except `keep` (the session making the request, if any).
+pub async fn sign_out_everywhere(p: &Provider, user: &User, keep: Option<&str>, actor: &str) -> Result<u64, AccountError> {
+    let ended = p.store.revoke_user_sessions(&user.id, keep, p.now()).await?;
+    p.audit(
+        AuditEvent::new("sessions.revoked_all")
+            .actor(actor)
+            .subject(&user.id)
+            .detail("ended", ended)
+            .detail("kept_current", keep.is_some()),
+    )
+    .await;
+    Ok(ended)
+}
+
+/// Blocks or unblocks a user. Blocking ends every session and refresh token at once; every
+/// grant then fails because the user is disabled.
+pub async fn set_disabled(p: &Provider, user: &User, disabled: bool, actor: &str) -> Result<(), AccountError> {
+    let now = p.now();
+    if !p.store.set_user_disabled(&user.id, disabled, now).await? {
+        return Err(AccountError::NoSuchUser);
+    }
+    if disabled {
+        p.store.revoke_user_sessions(&user.id, None, now).await?;
+    }
+    let action = if disabled { "user.disabled" } else { "user.enabled" };
+    p.audit(AuditEvent::new(action).actor(actor).subject(&user.id)).await;
+    Ok(())
+}
+
+/// Sets a new password and ends every other session (NIST SP 800-63B §6.1.2.3 spirit).
+pub async fn set_password(
+    p: &Provider,
+    hasher: &PasswordHasher,
+    user: &User,
+    password: &SecretString,
+    keep: Option<&str>,
+    actor: &str,
+) -> Result<(), AccountError> {
+    let hash = hasher.hash(password).await.map_err(|_| AccountError::Hash)?;
+    let now = p.now();
+    p.store.set_password_hash(&user.id, &hash, now).await?;
+    let ended = p.store.revoke_user_sessions(&user.id, keep, now).await?;
+    p.audit(
+        AuditEvent::new("user.password_changed")
+            .actor(actor)
+            .subject(&user.id)
+            .detail("sessions_ended", ended),
+    )
+    .await;
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The signed-in person's own pages: account and "devices and sessions".
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::browser::{csrf_failed, current_session, html, read_form, see_other};
+use super::cookies;
+use super::errors::server_error_page;
+use super::views::{AccountPage, SessionLine, SessionsPage, SignedOutPage, when};
+use super::AppState;
+use crate::audit::AuditEvent;
+use crate::auth::account;
+use crate::auth::session::{ActiveSession, device_label};
+use crate::store::SessionStore;
+
+async fn signed_in(state: &AppState, req: &HttpRequest) -> Result<ActiveSession, HttpResponse> {
+    match current_session(state, req).await? {
+        Some(a) => Ok(a),
+        None => Err(see_other("/login")),
+    }
+}
+
+/// GET /account
+pub async fn account_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let active = match signed_in(&state, &req).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let csrf = cookies::csrf(&state.provider, &req, state.secure_cookies());
+    let view = AccountPage {
+        email: active.user.email.clone(),
+        name: active.user.name.clone(),
+        csrf_token: csrf.token.clone(),
+    };
+    html(StatusCode::OK, &csrf, view.render())
+}
+
+async fn render_sessions(state: &AppState, req: &HttpRequest, active: &ActiveSession, notice: Option<String>) -> HttpResponse {
+    let p = &state.provider;
+    let now = p.now();
+    let sessions = match p.store.list_user_sessions(&active.user.id, now).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "could not list sessions");
+            return server_error_page();
+        }
+    };
+    let mut lines = Vec::with_capacity(sessions.len());
+    for s in sessions.into_iter().filter(|s| s.last_seen_at + p.settings.session_idle_ttl > now) {
+        let clients = p.store.session_clients(&s.id).await.unwrap_or_default().join(", ");
+        lines.push(SessionLine {
+            current: s.id == active.session.id,
+            device: device_label(s.user_agent.as_deref()),
+            ip: s.ip.clone(),
+            clients,
+            created: when(s.created_at),
+            last_seen: when(s.last_seen_at),
+            expires: when(s.expires_at.min(s.last_seen_at + p.settings.session_idle_ttl)),
+            id: s.id,
+        });
+    }
+    let csrf = cookies::csrf(p, req, state.secure_cookies());
+    let view = SessionsPage {
+        sessions: lines,
+        csrf_token: csrf.token.clone(),
+        notice,
+    };
+    html(StatusCode::OK, &csrf, view.render())
+}
+
+/// GET /account/sessions
+pub async fn sessions_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    match signed_in(&state, &req).await {
+        Ok(active) => render_sessions(&state, &req, &active, None).await,
+        Err(res) => res,
+    }
+}
+
+fn signed_out(state: &AppState, req: &HttpRequest) -> HttpResponse {
+    let csrf = cookies::csrf(&state.provider, req, state.secure_cookies());
+    let mut res = html(StatusCode::OK, &csrf, SignedOutPage.render());
+    let _ = res.add_cookie(&cookies::clear_session_cookie(state.secure_cookies()));
+    res
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    session_id: String,
+}
+
+/// POST /account/sessions/revoke: end one of my sessions.
+pub async fn revoke_one(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let p = &state.provider;
+    let form: RevokeForm = match read_form(&req, payload).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
+        return csrf_failed();
+    }
+    let active = match signed_in(&state, &req).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    // Only the user's own sessions; anything else is treated as already gone.
+    let target = match p.store.find_session(&form.session_id).await {
+        Ok(Some(s)) if s.user_id == active.user.id => s,
+        Ok(_) => return render_sessions(&state, &req, &active, Some("That session had already ended.".into())).await,
+        Err(e) => {
+            tracing::error!(error = %e, "session lookup failed");
+            return server_error_page();
+        }
+    };
+    if let Err(e) = p.store.revoke_session(&target.id, p.now()).await {
+        tracing::error!(error = %e, "could not end a session");
+        return server_error_page();
+    }
+    p.audit(
+        AuditEvent::new("session.revoked")
+            .actor(&active.user.id)
+            .subject(&active.user.id)
+            .detail("session", target.id.clone()),
+    )
+    .await;
+    if target.id == active.session.id {
+        return signed_out(&state, &req);
+    }
+    render_sessions(&state, &req, &active, Some(format!("Signed out {}.", device_label(target.user_agent.as_deref())))).await
+}
+
+#[derive(Deserialize)]
+struct RevokeAllForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    keep_current: String,
+}
+
+/// POST /account/sessions/revoke-all: "sign out all (other) devices".
+pub async fn revoke_all(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let p = &state.provider;
+    let form: RevokeAllForm = match read_form(&req, payload).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
+        return csrf_failed();
+    }
+    let active = match signed_in(&state, &req).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let keep = (form.keep_current == "yes").then_some(active.session.id.as_str());
+    let ended = match account::sign_out_everywhere(p, &active.user, keep, &active.user.id).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "could not end sessions");
+            return server_error_page();
+        }
+    };
+    if keep.is_none() {
+        return signed_out(&state, &req);
+    }
+    let notice = format!("Signed out {ended} other device{}.", if ended == 1 { "" } else { "s" });
+    render_sessions(&state, &req, &active, Some(notice)).await
+}
