@@ -426,7 +426,7 @@ async fn session_revoke(config: &Config, id: Option<String>, all: Option<String>
     let Some(session) = provider.store.find_session(&id).await? else {
         return Err(CliError::Invalid(format!("no session {id}")));
     };
-    provider.store.revoke_session(&id, provider.now()).await?;
+    provider.revoke_session(&id).await?;
     provider.audit(AuditEvent::new("session.revoked").actor("cli").subject(&session.user_id).detail("session", id.clone())).await;
     println!("session {id} ended");
     Ok(())

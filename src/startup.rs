@@ -12,6 +12,7 @@ use crate::auth::password::{PasswordError, PasswordHasher};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{Crypto, MasterKey};
+use crate::fleet::{Fleet, FleetError};
 use crate::http::{self, AppState};
 use crate::keys::rotation::{self, RotationError, RotationPolicy};
 use crate::keys::{KeyError, Keyring};
@@ -32,6 +33,8 @@ pub enum StartupError {
     Password(#[from] PasswordError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0} (setting `redis_url`)")]
+    Fleet(#[from] FleetError),
 }
 
 /// The master key: configured, or (embedded SQLite only) generated into the data folder.
@@ -102,12 +105,15 @@ pub async fn provider(config: &Config) -> Result<Provider, StartupError> {
     let now = clock.now();
     let keys = rotation::reconcile(&store, &crypto, &rotation_policy(config), now).await?;
     let keyring = Keyring::load(&keys, &crypto)?.shared();
+    let fleet = Arc::new(Fleet::connect(config.redis_url.as_deref()).await?);
+    fleet.sync(&store, now).await?;
     Ok(Provider {
         store,
         keyring,
         crypto,
         clock,
         settings: Arc::new(Settings::from_config(config)),
+        fleet,
     })
 }
 
@@ -149,6 +155,18 @@ async fn key_maintenance(provider: Provider, policy: RotationPolicy, every: Dura
     }
 }
 
+/// Replays the revocation log: the safety net behind Redis pub/sub, and the only path without it.
+async fn revocation_sync(provider: Provider, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = provider.fleet.sync(&provider.store, provider.now()).await {
+            tracing::warn!(error = %e, "could not read the revocation log");
+        }
+    }
+}
+
 /// Runs the server until it is stopped.
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let provider = provider(&config).await?;
@@ -185,6 +203,8 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     .listen(listener)?
     .run();
     actix_web::rt::spawn(key_maintenance(provider.clone(), rotation_policy(&config), config.key_reload_interval));
+    actix_web::rt::spawn(revocation_sync(provider.clone(), config.revocation_poll_interval));
+    actix_web::rt::spawn(provider.fleet.clone().listen());
     print_welcome(&config, &address.to_string(), provider.store.backend());
     server.await?;
     provider.store.close().await;

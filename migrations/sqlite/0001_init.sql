@@ -82,11 +82,6 @@ CREATE INDEX refresh_tokens_session_id ON refresh_tokens(session_id);
 CREATE INDEX refresh_tokens_user_id ON refresh_tokens(user_id);
 CREATE INDEX refresh_tokens_expires_at ON refresh_tokens(expires_at);
 
-CREATE TABLE denied_jtis (
-    jti        TEXT PRIMARY KEY,
-    expires_at INTEGER NOT NULL
-);
-
 CREATE TABLE signing_keys (
     kid         TEXT PRIMARY KEY,
     alg         TEXT NOT NULL,
@@ -126,3 +121,15 @@ CREATE TABLE audit_head (
     last_hash BLOB NOT NULL
 );
 INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, X'');
+
+-- Revocations that live JWT access tokens must observe, kept until those tokens have expired.
+-- Every replica replays this log into memory (and hears new entries over Redis pub/sub).
+CREATE TABLE revocation_events (
+    seq        INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    keep       TEXT,
+    at         INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX revocation_events_expires_at ON revocation_events(expires_at);

@@ -5,7 +5,7 @@ use crate::audit::AuditEvent;
 use crate::auth::password::PasswordHasher;
 use crate::crypto::SecretString;
 use crate::oauth::Provider;
-use crate::store::{SessionStore, StoreError, User, UserStore};
+use crate::store::{StoreError, User, UserStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -28,7 +28,7 @@ pub async fn find_by_email(p: &Provider, email: &str) -> Result<User, AccountErr
 
 /// Signs the user out everywhere except `keep` (the session making the request, if any).
 pub async fn sign_out_everywhere(p: &Provider, user: &User, keep: Option<&str>, actor: &str) -> Result<u64, AccountError> {
-    let ended = p.store.revoke_user_sessions(&user.id, keep, p.now()).await?;
+    let ended = p.revoke_user_sessions(&user.id, keep).await?;
     p.audit(
         AuditEvent::new("sessions.revoked_all")
             .actor(actor)
@@ -48,7 +48,7 @@ pub async fn set_disabled(p: &Provider, user: &User, disabled: bool, actor: &str
         return Err(AccountError::NoSuchUser);
     }
     if disabled {
-        p.store.revoke_user_sessions(&user.id, None, now).await?;
+        p.revoke_user_sessions(&user.id, None).await?;
     }
     let action = if disabled { "user.disabled" } else { "user.enabled" };
     p.audit(AuditEvent::new(action).actor(actor).subject(&user.id)).await;
@@ -67,7 +67,7 @@ pub async fn set_password(
     let hash = hasher.hash(password).await.map_err(|_| AccountError::Hash)?;
     let now = p.now();
     p.store.set_password_hash(&user.id, &hash, now).await?;
-    let ended = p.store.revoke_user_sessions(&user.id, keep, now).await?;
+    let ended = p.revoke_user_sessions(&user.id, keep).await?;
     p.audit(
         AuditEvent::new("user.password_changed")
             .actor(actor)

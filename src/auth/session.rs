@@ -79,7 +79,7 @@ pub async fn make_room(p: &Provider, user: &User, max: u32, policy: SessionLimit
     // Newest first: keep the newest max-1, end the rest.
     let mut evicted = Vec::new();
     for s in live.iter().skip(max - 1) {
-        p.store.revoke_session(&s.id, now).await?;
+        p.revoke_session(&s.id).await?;
         evicted.push(s.id.clone());
     }
     Ok(Room::Evicted(evicted))

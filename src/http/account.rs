@@ -116,7 +116,7 @@ pub async fn revoke_one(state: web::Data<AppState>, req: HttpRequest, payload: w
             return server_error_page();
         }
     };
-    if let Err(e) = p.store.revoke_session(&target.id, p.now()).await {
+    if let Err(e) = p.revoke_session(&target.id).await {
         tracing::error!(error = %e, "could not end a session");
         return server_error_page();
     }

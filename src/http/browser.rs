@@ -16,7 +16,7 @@ use crate::auth::session::{self, ActiveSession, DeviceInfo, Room};
 use crate::crypto::SecretString;
 use crate::oauth::authorize::{self, AuthorizationRequest, Next, Rejection};
 use crate::oauth::params::Params;
-use crate::store::{Client, ConsentStore, SessionStore, UserStore};
+use crate::store::{Client, ConsentStore, UserStore};
 
 pub const BAD_CREDENTIALS: &str = "The email or password is incorrect.";
 pub const TOO_MANY_SESSIONS: &str =
@@ -251,7 +251,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
     }
     // The browser's previous session ends: one browser, one session, new id at every sign-in.
     if let Ok(Some(old)) = current_session(&state, &req).await
-        && let Err(e) = p.store.revoke_session(&old.session.id, now).await
+        && let Err(e) = p.revoke_session(&old.session.id).await
     {
         tracing::warn!(error = %e, "could not end the previous session");
     }

@@ -9,15 +9,17 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// Ready when the database answers.
+/// Ready when the database (and Redis, when configured) answers.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.provider.store.ping().await {
-        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed: database");
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unavailable")
-        }
+    if let Err(e) = state.provider.store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed: database");
+        return HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unavailable");
     }
+    if let Err(e) = state.provider.fleet.ping().await {
+        tracing::warn!(error = %e, "readiness check failed: redis");
+        return HttpResponse::ServiceUnavailable().content_type("text/plain").body("redis unavailable");
+    }
+    HttpResponse::Ok().content_type("text/plain").body("ready")
 }
 
 const CSS: &str = include_str!("../../static/tessera.css");

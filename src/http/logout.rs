@@ -15,7 +15,7 @@ use super::AppState;
 use crate::oauth::authorize::{LOGOUT_PURPOSE, open_params, seal_params, with_query};
 use crate::oauth::params::Params;
 use crate::oauth::Provider;
-use crate::store::{ClientStore, SessionStore};
+use crate::store::ClientStore;
 
 #[derive(Deserialize)]
 struct HintClaims {
@@ -89,7 +89,7 @@ fn finish(state: &AppState, req: &HttpRequest, target: Option<&str>) -> HttpResp
 async fn end_current(state: &AppState, req: &HttpRequest) -> Result<(), HttpResponse> {
     let p = &state.provider;
     if let Some(active) = current_session(state, req).await? {
-        p.store.revoke_session(&active.session.id, p.now()).await.map_err(|e| {
+        p.revoke_session(&active.session.id).await.map_err(|e| {
             tracing::error!(error = %e, "could not end a session");
             server_error_page()
         })?;

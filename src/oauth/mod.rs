@@ -20,7 +20,8 @@ use crate::clock::{SharedClock, Timestamp};
 use crate::config::Config;
 use crate::crypto::Crypto;
 use crate::keys::{Keyring, SharedKeyring};
-use crate::store::SqlStore;
+use crate::revocation::{Revocation, RevocationKind};
+use crate::store::{SessionStore, SqlStore, StoreResult};
 
 pub use error::OAuthError;
 
@@ -63,6 +64,7 @@ pub struct Provider {
     pub crypto: Arc<Crypto>,
     pub clock: SharedClock,
     pub settings: Arc<Settings>,
+    pub fleet: Arc<crate::fleet::Fleet>,
 }
 
 impl Provider {
@@ -76,6 +78,41 @@ impl Provider {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    fn revocation(&self, kind: RevocationKind, subject: &str, keep: Option<&str>) -> Revocation {
+        let at = self.now();
+        Revocation {
+            kind,
+            subject: subject.to_string(),
+            keep: keep.map(String::from),
+            at,
+            // Tokens are only issued before `at`, so all are gone one lifetime (plus skew) later.
+            expires_at: at + self.settings.access_token_ttl + 60,
+        }
+    }
+
+    /// Ends one SSO session: its refresh tokens stop working and its access tokens introspect
+    /// as inactive on every replica.
+    pub async fn revoke_session(&self, session_id: &str) -> StoreResult<()> {
+        self.store.revoke_session(session_id, self.now()).await?;
+        let r = self.revocation(RevocationKind::Session, session_id, None);
+        self.fleet.revoke(&self.store, r).await
+    }
+
+    /// Ends every session of a user except `keep`, with their tokens. Returns how many ended.
+    pub async fn revoke_user_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<u64> {
+        let ended = self.store.revoke_user_sessions(user_id, keep, self.now()).await?;
+        let r = self.revocation(RevocationKind::User, user_id, keep);
+        self.fleet.revoke(&self.store, r).await?;
+        Ok(ended)
+    }
+
+    /// Denies one access token until it expires.
+    pub async fn deny_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
+        let mut r = self.revocation(RevocationKind::Jti, jti, None);
+        r.expires_at = expires_at;
+        self.fleet.revoke(&self.store, r).await
     }
 
     /// Appends to the audit log; a failure is logged, never shown to the caller.

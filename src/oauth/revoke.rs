@@ -6,7 +6,7 @@ use super::error::OAuthError;
 use super::params::Params;
 use super::tokens::AccessClaims;
 use super::Provider;
-use crate::store::{DenyListStore, RefreshTokenStore};
+use crate::store::RefreshTokenStore;
 
 pub async fn revoke(p: &Provider, authorization: Option<&str>, body: &str) -> Result<(), OAuthError> {
     let params = Params::parse(body)?;
@@ -27,7 +27,7 @@ pub async fn revoke(p: &Provider, authorization: Option<&str>, body: &str) -> Re
     if let Ok(claims) = p.keys().verify::<AccessClaims>(token, Some("at+jwt"), &p.settings.issuer, now)
         && claims.client_id == client.id
     {
-        p.store.deny_jti(&claims.jti, claims.exp).await?;
+        p.deny_access_token(&claims.jti, claims.exp).await?;
     }
     Ok(())
 }

@@ -201,11 +201,39 @@ contract!(sessions_record_activity_only_forwards, |s: SqlStore| async move {
     assert_eq!(s.find_session(&sess.id).await.unwrap().unwrap().last_seen_at, 150);
 });
 
-contract!(denied_jtis_are_remembered_and_denying_twice_is_harmless, |s: SqlStore| async move {
-    assert!(!s.is_jti_denied("j").await.unwrap());
-    s.deny_jti("j", 100).await.unwrap();
-    s.deny_jti("j", 100).await.unwrap();
-    assert!(s.is_jti_denied("j").await.unwrap());
+contract!(revocations_are_replayed_in_order_until_they_expire, |s: SqlStore| async move {
+    use crate::revocation::{Revocation, RevocationKind};
+    let r = |subject: &str, expires_at| Revocation {
+        kind: RevocationKind::Session,
+        subject: subject.into(),
+        keep: None,
+        at: 10,
+        expires_at,
+    };
+    let a = s.append_revocation(&r("a", 100)).await.unwrap();
+    let b = s.append_revocation(&r("b", 200)).await.unwrap();
+    assert!(b > a);
+    let all = s.revocations_after(0, 50, 10).await.unwrap();
+    assert_eq!(all.iter().map(|(_, r)| r.subject.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+    assert_eq!(s.revocations_after(a, 50, 10).await.unwrap().len(), 1);
+    assert_eq!(s.revocations_after(0, 150, 10).await.unwrap()[0].1.subject, "b");
+});
+
+contract!(the_audit_chain_links_every_append, |s: SqlStore| async move {
+    use crate::audit::{AuditEvent, ChainVerifier};
+    use crate::crypto::{Crypto, MasterKey};
+    let crypto = Crypto::new(&MasterKey::generate());
+    for i in 0..3 {
+        s.append_audit(&crypto, 100 + i, &AuditEvent::new("signin.success").subject("u")).await.unwrap();
+    }
+    let (head, hash) = s.audit_head().await.unwrap();
+    assert_eq!(head, 3);
+    let mut v = ChainVerifier::new(&crypto);
+    for r in s.audit_after(0, 10).await.unwrap() {
+        v.next(&r).unwrap();
+    }
+    assert_eq!(v.finish(head, &hash).unwrap(), 3);
+    assert_eq!(s.audit_tail(1).await.unwrap()[0].seq, 3);
 });
 
 contract!(keys_are_listed_until_they_expire_or_are_revoked, |s: SqlStore| async move {

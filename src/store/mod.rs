@@ -229,10 +229,16 @@ pub trait RefreshTokenStore {
 }
 
 #[allow(async_fn_in_trait)]
-pub trait DenyListStore {
-    /// Denies an access token's `jti` until it would have expired anyway.
-    async fn deny_jti(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()>;
-    async fn is_jti_denied(&self, jti: &str) -> StoreResult<bool>;
+pub trait RevocationStore {
+    /// Appends a revocation to the log; returns its sequence number (increasing).
+    async fn append_revocation(&self, r: &crate::revocation::Revocation) -> StoreResult<i64>;
+    /// Entries after `after` that have not expired at `now`, in order, at most `limit`.
+    async fn revocations_after(
+        &self,
+        after: i64,
+        now: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, crate::revocation::Revocation)>>;
 }
 
 #[allow(async_fn_in_trait)]
@@ -276,7 +282,7 @@ pub trait Store:
     + SessionStore
     + AuthCodeStore
     + RefreshTokenStore
-    + DenyListStore
+    + RevocationStore
     + KeyStore
     + ConsentStore
     + AuditStore
@@ -289,7 +295,7 @@ impl<T> Store for T where
         + SessionStore
         + AuthCodeStore
         + RefreshTokenStore
-        + DenyListStore
+        + RevocationStore
         + KeyStore
         + ConsentStore
     + AuditStore

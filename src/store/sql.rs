@@ -576,26 +576,52 @@ fn insert_refresh_query(t: &RefreshToken) -> sqlx::query::Query<'_, sqlx::Any, s
     .bind(t.revoked_at)
 }
 
-impl DenyListStore for SqlStore {
-    async fn deny_jti(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
-        match insert_result(
-            sqlx::query("INSERT INTO denied_jtis (jti, expires_at) VALUES ($1, $2)")
-                .bind(jti)
-                .bind(expires_at)
-                .execute(&self.pool)
-                .await,
-        ) {
-            Err(StoreError::Conflict) => Ok(()),
-            other => other,
-        }
+impl RevocationStore for SqlStore {
+    async fn append_revocation(&self, r: &crate::revocation::Revocation) -> StoreResult<i64> {
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO revocation_events (kind, subject, keep, at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+        )
+        .bind(r.kind.as_str())
+        .bind(&r.subject)
+        .bind(&r.keep)
+        .bind(r.at)
+        .bind(r.expires_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(seq)
     }
 
-    async fn is_jti_denied(&self, jti: &str) -> StoreResult<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT expires_at FROM denied_jtis WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(found.is_some())
+    async fn revocations_after(
+        &self,
+        after: i64,
+        now: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, crate::revocation::Revocation)>> {
+        let rows = sqlx::query(
+            "SELECT * FROM revocation_events WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                let kind = crate::revocation::RevocationKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("revocation kind {kind}")))?;
+                Ok((
+                    row.try_get("seq")?,
+                    crate::revocation::Revocation {
+                        kind,
+                        subject: row.try_get("subject")?,
+                        keep: row.try_get("keep")?,
+                        at: row.try_get("at")?,
+                        expires_at: row.try_get("expires_at")?,
+                    },
+                ))
+            })
+            .collect()
     }
 }
 

@@ -7,7 +7,7 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{TokenResponse, UserGrant, audience};
 use crate::oauth::{Provider, pkce};
-use crate::store::{AuthCodeStore, Client, CodeOutcome, CodeRedemption, DenyListStore, RefreshTokenStore};
+use crate::store::{AuthCodeStore, Client, CodeOutcome, CodeRedemption, RefreshTokenStore};
 
 pub struct AuthorizationCode;
 
@@ -36,7 +36,7 @@ impl Grant for AuthorizationCode {
                 tracing::warn!(client_id = %code.client_id, family = %first.family_id, "authorization code replayed; revoking its tokens");
                 p.store.revoke_family(&first.family_id, now).await?;
                 if !first.access_jti.is_empty() {
-                    p.store.deny_jti(&first.access_jti, first.access_expires_at).await?;
+                    p.deny_access_token(&first.access_jti, first.access_expires_at).await?;
                 }
                 p.audit(
                     AuditEvent::new("code.replayed")

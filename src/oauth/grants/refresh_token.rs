@@ -14,7 +14,7 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{TokenResponse, UserGrant};
 use crate::oauth::{Provider, scope};
-use crate::store::{Client, RefreshToken, RefreshTokenStore, SessionStore};
+use crate::store::{Client, RefreshToken, RefreshTokenStore};
 
 pub struct RefreshTokenGrant;
 
@@ -153,7 +153,7 @@ async fn racing_twin(p: &Provider, token: &RefreshToken, presented: &str, now: T
     );
     p.store.revoke_family(&token.family_id, now).await?;
     if let Some(sid) = &token.session_id {
-        p.store.revoke_session(sid, now).await?;
+        p.revoke_session(sid).await?;
     }
     p.audit(
         AuditEvent::new("refresh.reuse_detected")

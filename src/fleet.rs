@@ -1,0 +1,154 @@
+//! What several Tessera replicas share beyond the database: revocations (and, through Redis,
+//! hearing about them at once). Without Redis a replica polls the revocation log, which serves a
+//! single node fully and several nodes within one poll interval.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::oauth::tokens::AccessClaims;
+use crate::revocation::{Revocation, RevocationList};
+use crate::store::{RevocationStore, StoreResult};
+
+const CHANNEL: &str = "tessera:revocations";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Message {
+    seq: i64,
+    revocation: Revocation,
+}
+
+struct Bus {
+    client: redis::Client,
+    conn: redis::aio::ConnectionManager,
+}
+
+pub struct Fleet {
+    list: RwLock<RevocationList>,
+    bus: Option<Bus>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").field("redis", &self.bus.is_some()).finish()
+    }
+}
+
+impl Fleet {
+    /// A fleet of one (no Redis).
+    pub fn local() -> Self {
+        Self {
+            list: RwLock::new(RevocationList::default()),
+            bus: None,
+        }
+    }
+
+    pub async fn connect(redis_url: Option<&str>) -> Result<Self, FleetError> {
+        let Some(url) = redis_url else {
+            return Ok(Self::local());
+        };
+        let client = redis::Client::open(url)?;
+        let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+        Ok(Self {
+            list: RwLock::new(RevocationList::default()),
+            bus: Some(Bus { client, conn }),
+        })
+    }
+
+    pub fn has_redis(&self) -> bool {
+        self.bus.is_some()
+    }
+
+    fn with_list<T>(&self, f: impl FnOnce(&mut RevocationList) -> T) -> T {
+        match self.list.write() {
+            Ok(mut l) => f(&mut l),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
+        match self.list.read() {
+            Ok(l) => l.is_revoked(claims),
+            Err(poisoned) => poisoned.into_inner().is_revoked(claims),
+        }
+    }
+
+    /// Records a revocation: database first (the source of truth), then this replica's memory,
+    /// then everyone else through Redis.
+    pub async fn revoke<S: RevocationStore>(&self, store: &S, r: Revocation) -> StoreResult<()> {
+        let seq = store.append_revocation(&r).await?;
+        self.with_list(|l| l.apply(&r));
+        if let Some(bus) = &self.bus {
+            let message = serde_json::to_string(&Message { seq, revocation: r }).unwrap_or_default();
+            let mut conn = bus.conn.clone();
+            if let Err(e) = conn.publish::<_, _, i64>(CHANNEL, message).await {
+                // Other replicas still see it at their next poll of the log.
+                tracing::warn!(error = %e, "could not publish a revocation to redis");
+            }
+        }
+        Ok(())
+    }
+
+    /// Replays the log since the last entry seen and forgets expired entries.
+    pub async fn sync<S: RevocationStore>(&self, store: &S, now: Timestamp) -> StoreResult<usize> {
+        let mut applied = 0;
+        loop {
+            let after = self.with_list(|l| l.last_seq);
+            let page = store.revocations_after(after, now, 1000).await?;
+            if page.is_empty() {
+                break;
+            }
+            applied += page.len();
+            self.with_list(|l| {
+                for (seq, r) in &page {
+                    l.apply(r);
+                    l.last_seq = l.last_seq.max(*seq);
+                }
+            });
+        }
+        self.with_list(|l| l.purge(now));
+        Ok(applied)
+    }
+
+    pub async fn ping(&self) -> Result<(), FleetError> {
+        if let Some(bus) = &self.bus {
+            let mut conn = bus.conn.clone();
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies revocations published by other replicas as they arrive; reconnects on failure.
+    pub async fn listen(self: Arc<Self>) {
+        let Some(bus) = &self.bus else { return };
+        loop {
+            match bus.client.get_async_pubsub().await {
+                Ok(mut pubsub) => {
+                    if let Err(e) = pubsub.subscribe(CHANNEL).await {
+                        tracing::warn!(error = %e, "redis subscribe failed");
+                    } else {
+                        let mut stream = pubsub.on_message();
+                        while let Some(msg) = stream.next().await {
+                            let Ok(payload) = msg.get_payload::<String>() else { continue };
+                            if let Ok(m) = serde_json::from_str::<Message>(&payload) {
+                                self.with_list(|l| l.apply(&m.revocation));
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "redis pub/sub connection failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
