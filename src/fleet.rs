@@ -65,6 +65,13 @@ impl Fleet {
         })
     }
 
+    pub fn revocations_in_memory(&self) -> usize {
+        match self.list.read() {
+            Ok(l) => l.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
     pub fn has_redis(&self) -> bool {
         self.bus.is_some()
     }

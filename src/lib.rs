@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod fleet;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod revocation;
 pub mod startup;

@@ -114,6 +114,7 @@ pub async fn provider(config: &Config) -> Result<Provider, StartupError> {
         clock,
         settings: Arc::new(Settings::from_config(config)),
         fleet,
+        metrics: Arc::default(),
     })
 }
 

@@ -233,6 +233,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
             Some(_) => "wrong_password",
         };
         tracing::info!(outcome = "failure", reason, "sign-in failed");
+        crate::metrics::inc(&p.metrics.signins_failed);
         p.audit(
             AuditEvent::new("signin.failure")
                 .subject(user.as_ref().map(|u| u.id.clone()).unwrap_or_else(|| email.clone()))
@@ -288,6 +289,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
         }
     };
     tracing::info!(outcome = "success", user_id = %user.id, session_id = %active.session.id, "sign-in");
+    crate::metrics::inc(&p.metrics.signins_ok);
     p.audit(
         AuditEvent::new("signin.success")
             .subject(&user.id)

@@ -22,6 +22,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ready")
 }
 
+/// Prometheus text exposition of the counters in `crate::metrics`.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let p = &state.provider;
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(p.metrics.render(p.fleet.revocations_in_memory()))
+}
+
 const CSS: &str = include_str!("../../static/tessera.css");
 
 pub async fn static_file(path: web::Path<String>) -> HttpResponse {

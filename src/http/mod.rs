@@ -78,6 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/sessions/revoke-all", web::post().to(account::revoke_all))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/static/{file}", web::get().to(health::static_file))
         .default_service(web::to(errors::not_found));
 }

@@ -65,6 +65,7 @@ pub struct Provider {
     pub clock: SharedClock,
     pub settings: Arc<Settings>,
     pub fleet: Arc<crate::fleet::Fleet>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Provider {

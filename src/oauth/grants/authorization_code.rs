@@ -38,6 +38,7 @@ impl Grant for AuthorizationCode {
                 if !first.access_jti.is_empty() {
                     p.deny_access_token(&first.access_jti, first.access_expires_at).await?;
                 }
+                crate::metrics::inc(&p.metrics.code_replays);
                 p.audit(
                     AuditEvent::new("code.replayed")
                         .actor(&client.id)

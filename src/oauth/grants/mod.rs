@@ -30,7 +30,9 @@ async fn run<G: Grant>(p: &Provider, client: &Client, params: &Params) -> Result
             G::GRANT_TYPE
         )));
     }
-    G::exchange(p, client, params).await
+    let response = G::exchange(p, client, params).await?;
+    crate::metrics::inc(&p.metrics.tokens_issued);
+    Ok(response)
 }
 
 /// Handles a token request: form body and the Authorization header.

@@ -8,6 +8,7 @@
 
 use super::{Grant, active_user, session_not_revoked};
 use crate::audit::AuditEvent;
+use crate::metrics::inc;
 use crate::clock::Timestamp;
 use crate::crypto::{open_with_token, seal_with_token};
 use crate::oauth::error::OAuthError;
@@ -113,6 +114,7 @@ async fn rotate(
     let (value, record) = p.new_refresh_token(&token.family_id, client, &grant, &token.scope, &token.audience, token.expires_at);
     let sealed = seal_with_token(presented, value.as_bytes());
     if p.store.rotate_refresh(&token.token_hash, &record, &sealed, now).await? {
+        inc(&p.metrics.refresh_rotations);
         Ok(Some(value))
     } else {
         Ok(None)
@@ -136,6 +138,7 @@ async fn racing_twin(p: &Provider, token: &RefreshToken, presented: &str, now: T
         && let Ok(value) = String::from_utf8(value)
     {
         tracing::info!(family = %token.family_id, "concurrent refresh within the grace window; returning the same successor");
+        inc(&p.metrics.refresh_races);
         p.audit(
             AuditEvent::new("refresh.race")
                 .actor(&token.client_id)
@@ -155,6 +158,7 @@ async fn racing_twin(p: &Provider, token: &RefreshToken, presented: &str, now: T
     if let Some(sid) = &token.session_id {
         p.revoke_session(sid).await?;
     }
+    inc(&p.metrics.refresh_reuse_detected);
     p.audit(
         AuditEvent::new("refresh.reuse_detected")
             .actor(&token.client_id)
