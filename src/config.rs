@@ -17,6 +17,7 @@ pub const SETTINGS: &[&str] = &[
     "database_url",
     "database_max_connections",
     "redis_url",
+    "redis_prefix",
     "revocation_poll_interval",
     "master_key",
     "access_token_ttl",
@@ -76,6 +77,8 @@ pub struct Config {
     pub database_max_connections: u32,
     /// Optional Redis; makes several replicas act as one.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    pub redis_prefix: String,
     /// How often each replica reads the revocation log (with Redis, new entries also arrive at once).
     pub revocation_poll_interval: Duration,
     /// Key-encryption key for private signing keys and the key behind every keyed hash.
@@ -118,6 +121,7 @@ impl Default for Config {
             database_url: None,
             database_max_connections: 16,
             redis_url: None,
+            redis_prefix: "tessera".into(),
             revocation_poll_interval: Duration::from_secs(1),
             master_key: None,
             access_token_ttl: Duration::from_secs(600),
@@ -228,6 +232,7 @@ impl Config {
             "database_url" => self.database_url = optional(v),
             "database_max_connections" => self.database_max_connections = number(v)?,
             "redis_url" => self.redis_url = optional(v),
+            "redis_prefix" => self.redis_prefix = v.trim().to_string(),
             "revocation_poll_interval" => self.revocation_poll_interval = duration(v)?,
             "master_key" => self.master_key = Some(MasterKey::parse(v)?),
             "access_token_ttl" => self.access_token_ttl = duration(v)?,

@@ -14,7 +14,6 @@ use crate::oauth::tokens::AccessClaims;
 use crate::revocation::{Revocation, RevocationList};
 use crate::store::{RevocationStore, StoreResult};
 
-const CHANNEL: &str = "tessera:revocations";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -31,6 +30,7 @@ struct Message {
 struct Bus {
     client: redis::Client,
     conn: redis::aio::ConnectionManager,
+    channel: String,
 }
 
 pub struct Fleet {
@@ -53,7 +53,7 @@ impl Fleet {
         }
     }
 
-    pub async fn connect(redis_url: Option<&str>) -> Result<Self, FleetError> {
+    pub async fn connect(redis_url: Option<&str>, prefix: &str) -> Result<Self, FleetError> {
         let Some(url) = redis_url else {
             return Ok(Self::local());
         };
@@ -61,7 +61,11 @@ impl Fleet {
         let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
         Ok(Self {
             list: RwLock::new(RevocationList::default()),
-            bus: Some(Bus { client, conn }),
+            bus: Some(Bus {
+                client,
+                conn,
+                channel: format!("{prefix}:revocations"),
+            }),
         })
     }
 
@@ -98,7 +102,7 @@ impl Fleet {
         if let Some(bus) = &self.bus {
             let message = serde_json::to_string(&Message { seq, revocation: r }).unwrap_or_default();
             let mut conn = bus.conn.clone();
-            if let Err(e) = conn.publish::<_, _, i64>(CHANNEL, message).await {
+            if let Err(e) = conn.publish::<_, _, i64>(&bus.channel, message).await {
                 // Other replicas still see it at their next poll of the log.
                 tracing::warn!(error = %e, "could not publish a revocation to redis");
             }
@@ -141,7 +145,7 @@ impl Fleet {
         loop {
             match bus.client.get_async_pubsub().await {
                 Ok(mut pubsub) => {
-                    if let Err(e) = pubsub.subscribe(CHANNEL).await {
+                    if let Err(e) = pubsub.subscribe(&bus.channel).await {
                         tracing::warn!(error = %e, "redis subscribe failed");
                     } else {
                         let mut stream = pubsub.on_message();

@@ -105,7 +105,7 @@ pub async fn provider(config: &Config) -> Result<Provider, StartupError> {
     let now = clock.now();
     let keys = rotation::reconcile(&store, &crypto, &rotation_policy(config), now).await?;
     let keyring = Keyring::load(&keys, &crypto)?.shared();
-    let fleet = Arc::new(Fleet::connect(config.redis_url.as_deref()).await?);
+    let fleet = Arc::new(Fleet::connect(config.redis_url.as_deref(), &config.redis_prefix).await?);
     fleet.sync(&store, now).await?;
     Ok(Provider {
         store,

@@ -19,6 +19,12 @@ pub struct RotationPolicy {
 /// Clock skew allowance added before a superseded key is withdrawn.
 const RETIRE_MARGIN: i64 = 60;
 
+/// The earliest activation that leaves a full `lead` after `now`. Timestamps are whole seconds
+/// (rounded down), so one more second guarantees the lead is never cut short.
+fn after_lead(now: Timestamp, lead: i64) -> Timestamp {
+    now + lead + 1
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Create { activate_at: Timestamp },
@@ -52,9 +58,9 @@ pub fn plan(keys: &[SigningKeyRecord], now: Timestamp, p: &RotationPolicy) -> Ve
     }
     let pending = keys.iter().any(|k| k.activate_at > now);
     let due = current.activate_at + p.interval;
-    if !pending && now >= due - p.publish_lead {
+    if !pending && after_lead(now, p.publish_lead) >= due {
         actions.push(Action::Create {
-            activate_at: due.max(now + p.publish_lead),
+            activate_at: due.max(after_lead(now, p.publish_lead)),
         });
     }
     actions
@@ -140,7 +146,7 @@ pub async fn rotate<S: KeyStore>(
             activate_at: pending.activate_at,
         });
     }
-    let key = new_key(crypto, p.alg, now, now + p.publish_lead)?;
+    let key = new_key(crypto, p.alg, now, after_lead(now, p.publish_lead))?;
     store.insert_key(&key).await?;
     let rotated = Rotated::Scheduled {
         kid: key.kid.clone(),
@@ -187,15 +193,15 @@ mod tests {
     #[test]
     fn the_next_key_is_published_one_lead_before_the_interval_ends() {
         let due = P.interval;
-        assert!(plan(&[key("a", 0, None)], due - P.publish_lead - 1, &P).is_empty());
+        assert!(plan(&[key("a", 0, None)], due - P.publish_lead - 2, &P).is_empty());
         assert_eq!(
-            plan(&[key("a", 0, None)], due - P.publish_lead, &P),
+            plan(&[key("a", 0, None)], due - P.publish_lead - 1, &P),
             vec![Action::Create { activate_at: due }]
         );
         // A server that was down past the due date still publishes before signing.
         assert_eq!(
             plan(&[key("a", 0, None)], due + 500, &P),
-            vec![Action::Create { activate_at: due + 500 + P.publish_lead }]
+            vec![Action::Create { activate_at: due + 500 + P.publish_lead + 1 }]
         );
     }
 
