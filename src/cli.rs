@@ -15,7 +15,11 @@ use crate::startup::{self, StartupError};
 use crate::store::{AuditStore, Client, ClientStore, SessionStore, StoreError, User, UserStore};
 
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about = "Tessera: an OAuth 2.0 / OpenID Connect identity provider")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: an OAuth 2.0 / OpenID Connect identity provider"
+)]
 pub struct Cli {
     /// Configuration file (TOML); also TESSERA_CONFIG. Environment variables override it.
     #[arg(long, global = true, value_name = "PATH")]
@@ -187,7 +191,11 @@ pub const MIN_CLIENT_SECRET_CHARS: usize = 32;
 fn read_stdin_line() -> Result<String, CliError> {
     let mut text = String::new();
     std::io::stdin().take(4096).read_to_string(&mut text)?;
-    Ok(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_string())
+    Ok(text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text)
+        .to_string())
 }
 
 pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
@@ -202,11 +210,19 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::Client(ClientCommand::Add(args)) => client_add(&config, args).await,
         Command::Keys(KeysCommand::Rotate { emergency }) => keys_rotate(&config, emergency).await,
         Command::Keys(KeysCommand::List) => keys_list(&config).await,
-        Command::User(UserCommand::Disable { email }) => user_set_disabled(&config, &email, true).await,
-        Command::User(UserCommand::Enable { email }) => user_set_disabled(&config, &email, false).await,
-        Command::User(UserCommand::SetPassword { email, .. }) => user_set_password(&config, &email).await,
+        Command::User(UserCommand::Disable { email }) => {
+            user_set_disabled(&config, &email, true).await
+        }
+        Command::User(UserCommand::Enable { email }) => {
+            user_set_disabled(&config, &email, false).await
+        }
+        Command::User(UserCommand::SetPassword { email, .. }) => {
+            user_set_password(&config, &email).await
+        }
         Command::Session(SessionCommand::List { email }) => session_list(&config, &email).await,
-        Command::Session(SessionCommand::Revoke { id, all }) => session_revoke(&config, id, all).await,
+        Command::Session(SessionCommand::Revoke { id, all }) => {
+            session_revoke(&config, id, all).await
+        }
         Command::Audit(AuditCommand::Tail { lines }) => audit_tail(&config, lines).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(&config).await,
     }
@@ -215,16 +231,26 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
 pub fn normalise_email(email: &str) -> Result<String, CliError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid { Ok(email) } else { Err(CliError::Invalid(format!("`{email}` is not a valid email address"))) }
+    if valid {
+        Ok(email)
+    } else {
+        Err(CliError::Invalid(format!(
+            "`{email}` is not a valid email address"
+        )))
+    }
 }
 
 async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
     let email = normalise_email(&args.email)?;
     let password = SecretString::new(read_stdin_line()?);
     if password.expose().chars().count() < MIN_PASSWORD_CHARS {
-        return Err(CliError::Invalid(format!("the password must have at least {MIN_PASSWORD_CHARS} characters")));
+        return Err(CliError::Invalid(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        )));
     }
     let provider = startup::provider(config).await?;
     let hasher = startup::password_hasher(config)?;
@@ -232,17 +258,29 @@ async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
     let user = User {
         id: random_id(),
         email: email.clone(),
-        name: args.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
+        name: args
+            .name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
         roles: args.roles,
         password_hash: hash,
         disabled: false,
         created_at: provider.now(),
     };
     match provider.store.insert_user(&user).await {
-        Err(StoreError::Conflict) => return Err(CliError::Exists(format!("a user with email {email}"))),
+        Err(StoreError::Conflict) => {
+            return Err(CliError::Exists(format!("a user with email {email}")));
+        }
         other => other?,
     }
-    provider.audit(AuditEvent::new("user.created").actor("cli").subject(&user.id).detail("roles", user.roles.clone())).await;
+    provider
+        .audit(
+            AuditEvent::new("user.created")
+                .actor("cli")
+                .subject(&user.id)
+                .detail("roles", user.roles.clone()),
+        )
+        .await;
     println!("{}", user.id);
     Ok(())
 }
@@ -268,37 +306,64 @@ fn check_redirect_uri(uri: &str) -> Result<(), CliError> {
 
 async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
     let id = args.id.trim().to_string();
-    if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c)) {
-        return Err(CliError::Invalid("--id must be 1-128 characters of A-Z a-z 0-9 - . _ :".into()));
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c))
+    {
+        return Err(CliError::Invalid(
+            "--id must be 1-128 characters of A-Z a-z 0-9 - . _ :".into(),
+        ));
     }
     let grants = if args.grants.is_empty() {
-        vec!["authorization_code".to_string(), "refresh_token".to_string()]
+        vec![
+            "authorization_code".to_string(),
+            "refresh_token".to_string(),
+        ]
     } else {
         args.grants
     };
     if let Some(g) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
-        return Err(CliError::Invalid(format!("unknown grant `{g}` (use {})", GRANTS.join(", "))));
+        return Err(CliError::Invalid(format!(
+            "unknown grant `{g}` (use {})",
+            GRANTS.join(", ")
+        )));
     }
     if args.public && grants.iter().any(|g| g == "client_credentials") {
-        return Err(CliError::Invalid("a public client cannot use client_credentials".into()));
+        return Err(CliError::Invalid(
+            "a public client cannot use client_credentials".into(),
+        ));
     }
     if grants.iter().any(|g| g == "authorization_code") && args.redirect_uris.is_empty() {
-        return Err(CliError::Invalid("the authorization_code grant needs at least one --redirect-uri".into()));
+        return Err(CliError::Invalid(
+            "the authorization_code grant needs at least one --redirect-uri".into(),
+        ));
     }
-    for uri in args.redirect_uris.iter().chain(&args.post_logout_redirect_uris) {
+    for uri in args
+        .redirect_uris
+        .iter()
+        .chain(&args.post_logout_redirect_uris)
+    {
         check_redirect_uri(uri)?;
     }
     let scopes = if args.scopes.is_empty() {
-        ["openid", "profile", "email", "offline_access"].iter().map(|s| s.to_string()).collect()
+        ["openid", "profile", "email", "offline_access"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
-        crate::oauth::scope::parse(&args.scopes.join(" ")).map_err(|_| CliError::Invalid("malformed --scope".into()))?
+        crate::oauth::scope::parse(&args.scopes.join(" "))
+            .map_err(|_| CliError::Invalid("malformed --scope".into()))?
     };
     let (secret, generated) = if args.public {
         (None, false)
     } else if args.secret_stdin {
         let s = read_stdin_line()?;
         if s.chars().count() < MIN_CLIENT_SECRET_CHARS {
-            return Err(CliError::Invalid(format!("a client secret must have at least {MIN_CLIENT_SECRET_CHARS} characters")));
+            return Err(CliError::Invalid(format!(
+                "a client secret must have at least {MIN_CLIENT_SECRET_CHARS} characters"
+            )));
         }
         (Some(s), false)
     } else {
@@ -341,18 +406,36 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
 async fn keys_rotate(config: &Config, emergency: bool) -> Result<(), CliError> {
     let provider = startup::provider(config).await?;
     let policy = startup::rotation_policy(config);
-    let outcome = rotation::rotate(&provider.store, &provider.crypto, &policy, provider.now(), emergency)
-        .await
-        .map_err(StartupError::from)?;
+    let outcome = rotation::rotate(
+        &provider.store,
+        &provider.crypto,
+        &policy,
+        provider.now(),
+        emergency,
+    )
+    .await
+    .map_err(StartupError::from)?;
     provider
-        .audit(AuditEvent::new(if emergency { "keys.rotated_emergency" } else { "keys.rotated" }).actor("cli").detail("outcome", format!("{outcome:?}")))
+        .audit(
+            AuditEvent::new(if emergency {
+                "keys.rotated_emergency"
+            } else {
+                "keys.rotated"
+            })
+            .actor("cli")
+            .detail("outcome", format!("{outcome:?}")),
+        )
         .await;
     match outcome {
         Rotated::Scheduled { kid, activate_at } => {
-            println!("published key {kid}; it starts signing at {activate_at} (unix), after the publish lead")
+            println!(
+                "published key {kid}; it starts signing at {activate_at} (unix), after the publish lead"
+            )
         }
         Rotated::AlreadyPending { kid, activate_at } => {
-            println!("key {kid} is already published and starts signing at {activate_at} (unix); nothing to do")
+            println!(
+                "key {kid} is already published and starts signing at {activate_at} (unix); nothing to do"
+            )
         }
         Rotated::Emergency { kid, withdrawn } => {
             println!("key {kid} signs now; withdrawn: {}", withdrawn.join(", "))
@@ -366,8 +449,23 @@ async fn keys_list(config: &Config) -> Result<(), CliError> {
     let now = provider.now();
     use crate::store::KeyStore;
     for k in provider.store.live_keys(now).await? {
-        let state = if k.activate_at > now { "pending" } else if k.expire_at.is_some() { "retiring" } else { "active" };
-        println!("{}\t{}\t{}\tactivates {}\texpires {}", k.kid, k.alg, state, k.activate_at, k.expire_at.map(|e| e.to_string()).unwrap_or_else(|| "-".into()));
+        let state = if k.activate_at > now {
+            "pending"
+        } else if k.expire_at.is_some() {
+            "retiring"
+        } else {
+            "active"
+        };
+        println!(
+            "{}\t{}\t{}\tactivates {}\texpires {}",
+            k.kid,
+            k.alg,
+            state,
+            k.activate_at,
+            k.expire_at
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
     }
     Ok(())
 }
@@ -376,14 +474,24 @@ async fn user_set_disabled(config: &Config, email: &str, disabled: bool) -> Resu
     let provider = startup::provider(config).await?;
     let user = account::find_by_email(&provider, email).await?;
     account::set_disabled(&provider, &user, disabled, "cli").await?;
-    println!("{} {}", user.email, if disabled { "disabled; every session ended" } else { "enabled" });
+    println!(
+        "{} {}",
+        user.email,
+        if disabled {
+            "disabled; every session ended"
+        } else {
+            "enabled"
+        }
+    );
     Ok(())
 }
 
 async fn user_set_password(config: &Config, email: &str) -> Result<(), CliError> {
     let password = SecretString::new(read_stdin_line()?);
     if password.expose().chars().count() < MIN_PASSWORD_CHARS {
-        return Err(CliError::Invalid(format!("the password must have at least {MIN_PASSWORD_CHARS} characters")));
+        return Err(CliError::Invalid(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        )));
     }
     let provider = startup::provider(config).await?;
     let hasher = startup::password_hasher(config)?;
@@ -407,14 +515,22 @@ async fn session_list(config: &Config, email: &str) -> Result<(), CliError> {
             s.last_seen_at,
             s.expires_at,
             s.ip.as_deref().unwrap_or("-"),
-            if clients.is_empty() { "-".into() } else { clients },
+            if clients.is_empty() {
+                "-".into()
+            } else {
+                clients
+            },
             crate::auth::session::device_label(s.user_agent.as_deref()),
         );
     }
     Ok(())
 }
 
-async fn session_revoke(config: &Config, id: Option<String>, all: Option<String>) -> Result<(), CliError> {
+async fn session_revoke(
+    config: &Config,
+    id: Option<String>,
+    all: Option<String>,
+) -> Result<(), CliError> {
     let provider = startup::provider(config).await?;
     if let Some(email) = all {
         let user = account::find_by_email(&provider, &email).await?;
@@ -427,7 +543,14 @@ async fn session_revoke(config: &Config, id: Option<String>, all: Option<String>
         return Err(CliError::Invalid(format!("no session {id}")));
     };
     provider.revoke_session(&id).await?;
-    provider.audit(AuditEvent::new("session.revoked").actor("cli").subject(&session.user_id).detail("session", id.clone())).await;
+    provider
+        .audit(
+            AuditEvent::new("session.revoked")
+                .actor("cli")
+                .subject(&session.user_id)
+                .detail("session", id.clone()),
+        )
+        .await;
     println!("session {id} ended");
     Ok(())
 }

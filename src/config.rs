@@ -150,7 +150,8 @@ impl Default for Config {
 }
 
 fn duration(v: &str) -> Result<Duration, String> {
-    humantime::parse_duration(v.trim()).map_err(|e| format!("{e} (expected e.g. `90s`, `10m`, `8h`)"))
+    humantime::parse_duration(v.trim())
+        .map_err(|e| format!("{e} (expected e.g. `90s`, `10m`, `8h`)"))
 }
 
 fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
@@ -184,10 +185,12 @@ impl Config {
                 path: path.display().to_string(),
                 message: e.to_string(),
             })?;
-            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
             for (key, value) in table {
                 let text = match value {
                     toml::Value::String(s) => s,
@@ -202,21 +205,25 @@ impl Config {
                         });
                     }
                 };
-                config.set(&key, &text).map_err(|message| ConfigError::Invalid {
-                    setting: key.clone(),
-                    source_hint: format!(" in {}", path.display()),
-                    message,
-                })?;
+                config
+                    .set(&key, &text)
+                    .map_err(|message| ConfigError::Invalid {
+                        setting: key.clone(),
+                        source_hint: format!(" in {}", path.display()),
+                        message,
+                    })?;
             }
         }
         for key in SETTINGS {
             let var = format!("TESSERA_{}", key.to_uppercase());
             if let Some(value) = lookup(env, &var) {
-                config.set(key, value).map_err(|message| ConfigError::Invalid {
-                    setting: key.to_string(),
-                    source_hint: format!(" (from {var})"),
-                    message,
-                })?;
+                config
+                    .set(key, value)
+                    .map_err(|message| ConfigError::Invalid {
+                        setting: key.to_string(),
+                        source_hint: format!(" (from {var})"),
+                        message,
+                    })?;
             }
         }
         config.check()?;
@@ -273,9 +280,7 @@ impl Config {
             source_hint: String::new(),
             message: message.into(),
         };
-        if self.listen.parse::<std::net::SocketAddr>().is_err()
-            && !self.listen.contains(':')
-        {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() && !self.listen.contains(':') {
             return Err(bad("listen", "expected host:port"));
         }
         let secs = |d: Duration| d.as_secs();
@@ -383,7 +388,10 @@ mod tests {
         let err = Config::load_from(None, &env(&[("TESSERA_REFRESH_IDLE_TTL", "banana")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("refresh_idle_ttl") && err.contains("TESSERA_REFRESH_IDLE_TTL"), "{err}");
+        assert!(
+            err.contains("refresh_idle_ttl") && err.contains("TESSERA_REFRESH_IDLE_TTL"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -391,12 +399,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tessera-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("t.toml");
-        std::fs::write(&file, "access_token_ttl = \"5m\"\nlisten = \"0.0.0.0:9000\"\n").unwrap();
-        let c = Config::load_from(Some(&file), &env(&[("TESSERA_LISTEN", "127.0.0.1:9001")])).unwrap();
+        std::fs::write(
+            &file,
+            "access_token_ttl = \"5m\"\nlisten = \"0.0.0.0:9000\"\n",
+        )
+        .unwrap();
+        let c =
+            Config::load_from(Some(&file), &env(&[("TESSERA_LISTEN", "127.0.0.1:9001")])).unwrap();
         assert_eq!(c.access_token_ttl, Duration::from_secs(300));
         assert_eq!(c.listen, "127.0.0.1:9001");
         std::fs::write(&file, "no_such_setting = 1\n").unwrap();
-        assert!(Config::load_from(Some(&file), &[]).unwrap_err().to_string().contains("no_such_setting"));
+        assert!(
+            Config::load_from(Some(&file), &[])
+                .unwrap_err()
+                .to_string()
+                .contains("no_such_setting")
+        );
     }
 
     #[test]

@@ -177,7 +177,9 @@ impl Crypto {
 
     /// Keyed SHA-256 (HMAC) of a high-entropy secret, for storage and lookup.
     pub fn token_hash(&self, token: &str) -> Vec<u8> {
-        hmac::sign(&self.hash_key, token.as_bytes()).as_ref().to_vec()
+        hmac::sign(&self.hash_key, token.as_bytes())
+            .as_ref()
+            .to_vec()
     }
 
     /// A MAC over `data` in the `purpose` domain (CSRF tags, signed form state).

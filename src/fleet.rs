@@ -14,7 +14,6 @@ use crate::oauth::tokens::AccessClaims;
 use crate::revocation::{Revocation, RevocationList};
 use crate::store::{RevocationStore, StoreResult};
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     #[error("redis: {0}")]
@@ -40,7 +39,9 @@ pub struct Fleet {
 
 impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fleet").field("redis", &self.bus.is_some()).finish()
+        f.debug_struct("Fleet")
+            .field("redis", &self.bus.is_some())
+            .finish()
     }
 }
 
@@ -100,7 +101,8 @@ impl Fleet {
         let seq = store.append_revocation(&r).await?;
         self.with_list(|l| l.apply(&r));
         if let Some(bus) = &self.bus {
-            let message = serde_json::to_string(&Message { seq, revocation: r }).unwrap_or_default();
+            let message =
+                serde_json::to_string(&Message { seq, revocation: r }).unwrap_or_default();
             let mut conn = bus.conn.clone();
             if let Err(e) = conn.publish::<_, _, i64>(&bus.channel, message).await {
                 // Other replicas still see it at their next poll of the log.
@@ -150,7 +152,9 @@ impl Fleet {
                     } else {
                         let mut stream = pubsub.on_message();
                         while let Some(msg) = stream.next().await {
-                            let Ok(payload) = msg.get_payload::<String>() else { continue };
+                            let Ok(payload) = msg.get_payload::<String>() else {
+                                continue;
+                            };
                             if let Ok(m) = serde_json::from_str::<Message>(&payload) {
                                 self.with_list(|l| l.apply(&m.revocation));
                             }

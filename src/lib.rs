@@ -4,6 +4,7 @@
 //! passwords and browser sessions, `keys` the signing keyring, `store` the persistence traits and
 //! their SQL implementation, and `http` the thin actix-web adapters.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod audit;
 pub mod auth;

@@ -23,10 +23,20 @@ impl Metrics {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::with_capacity(1024);
         let mut counter = |name: &str, help: &str, value: u64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            ));
         };
-        counter("tessera_tokens_issued_total", "Token responses issued by /token.", g(&self.tokens_issued));
-        counter("tessera_refresh_rotations_total", "Refresh tokens rotated.", g(&self.refresh_rotations));
+        counter(
+            "tessera_tokens_issued_total",
+            "Token responses issued by /token.",
+            g(&self.tokens_issued),
+        );
+        counter(
+            "tessera_refresh_rotations_total",
+            "Refresh tokens rotated.",
+            g(&self.refresh_rotations),
+        );
         counter(
             "tessera_refresh_races_total",
             "A just-rotated refresh token presented again within the grace window (tabs racing); answered with the same successor.",
@@ -37,9 +47,21 @@ impl Metrics {
             "A rotated refresh token replayed after the grace window; its family and session were revoked.",
             g(&self.refresh_reuse_detected),
         );
-        counter("tessera_code_replays_total", "Authorization codes presented twice.", g(&self.code_replays));
-        counter("tessera_signins_succeeded_total", "Successful password sign-ins.", g(&self.signins_ok));
-        counter("tessera_signins_failed_total", "Failed password sign-ins.", g(&self.signins_failed));
+        counter(
+            "tessera_code_replays_total",
+            "Authorization codes presented twice.",
+            g(&self.code_replays),
+        );
+        counter(
+            "tessera_signins_succeeded_total",
+            "Successful password sign-ins.",
+            g(&self.signins_ok),
+        );
+        counter(
+            "tessera_signins_failed_total",
+            "Failed password sign-ins.",
+            g(&self.signins_failed),
+        );
         out.push_str(&format!(
             "# HELP tessera_revocations_in_memory Revocations held for live access tokens.\n# TYPE tessera_revocations_in_memory gauge\ntessera_revocations_in_memory {revocations_in_memory}\n"
         ));

@@ -50,7 +50,8 @@ pub fn master_key(config: &Config, backend: Backend) -> Result<MasterKey, Startu
     let path = config.data_dir.join("master.key");
     if path.exists() {
         let text = std::fs::read_to_string(&path)?;
-        return MasterKey::parse(&text).map_err(|e| StartupError::Config(format!("{}: {e}", path.display())));
+        return MasterKey::parse(&text)
+            .map_err(|e| StartupError::Config(format!("{}: {e}", path.display())));
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let key = MasterKey::generate();
@@ -172,8 +173,12 @@ async fn revocation_sync(provider: Provider, every: Duration) {
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let provider = provider(&config).await?;
     let passwords = password_hasher(&config)?;
-    let listener = TcpListener::bind(&config.listen)
-        .map_err(|e| StartupError::Config(format!("cannot listen on {} (setting `listen`): {e}", config.listen)))?;
+    let listener = TcpListener::bind(&config.listen).map_err(|e| {
+        StartupError::Config(format!(
+            "cannot listen on {} (setting `listen`): {e}",
+            config.listen
+        ))
+    })?;
     let address = listener.local_addr()?;
     let lead = config.key_publish_lead.as_secs();
     let jwks_max_age = config.jwks_max_age.as_secs().min(lead / 2);
@@ -203,8 +208,15 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     .workers(workers)
     .listen(listener)?
     .run();
-    actix_web::rt::spawn(key_maintenance(provider.clone(), rotation_policy(&config), config.key_reload_interval));
-    actix_web::rt::spawn(revocation_sync(provider.clone(), config.revocation_poll_interval));
+    actix_web::rt::spawn(key_maintenance(
+        provider.clone(),
+        rotation_policy(&config),
+        config.key_reload_interval,
+    ));
+    actix_web::rt::spawn(revocation_sync(
+        provider.clone(),
+        config.revocation_poll_interval,
+    ));
     actix_web::rt::spawn(provider.fleet.clone().listen());
     print_welcome(&config, &address.to_string(), provider.store.backend());
     server.await?;

@@ -27,7 +27,12 @@ pub async fn find_by_email(p: &Provider, email: &str) -> Result<User, AccountErr
 }
 
 /// Signs the user out everywhere except `keep` (the session making the request, if any).
-pub async fn sign_out_everywhere(p: &Provider, user: &User, keep: Option<&str>, actor: &str) -> Result<u64, AccountError> {
+pub async fn sign_out_everywhere(
+    p: &Provider,
+    user: &User,
+    keep: Option<&str>,
+    actor: &str,
+) -> Result<u64, AccountError> {
     let ended = p.revoke_user_sessions(&user.id, keep).await?;
     p.audit(
         AuditEvent::new("sessions.revoked_all")
@@ -42,7 +47,12 @@ pub async fn sign_out_everywhere(p: &Provider, user: &User, keep: Option<&str>, 
 
 /// Blocks or unblocks a user. Blocking ends every session and refresh token at once; every
 /// grant then fails because the user is disabled.
-pub async fn set_disabled(p: &Provider, user: &User, disabled: bool, actor: &str) -> Result<(), AccountError> {
+pub async fn set_disabled(
+    p: &Provider,
+    user: &User,
+    disabled: bool,
+    actor: &str,
+) -> Result<(), AccountError> {
     let now = p.now();
     if !p.store.set_user_disabled(&user.id, disabled, now).await? {
         return Err(AccountError::NoSuchUser);
@@ -50,8 +60,13 @@ pub async fn set_disabled(p: &Provider, user: &User, disabled: bool, actor: &str
     if disabled {
         p.revoke_user_sessions(&user.id, None).await?;
     }
-    let action = if disabled { "user.disabled" } else { "user.enabled" };
-    p.audit(AuditEvent::new(action).actor(actor).subject(&user.id)).await;
+    let action = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
+    p.audit(AuditEvent::new(action).actor(actor).subject(&user.id))
+        .await;
     Ok(())
 }
 
@@ -64,7 +79,10 @@ pub async fn set_password(
     keep: Option<&str>,
     actor: &str,
 ) -> Result<(), AccountError> {
-    let hash = hasher.hash(password).await.map_err(|_| AccountError::Hash)?;
+    let hash = hasher
+        .hash(password)
+        .await
+        .map_err(|_| AccountError::Hash)?;
     let now = p.now();
     p.store.set_password_hash(&user.id, &hash, now).await?;
     let ended = p.revoke_user_sessions(&user.id, keep).await?;

@@ -40,7 +40,9 @@ pub struct PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher").field("params", &self.params).finish()
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.params)
+            .finish()
     }
 }
 
@@ -48,7 +50,12 @@ impl std::fmt::Debug for PasswordHasher {
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 impl PasswordHasher {
-    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32, concurrency: usize) -> Result<Self, PasswordError> {
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+        concurrency: usize,
+    ) -> Result<Self, PasswordError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| PasswordError::Params(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
@@ -67,7 +74,11 @@ impl PasswordHasher {
 
     /// Hashes a new password (PHC string).
     pub async fn hash(&self, password: &SecretString) -> Result<String, PasswordError> {
-        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Pool)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Pool)?;
         let argon = self.argon.clone();
         let password = password.clone();
         tokio::task::spawn_blocking(move || {
@@ -82,28 +93,51 @@ impl PasswordHasher {
     }
 
     /// Checks a password against a stored hash, or against the dummy hash when there is none.
-    pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> Result<Verification, PasswordError> {
+    pub async fn verify(
+        &self,
+        password: &SecretString,
+        stored: Option<&str>,
+    ) -> Result<Verification, PasswordError> {
         let real = stored.is_some();
         let stored = stored.unwrap_or(&self.dummy).to_string();
         if password.expose().len() > MAX_PASSWORD_BYTES {
-            return Ok(Verification { valid: false, needs_rehash: false });
+            return Ok(Verification {
+                valid: false,
+                needs_rehash: false,
+            });
         }
-        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Pool)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Pool)?;
         let argon = self.argon.clone();
         let password = password.clone();
         let current = self.params.clone();
         tokio::task::spawn_blocking(move || {
             let Ok(parsed) = argon2::password_hash::phc::PasswordHash::new(&stored) else {
                 tracing::error!("a stored password hash is not a valid PHC string");
-                return Verification { valid: false, needs_rehash: false };
+                return Verification {
+                    valid: false,
+                    needs_rehash: false,
+                };
             };
-            let valid = argon.verify_password(password.expose().as_bytes(), &parsed).is_ok() && real;
+            let valid = argon
+                .verify_password(password.expose().as_bytes(), &parsed)
+                .is_ok()
+                && real;
             let needs_rehash = valid
                 && (parsed.algorithm.as_str() != "argon2id"
                     || Params::try_from(&parsed)
-                        .map(|p| (p.m_cost(), p.t_cost(), p.p_cost()) != (current.m_cost(), current.t_cost(), current.p_cost()))
+                        .map(|p| {
+                            (p.m_cost(), p.t_cost(), p.p_cost())
+                                != (current.m_cost(), current.t_cost(), current.p_cost())
+                        })
                         .unwrap_or(true));
-            Verification { valid, needs_rehash }
+            Verification {
+                valid,
+                needs_rehash,
+            }
         })
         .await
         .map_err(|_| PasswordError::Pool)
@@ -121,7 +155,12 @@ mod tests {
         let stored = h.hash(&pw).await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(h.verify(&pw, Some(&stored)).await.unwrap().valid);
-        assert!(!h.verify(&SecretString::new("wrong"), Some(&stored)).await.unwrap().valid);
+        assert!(
+            !h.verify(&SecretString::new("wrong"), Some(&stored))
+                .await
+                .unwrap()
+                .valid
+        );
         assert!(!h.verify(&pw, None).await.unwrap().valid);
     }
 

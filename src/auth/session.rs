@@ -45,7 +45,13 @@ pub async fn start(
         revoked_at: None,
     };
     p.store.insert_session(&session).await?;
-    Ok((cookie, ActiveSession { session, user: user.clone() }))
+    Ok((
+        cookie,
+        ActiveSession {
+            session,
+            user: user.clone(),
+        },
+    ))
 }
 
 /// Outcome of applying the per-user session limit before a new sign-in.
@@ -58,7 +64,13 @@ pub enum Room {
 }
 
 /// Makes room for one more session under `max` (0 = unlimited).
-pub async fn make_room(p: &Provider, user: &User, max: u32, policy: SessionLimitPolicy, now: Timestamp) -> StoreResult<Room> {
+pub async fn make_room(
+    p: &Provider,
+    user: &User,
+    max: u32,
+    policy: SessionLimitPolicy,
+    now: Timestamp,
+) -> StoreResult<Room> {
     if max == 0 {
         return Ok(Room::Available);
     }
@@ -86,11 +98,19 @@ pub async fn make_room(p: &Provider, user: &User, max: u32, policy: SessionLimit
 }
 
 /// The live session behind a cookie value, if any.
-pub async fn resolve(p: &Provider, cookie: &str, now: Timestamp) -> StoreResult<Option<ActiveSession>> {
+pub async fn resolve(
+    p: &Provider,
+    cookie: &str,
+    now: Timestamp,
+) -> StoreResult<Option<ActiveSession>> {
     if cookie.len() > 128 {
         return Ok(None);
     }
-    let Some(session) = p.store.find_session_by_token(&p.crypto.token_hash(cookie)).await? else {
+    let Some(session) = p
+        .store
+        .find_session_by_token(&p.crypto.token_hash(cookie))
+        .await?
+    else {
         return Ok(None);
     };
     let alive = session.revoked_at.is_none()
@@ -142,7 +162,11 @@ pub fn device_label(user_agent: Option<&str>) -> String {
     } else {
         ""
     };
-    if os.is_empty() { browser.to_string() } else { format!("{browser} on {os}") }
+    if os.is_empty() {
+        browser.to_string()
+    } else {
+        format!("{browser} on {os}")
+    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::AppState;
 use super::browser::{csrf_failed, current_session, html, read_form, see_other};
 use super::cookies;
 use super::errors::server_error_page;
 use super::views::{AccountPage, SessionLine, SessionsPage, SignedOutPage, when};
-use super::AppState;
 use crate::audit::AuditEvent;
 use crate::auth::account;
 use crate::auth::session::{ActiveSession, device_label};
@@ -37,7 +37,12 @@ pub async fn account_page(state: web::Data<AppState>, req: HttpRequest) -> HttpR
     html(StatusCode::OK, &csrf, view.render())
 }
 
-async fn render_sessions(state: &AppState, req: &HttpRequest, active: &ActiveSession, notice: Option<String>) -> HttpResponse {
+async fn render_sessions(
+    state: &AppState,
+    req: &HttpRequest,
+    active: &ActiveSession,
+    notice: Option<String>,
+) -> HttpResponse {
     let p = &state.provider;
     let now = p.now();
     let sessions = match p.store.list_user_sessions(&active.user.id, now).await {
@@ -48,8 +53,16 @@ async fn render_sessions(state: &AppState, req: &HttpRequest, active: &ActiveSes
         }
     };
     let mut lines = Vec::with_capacity(sessions.len());
-    for s in sessions.into_iter().filter(|s| s.last_seen_at + p.settings.session_idle_ttl > now) {
-        let clients = p.store.session_clients(&s.id).await.unwrap_or_default().join(", ");
+    for s in sessions
+        .into_iter()
+        .filter(|s| s.last_seen_at + p.settings.session_idle_ttl > now)
+    {
+        let clients = p
+            .store
+            .session_clients(&s.id)
+            .await
+            .unwrap_or_default()
+            .join(", ");
         lines.push(SessionLine {
             current: s.id == active.session.id,
             device: device_label(s.user_agent.as_deref()),
@@ -57,7 +70,10 @@ async fn render_sessions(state: &AppState, req: &HttpRequest, active: &ActiveSes
             clients,
             created: when(s.created_at),
             last_seen: when(s.last_seen_at),
-            expires: when(s.expires_at.min(s.last_seen_at + p.settings.session_idle_ttl)),
+            expires: when(
+                s.expires_at
+                    .min(s.last_seen_at + p.settings.session_idle_ttl),
+            ),
             id: s.id,
         });
     }
@@ -94,7 +110,11 @@ struct RevokeForm {
 }
 
 /// POST /account/sessions/revoke: end one of my sessions.
-pub async fn revoke_one(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+pub async fn revoke_one(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let p = &state.provider;
     let form: RevokeForm = match read_form(&req, payload).await {
         Ok(f) => f,
@@ -110,7 +130,15 @@ pub async fn revoke_one(state: web::Data<AppState>, req: HttpRequest, payload: w
     // Only the user's own sessions; anything else is treated as already gone.
     let target = match p.store.find_session(&form.session_id).await {
         Ok(Some(s)) if s.user_id == active.user.id => s,
-        Ok(_) => return render_sessions(&state, &req, &active, Some("That session had already ended.".into())).await,
+        Ok(_) => {
+            return render_sessions(
+                &state,
+                &req,
+                &active,
+                Some("That session had already ended.".into()),
+            )
+            .await;
+        }
         Err(e) => {
             tracing::error!(error = %e, "session lookup failed");
             return server_error_page();
@@ -130,7 +158,16 @@ pub async fn revoke_one(state: web::Data<AppState>, req: HttpRequest, payload: w
     if target.id == active.session.id {
         return signed_out(&state, &req);
     }
-    render_sessions(&state, &req, &active, Some(format!("Signed out {}.", device_label(target.user_agent.as_deref())))).await
+    render_sessions(
+        &state,
+        &req,
+        &active,
+        Some(format!(
+            "Signed out {}.",
+            device_label(target.user_agent.as_deref())
+        )),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -142,7 +179,11 @@ struct RevokeAllForm {
 }
 
 /// POST /account/sessions/revoke-all: "sign out all (other) devices".
-pub async fn revoke_all(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+pub async fn revoke_all(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let p = &state.provider;
     let form: RevokeAllForm = match read_form(&req, payload).await {
         Ok(f) => f,
@@ -166,6 +207,9 @@ pub async fn revoke_all(state: web::Data<AppState>, req: HttpRequest, payload: w
     if keep.is_none() {
         return signed_out(&state, &req);
     }
-    let notice = format!("Signed out {ended} other device{}.", if ended == 1 { "" } else { "s" });
+    let notice = format!(
+        "Signed out {ended} other device{}.",
+        if ended == 1 { "" } else { "s" }
+    );
     render_sessions(&state, &req, &active, Some(notice)).await
 }

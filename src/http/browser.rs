@@ -5,13 +5,13 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::AppState;
 use super::cookies::{self, Csrf};
 use super::errors::{page, server_error_page};
 use super::protocol::form_body;
 use super::views::{ConsentPage, HomePage, LoginPage, ScopeLine, describe_scope};
-use super::AppState;
-use crate::auth::password::MAX_PASSWORD_BYTES;
 use crate::audit::AuditEvent;
+use crate::auth::password::MAX_PASSWORD_BYTES;
 use crate::auth::session::{self, ActiveSession, DeviceInfo, Room};
 use crate::crypto::SecretString;
 use crate::oauth::authorize::{self, AuthorizationRequest, Next, Rejection};
@@ -19,8 +19,7 @@ use crate::oauth::params::Params;
 use crate::store::{Client, ConsentStore, UserStore};
 
 pub const BAD_CREDENTIALS: &str = "The email or password is incorrect.";
-pub const TOO_MANY_SESSIONS: &str =
-    "You are signed in on too many devices. Sign out on another device first, or ask your administrator.";
+pub const TOO_MANY_SESSIONS: &str = "You are signed in on too many devices. Sign out on another device first, or ask your administrator.";
 
 pub(crate) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -29,7 +28,11 @@ pub(crate) fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-pub(crate) fn html(status: StatusCode, csrf: &Csrf, body: Result<String, askama::Error>) -> HttpResponse {
+pub(crate) fn html(
+    status: StatusCode,
+    csrf: &Csrf,
+    body: Result<String, askama::Error>,
+) -> HttpResponse {
     let Ok(body) = body else {
         return server_error_page();
     };
@@ -44,12 +47,19 @@ pub(crate) fn html(status: StatusCode, csrf: &Csrf, body: Result<String, askama:
 
 fn rejection(r: Rejection) -> HttpResponse {
     match r {
-        Rejection::Page(message) => page(StatusCode::BAD_REQUEST, "This sign-in link is not valid", &message),
+        Rejection::Page(message) => page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in link is not valid",
+            &message,
+        ),
         Rejection::Redirect(location) => see_other(&location),
     }
 }
 
-pub(crate) async fn current_session(state: &AppState, req: &HttpRequest) -> Result<Option<ActiveSession>, HttpResponse> {
+pub(crate) async fn current_session(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<ActiveSession>, HttpResponse> {
     let p = &state.provider;
     let Some(cookie) = cookies::session_value(req, state.secure_cookies()) else {
         return Ok(None);
@@ -61,7 +71,15 @@ pub(crate) async fn current_session(state: &AppState, req: &HttpRequest) -> Resu
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render_login(state: &AppState, req: &HttpRequest, status: StatusCode, request: String, client: Option<&Client>, email: &str, error: Option<&str>) -> HttpResponse {
+fn render_login(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    request: String,
+    client: Option<&Client>,
+    email: &str,
+    error: Option<&str>,
+) -> HttpResponse {
     let csrf = cookies::csrf(&state.provider, req, state.secure_cookies());
     let view = LoginPage {
         csrf_token: csrf.token.clone(),
@@ -73,7 +91,14 @@ fn render_login(state: &AppState, req: &HttpRequest, status: StatusCode, request
     html(status, &csrf, view.render())
 }
 
-fn consent_page(state: &AppState, req: &HttpRequest, request: String, client: &Client, active: &ActiveSession, scopes: &[String]) -> HttpResponse {
+fn consent_page(
+    state: &AppState,
+    req: &HttpRequest,
+    request: String,
+    client: &Client,
+    active: &ActiveSession,
+    scopes: &[String],
+) -> HttpResponse {
     let csrf = cookies::csrf(&state.provider, req, state.secure_cookies());
     let view = ConsentPage {
         csrf_token: csrf.token.clone(),
@@ -82,7 +107,10 @@ fn consent_page(state: &AppState, req: &HttpRequest, request: String, client: &C
         email: active.user.email.clone(),
         scopes: scopes
             .iter()
-            .map(|s| ScopeLine { name: s.clone(), description: describe_scope(s) })
+            .map(|s| ScopeLine {
+                name: s.clone(),
+                description: describe_scope(s),
+            })
             .collect(),
     };
     html(StatusCode::OK, &csrf, view.render())
@@ -102,7 +130,9 @@ async fn proceed(
     let now = p.now();
     let sealed = || authorize::seal_params(p, authorize::AUTHORIZE_PURPOSE, params, now);
     match authorize::next_step(p, client, authz, active, fresh, now).await {
-        Ok(Next::SignIn) => render_login(state, req, StatusCode::OK, sealed(), Some(client), "", None),
+        Ok(Next::SignIn) => {
+            render_login(state, req, StatusCode::OK, sealed(), Some(client), "", None)
+        }
         Ok(Next::Consent(scopes)) => match active {
             Some(a) => consent_page(state, req, sealed(), client, a, &scopes),
             None => server_error_page(),
@@ -110,11 +140,21 @@ async fn proceed(
         Ok(Next::Issue) => match active {
             Some(a) => match authorize::issue_code(p, authz, a, now).await {
                 Ok(location) => see_other(&location),
-                Err(e) => see_other(&authorize::error_redirect(p, &authz.redirect_uri, authz.state.as_deref(), &e)),
+                Err(e) => see_other(&authorize::error_redirect(
+                    p,
+                    &authz.redirect_uri,
+                    authz.state.as_deref(),
+                    &e,
+                )),
             },
             None => server_error_page(),
         },
-        Err(e) => see_other(&authorize::error_redirect(p, &authz.redirect_uri, authz.state.as_deref(), &e)),
+        Err(e) => see_other(&authorize::error_redirect(
+            p,
+            &authz.redirect_uri,
+            authz.state.as_deref(),
+            &e,
+        )),
     }
 }
 
@@ -123,7 +163,13 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
     let p = &state.provider;
     let params = match Params::parse(req.query_string()) {
         Ok(p) => p,
-        Err(_) => return page(StatusCode::BAD_REQUEST, "This sign-in link is not valid", "A parameter is repeated or malformed."),
+        Err(_) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link is not valid",
+                "A parameter is repeated or malformed.",
+            );
+        }
     };
     let (client, authz) = match authorize::validate(p, &params).await {
         Ok(v) => v,
@@ -133,7 +179,16 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
         Ok(a) => a,
         Err(res) => return res,
     };
-    proceed(&state, &req, &params, &client, &authz, active.as_ref(), false).await
+    proceed(
+        &state,
+        &req,
+        &params,
+        &client,
+        &authz,
+        active.as_ref(),
+        false,
+    )
+    .await
 }
 
 /// GET /login: signing in to Tessera itself, without an application.
@@ -161,20 +216,37 @@ pub(crate) fn csrf_failed() -> HttpResponse {
     )
 }
 
-pub(crate) async fn read_form<T: serde::de::DeserializeOwned>(req: &HttpRequest, payload: web::Payload) -> Result<T, HttpResponse> {
-    let body = form_body(req, payload)
-        .await
-        .map_err(|e| page(StatusCode::BAD_REQUEST, "The form could not be read", &e.description()))?;
-    serde_urlencoded::from_str(&body).map_err(|_| page(StatusCode::BAD_REQUEST, "The form could not be read", "Some fields were malformed."))
+pub(crate) async fn read_form<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, HttpResponse> {
+    let body = form_body(req, payload).await.map_err(|e| {
+        page(
+            StatusCode::BAD_REQUEST,
+            "The form could not be read",
+            &e.description(),
+        )
+    })?;
+    serde_urlencoded::from_str(&body).map_err(|_| {
+        page(
+            StatusCode::BAD_REQUEST,
+            "The form could not be read",
+            "Some fields were malformed.",
+        )
+    })
 }
 
 /// Reopens the authorization request carried by a form; `None` for a plain sign-in.
-async fn reopen(state: &AppState, sealed: &str) -> Result<Option<(Params, Client, AuthorizationRequest)>, HttpResponse> {
+async fn reopen(
+    state: &AppState,
+    sealed: &str,
+) -> Result<Option<(Params, Client, AuthorizationRequest)>, HttpResponse> {
     if sealed.is_empty() {
         return Ok(None);
     }
     let p = &state.provider;
-    let Some(params) = authorize::open_params(p, authorize::AUTHORIZE_PURPOSE, sealed, p.now()) else {
+    let Some(params) = authorize::open_params(p, authorize::AUTHORIZE_PURPOSE, sealed, p.now())
+    else {
         return Err(page(
             StatusCode::BAD_REQUEST,
             "This sign-in took too long",
@@ -188,7 +260,11 @@ async fn reopen(state: &AppState, sealed: &str) -> Result<Option<(Params, Client
 }
 
 /// POST /login
-pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let p = &state.provider;
     let secure = state.secure_cookies();
     let form: LoginForm = match read_form(&req, payload).await {
@@ -204,8 +280,22 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
     };
     let client = pending.as_ref().map(|(_, c, _)| c);
     let email = form.email.trim().to_lowercase();
-    let fail = |status: StatusCode| render_login(&state, &req, status, form.request.clone(), client, &email, Some(BAD_CREDENTIALS));
-    if email.is_empty() || email.len() > 254 || form.password.is_empty() || form.password.len() > MAX_PASSWORD_BYTES {
+    let fail = |status: StatusCode| {
+        render_login(
+            &state,
+            &req,
+            status,
+            form.request.clone(),
+            client,
+            &email,
+            Some(BAD_CREDENTIALS),
+        )
+    };
+    if email.is_empty()
+        || email.len() > 254
+        || form.password.is_empty()
+        || form.password.len() > MAX_PASSWORD_BYTES
+    {
         return fail(StatusCode::UNAUTHORIZED);
     }
     let user = match p.store.find_user_by_email(&email).await {
@@ -217,7 +307,11 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
     };
     let password = SecretString::new(form.password.clone());
     // Unknown accounts are checked against a dummy hash: same work, same answer.
-    let verification = match state.passwords.verify(&password, user.as_ref().map(|u| u.password_hash.as_str())).await {
+    let verification = match state
+        .passwords
+        .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await
+    {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "password check failed");
@@ -225,7 +319,11 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
         }
     };
     let ip = req.peer_addr().map(|a| a.ip().to_string());
-    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(String::from);
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let Some(user) = user.clone().filter(|u| verification.valid && !u.disabled) else {
         let reason = match &user {
             None => "unknown_account",
@@ -236,7 +334,11 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
         crate::metrics::inc(&p.metrics.signins_failed);
         p.audit(
             AuditEvent::new("signin.failure")
-                .subject(user.as_ref().map(|u| u.id.clone()).unwrap_or_else(|| email.clone()))
+                .subject(
+                    user.as_ref()
+                        .map(|u| u.id.clone())
+                        .unwrap_or_else(|| email.clone()),
+                )
                 .from_device(ip.clone(), user_agent.clone())
                 .detail("reason", reason),
         )
@@ -260,7 +362,12 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
     match session::make_room(p, &user, limit, state.config.session_limit_policy, now).await {
         Ok(Room::Available) => {}
         Ok(Room::Evicted(ended)) => {
-            p.audit(AuditEvent::new("session.evicted").subject(&user.id).detail("sessions", ended)).await;
+            p.audit(
+                AuditEvent::new("session.evicted")
+                    .subject(&user.id)
+                    .detail("sessions", ended),
+            )
+            .await;
         }
         Ok(Room::Refused) => {
             p.audit(
@@ -270,7 +377,15 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
                     .detail("reason", "session_limit"),
             )
             .await;
-            return render_login(&state, &req, StatusCode::FORBIDDEN, form.request.clone(), client, &email, Some(TOO_MANY_SESSIONS));
+            return render_login(
+                &state,
+                &req,
+                StatusCode::FORBIDDEN,
+                form.request.clone(),
+                client,
+                &email,
+                Some(TOO_MANY_SESSIONS),
+            );
         }
         Err(e) => {
             tracing::error!(error = %e, "session limit check failed");
@@ -281,13 +396,14 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
         user_agent: user_agent.clone(),
         ip: ip.clone(),
     };
-    let (cookie_value, active) = match session::start(p, &user, vec!["pwd".into()], device, now).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "could not start a session");
-            return server_error_page();
-        }
-    };
+    let (cookie_value, active) =
+        match session::start(p, &user, vec!["pwd".into()], device, now).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "could not start a session");
+                return server_error_page();
+            }
+        };
     tracing::info!(outcome = "success", user_id = %user.id, session_id = %active.session.id, "sign-in");
     crate::metrics::inc(&p.metrics.signins_ok);
     p.audit(
@@ -299,7 +415,9 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
     )
     .await;
     let mut res = match &pending {
-        Some((params, client, authz)) => proceed(&state, &req, params, client, authz, Some(&active), true).await,
+        Some((params, client, authz)) => {
+            proceed(&state, &req, params, client, authz, Some(&active), true).await
+        }
         None => see_other("/account"),
     };
     let cookie = cookies::session_cookie(cookie_value, secure, p.settings.session_absolute_ttl);
@@ -321,7 +439,11 @@ struct ConsentForm {
 }
 
 /// POST /consent
-pub async fn consent(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+pub async fn consent(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let p = &state.provider;
     let form: ConsentForm = match read_form(&req, payload).await {
         Ok(f) => f,
@@ -332,7 +454,13 @@ pub async fn consent(state: web::Data<AppState>, req: HttpRequest, payload: web:
     }
     let (params, client, authz) = match reopen(&state, &form.request).await {
         Ok(Some(v)) => v,
-        Ok(None) => return page(StatusCode::BAD_REQUEST, "Nothing to approve", "There is no pending request."),
+        Ok(None) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Nothing to approve",
+                "There is no pending request.",
+            );
+        }
         Err(res) => return res,
     };
     let active = match current_session(&state, &req).await {
@@ -343,15 +471,29 @@ pub async fn consent(state: web::Data<AppState>, req: HttpRequest, payload: web:
     let now = p.now();
     if form.decision != "allow" {
         let err = crate::oauth::OAuthError::AccessDenied("the user denied the request".into());
-        return see_other(&authorize::error_redirect(p, &authz.redirect_uri, authz.state.as_deref(), &err));
+        return see_other(&authorize::error_redirect(
+            p,
+            &authz.redirect_uri,
+            authz.state.as_deref(),
+            &err,
+        ));
     }
-    if let Err(e) = p.store.save_consent(&active.user.id, &client.id, &authz.scope, now).await {
+    if let Err(e) = p
+        .store
+        .save_consent(&active.user.id, &client.id, &authz.scope, now)
+        .await
+    {
         tracing::error!(error = %e, "could not save consent");
         return server_error_page();
     }
     match authorize::issue_code(p, &authz, &active, now).await {
         Ok(location) => see_other(&location),
-        Err(e) => see_other(&authorize::error_redirect(p, &authz.redirect_uri, authz.state.as_deref(), &e)),
+        Err(e) => see_other(&authorize::error_redirect(
+            p,
+            &authz.redirect_uri,
+            authz.state.as_deref(),
+            &e,
+        )),
     }
 }
 

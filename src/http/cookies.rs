@@ -49,7 +49,8 @@ pub fn clear_session_cookie(secure: bool) -> Cookie<'static> {
 }
 
 pub fn session_value(req: &HttpRequest, secure: bool) -> Option<String> {
-    req.cookie(names(secure).session).map(|c| c.value().to_string())
+    req.cookie(names(secure).session)
+        .map(|c| c.value().to_string())
 }
 
 /// The browser's CSRF secret, and a cookie to set when it had none.
@@ -86,6 +87,6 @@ pub fn csrf_ok(p: &Provider, req: &HttpRequest, secure: bool, form_token: &str) 
     let Some(given) = b64_decode(form_token) else {
         return false;
     };
-    p.crypto.verify_mac("csrf", cookie.value().as_bytes(), &given)
+    p.crypto
+        .verify_mac("csrf", cookie.value().as_bytes(), &given)
 }
-

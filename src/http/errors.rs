@@ -80,5 +80,9 @@ pub fn server_error_page() -> HttpResponse {
 }
 
 pub async fn not_found() -> HttpResponse {
-    page(StatusCode::NOT_FOUND, "Page not found", "There is nothing at this address.")
+    page(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address.",
+    )
 }

@@ -13,11 +13,15 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if let Err(e) = state.provider.store.ping().await {
         tracing::warn!(error = %e, "readiness check failed: database");
-        return HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unavailable");
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("database unavailable");
     }
     if let Err(e) = state.provider.fleet.ping().await {
         tracing::warn!(error = %e, "readiness check failed: redis");
-        return HttpResponse::ServiceUnavailable().content_type("text/plain").body("redis unavailable");
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("redis unavailable");
     }
     HttpResponse::Ok().content_type("text/plain").body("ready")
 }

@@ -7,14 +7,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::AppState;
 use super::browser::{csrf_failed, current_session, html, read_form, see_other};
 use super::cookies;
 use super::errors::{page, server_error_page};
 use super::views::{LogoutPage, SignedOutPage};
-use super::AppState;
+use crate::oauth::Provider;
 use crate::oauth::authorize::{LOGOUT_PURPOSE, open_params, seal_params, with_query};
 use crate::oauth::params::Params;
-use crate::oauth::Provider;
 use crate::store::ClientStore;
 
 #[derive(Deserialize)]
@@ -36,7 +36,9 @@ async fn understand(p: &Provider, params: &Params) -> Result<LogoutRequest, Stri
         Some(h) => Some(
             p.keys()
                 .verify_ignoring_expiry::<HintClaims>(h, None, &p.settings.issuer)
-                .map_err(|_| "The sign-out request carries an invalid id_token_hint.".to_string())?,
+                .map_err(|_| {
+                    "The sign-out request carries an invalid id_token_hint.".to_string()
+                })?,
         ),
         None => None,
     };
@@ -46,7 +48,9 @@ async fn understand(p: &Provider, params: &Params) -> Result<LogoutRequest, Stri
         _ => None,
     });
     let client_id = match (params.get("client_id"), hinted_client) {
-        (Some(c), Some(h)) if c != h => return Err("client_id does not match the id_token_hint.".into()),
+        (Some(c), Some(h)) if c != h => {
+            return Err("client_id does not match the id_token_hint.".into());
+        }
         (Some(c), _) => Some(c.to_string()),
         (None, h) => h,
     };
@@ -54,12 +58,19 @@ async fn understand(p: &Provider, params: &Params) -> Result<LogoutRequest, Stri
         None => None,
         Some(uri) => {
             let client = match &client_id {
-                Some(id) => p.store.find_client(id).await.map_err(|_| "Something went wrong on our side.".to_string())?,
+                Some(id) => p
+                    .store
+                    .find_client(id)
+                    .await
+                    .map_err(|_| "Something went wrong on our side.".to_string())?,
                 None => None,
             };
-            let registered = client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+            let registered =
+                client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
             if !registered {
-                return Err("The post_logout_redirect_uri is not registered for this application.".into());
+                return Err(
+                    "The post_logout_redirect_uri is not registered for this application.".into(),
+                );
             }
             let mut pairs = Vec::new();
             if let Some(s) = params.get("state") {
@@ -109,11 +120,21 @@ async fn end_current(state: &AppState, req: &HttpRequest) -> Result<(), HttpResp
 pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let p = &state.provider;
     let Ok(params) = Params::parse(req.query_string()) else {
-        return page(StatusCode::BAD_REQUEST, "This sign-out link is not valid", "A parameter is repeated or malformed.");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "This sign-out link is not valid",
+            "A parameter is repeated or malformed.",
+        );
     };
     let request = match understand(p, &params).await {
         Ok(r) => r,
-        Err(message) => return page(StatusCode::BAD_REQUEST, "This sign-out link is not valid", &message),
+        Err(message) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "This sign-out link is not valid",
+                &message,
+            );
+        }
     };
     let active = match current_session(&state, &req).await {
         Ok(a) => a,
@@ -147,7 +168,11 @@ struct LogoutForm {
 }
 
 /// POST /logout: the person confirmed.
-pub async fn logout_post(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+pub async fn logout_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let p = &state.provider;
     let form: LogoutForm = match read_form(&req, payload).await {
         Ok(f) => f,
@@ -160,11 +185,21 @@ pub async fn logout_post(state: web::Data<AppState>, req: HttpRequest, payload: 
         None
     } else {
         let Some(params) = open_params(p, LOGOUT_PURPOSE, &form.request, p.now()) else {
-            return page(StatusCode::BAD_REQUEST, "This sign-out took too long", "Go back to the application and try again.");
+            return page(
+                StatusCode::BAD_REQUEST,
+                "This sign-out took too long",
+                "Go back to the application and try again.",
+            );
         };
         match understand(p, &params).await {
             Ok(r) => r.target,
-            Err(message) => return page(StatusCode::BAD_REQUEST, "This sign-out link is not valid", &message),
+            Err(message) => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-out link is not valid",
+                    &message,
+                );
+            }
         }
     };
     if let Err(res) = end_current(&state, &req).await {

@@ -52,33 +52,45 @@ pub fn security_headers(https: bool) -> DefaultHeaders {
         .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"))
         .add(("Cross-Origin-Opener-Policy", "same-origin"));
     if https {
-        h = h.add(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"));
+        h = h.add((
+            "Strict-Transport-Security",
+            "max-age=63072000; includeSubDomains",
+        ));
     }
     h
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/.well-known/openid-configuration", web::get().to(protocol::discovery))
-        .route("/jwks.json", web::get().to(protocol::jwks))
-        .route("/token", web::post().to(protocol::token))
-        .route("/revoke", web::post().to(protocol::revoke))
-        .route("/introspect", web::post().to(protocol::introspect))
-        .route("/userinfo", web::get().to(protocol::userinfo))
-        .route("/userinfo", web::post().to(protocol::userinfo))
-        .route("/authorize", web::get().to(browser::authorize))
-        .route("/login", web::get().to(browser::login_page))
-        .route("/login", web::post().to(browser::login))
-        .route("/consent", web::post().to(browser::consent))
-        .route("/logout", web::get().to(logout::logout_get))
-        .route("/logout", web::post().to(logout::logout_post))
-        .route("/", web::get().to(browser::home))
-        .route("/account", web::get().to(account::account_page))
-        .route("/account/sessions", web::get().to(account::sessions_page))
-        .route("/account/sessions/revoke", web::post().to(account::revoke_one))
-        .route("/account/sessions/revoke-all", web::post().to(account::revoke_all))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/static/{file}", web::get().to(health::static_file))
-        .default_service(web::to(errors::not_found));
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(protocol::discovery),
+    )
+    .route("/jwks.json", web::get().to(protocol::jwks))
+    .route("/token", web::post().to(protocol::token))
+    .route("/revoke", web::post().to(protocol::revoke))
+    .route("/introspect", web::post().to(protocol::introspect))
+    .route("/userinfo", web::get().to(protocol::userinfo))
+    .route("/userinfo", web::post().to(protocol::userinfo))
+    .route("/authorize", web::get().to(browser::authorize))
+    .route("/login", web::get().to(browser::login_page))
+    .route("/login", web::post().to(browser::login))
+    .route("/consent", web::post().to(browser::consent))
+    .route("/logout", web::get().to(logout::logout_get))
+    .route("/logout", web::post().to(logout::logout_post))
+    .route("/", web::get().to(browser::home))
+    .route("/account", web::get().to(account::account_page))
+    .route("/account/sessions", web::get().to(account::sessions_page))
+    .route(
+        "/account/sessions/revoke",
+        web::post().to(account::revoke_one),
+    )
+    .route(
+        "/account/sessions/revoke-all",
+        web::post().to(account::revoke_all),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics))
+    .route("/static/{file}", web::get().to(health::static_file))
+    .default_service(web::to(errors::not_found));
 }

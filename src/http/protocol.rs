@@ -6,7 +6,9 @@ use futures_util::StreamExt;
 
 use super::errors::OAuthJson;
 use super::{AppState, MAX_BODY};
-use crate::oauth::{OAuthError, grants, introspect as introspection, revoke as revocation, userinfo as user_info};
+use crate::oauth::{
+    OAuthError, grants, introspect as introspection, revoke as revocation, userinfo as user_info,
+};
 
 /// Reads a bounded `application/x-www-form-urlencoded` body as text.
 pub async fn form_body(req: &HttpRequest, mut payload: web::Payload) -> Result<String, OAuthError> {
@@ -14,7 +16,11 @@ pub async fn form_body(req: &HttpRequest, mut payload: web::Payload) -> Result<S
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     if !is_form {
         return Err(OAuthError::InvalidRequest(
             "the body must be application/x-www-form-urlencoded".into(),
@@ -22,17 +28,23 @@ pub async fn form_body(req: &HttpRequest, mut payload: web::Payload) -> Result<S
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| OAuthError::InvalidRequest("the request body could not be read".into()))?;
+        let chunk = chunk
+            .map_err(|_| OAuthError::InvalidRequest("the request body could not be read".into()))?;
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(OAuthError::InvalidRequest("the request body is too large".into()));
+            return Err(OAuthError::InvalidRequest(
+                "the request body is too large".into(),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
-    String::from_utf8(body.to_vec()).map_err(|_| OAuthError::InvalidRequest("the request body is not UTF-8".into()))
+    String::from_utf8(body.to_vec())
+        .map_err(|_| OAuthError::InvalidRequest("the request body is not UTF-8".into()))
 }
 
 fn authorization(req: &HttpRequest) -> Option<&str> {
-    req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
 }
 
 fn no_store_json(body: impl serde::Serialize) -> HttpResponse {
@@ -42,19 +54,33 @@ fn no_store_json(body: impl serde::Serialize) -> HttpResponse {
         .json(body)
 }
 
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, OAuthJson> {
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthJson> {
     let body = form_body(&req, payload).await?;
     let response = grants::exchange(&state.provider, authorization(&req), &body).await?;
     Ok(no_store_json(response))
 }
 
-pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, OAuthJson> {
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthJson> {
     let body = form_body(&req, payload).await?;
     revocation::revoke(&state.provider, authorization(&req), &body).await?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).finish())
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
 }
 
-pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, OAuthJson> {
+pub async fn introspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthJson> {
     let body = form_body(&req, payload).await?;
     let answer = introspection::introspect(&state.provider, authorization(&req), &body).await?;
     Ok(no_store_json(answer))
@@ -71,7 +97,10 @@ fn bearer(req: &HttpRequest) -> Result<&str, OAuthError> {
     Ok(token.trim())
 }
 
-pub async fn userinfo(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, OAuthJson> {
+pub async fn userinfo(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, OAuthJson> {
     let token = bearer(&req)?;
     let claims = user_info::userinfo(&state.provider, token).await?;
     Ok(no_store_json(claims))
@@ -93,11 +122,16 @@ pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == keys.etag()));
-    let mut res = if matches { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    let mut res = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
     res.insert_header((header::CACHE_CONTROL, cache))
         .insert_header((header::ETAG, keys.etag().to_string()));
     if matches {
         return res.finish();
     }
-    res.content_type("application/jwk-set+json").body(keys.jwks().to_string())
+    res.content_type("application/jwk-set+json")
+        .body(keys.jwks().to_string())
 }

@@ -92,6 +92,9 @@ pub struct SessionsPage {
 /// A timestamp as people read it (UTC).
 pub fn when(t: i64) -> String {
     let secs = u64::try_from(t).unwrap_or(0);
-    let rendered = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string();
+    let rendered = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+    )
+    .to_string();
     rendered.replace('T', " ").replace('Z', " UTC")
 }

@@ -57,8 +57,10 @@ impl Keyring {
                 .decrypt(&r.private_enc, r.kid.as_bytes())
                 .map_err(|_| KeyError::Load(r.kid.clone()))?;
             let signer = Signer::from_pkcs8(&r.kid, alg, &der)?;
-            let jwk: Jwk = serde_json::from_str(&r.public_jwk).map_err(|_| KeyError::Load(r.kid.clone()))?;
-            let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| KeyError::Load(r.kid.clone()))?;
+            let jwk: Jwk =
+                serde_json::from_str(&r.public_jwk).map_err(|_| KeyError::Load(r.kid.clone()))?;
+            let decoding =
+                DecodingKey::from_jwk(&jwk).map_err(|_| KeyError::Load(r.kid.clone()))?;
             entries.push(Entry {
                 activate_at: r.activate_at,
                 signer,
@@ -69,7 +71,11 @@ impl Keyring {
         let keys: Vec<serde_json::Value> = entries.iter().map(|e| e.signer.public_jwk()).collect();
         let jwks = serde_json::json!({ "keys": keys }).to_string();
         let etag = format!("\"{}\"", b64(&sha256(jwks.as_bytes())[..16]));
-        Ok(Self { entries, jwks, etag })
+        Ok(Self {
+            entries,
+            jwks,
+            etag,
+        })
     }
 
     pub fn shared(self) -> SharedKeyring {
@@ -99,7 +105,8 @@ impl Keyring {
     }
 
     pub fn algorithms(&self) -> Vec<&'static str> {
-        let mut algs: Vec<&'static str> = self.entries.iter().map(|e| e.signer.alg.as_str()).collect();
+        let mut algs: Vec<&'static str> =
+            self.entries.iter().map(|e| e.signer.alg.as_str()).collect();
         algs.sort_unstable();
         algs.dedup();
         algs
@@ -164,7 +171,11 @@ impl Keyring {
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &entry.decoding, &validation)
             .map_err(|_| VerifyError::Invalid)?;
-        let exp = data.claims.get("exp").and_then(|v| v.as_i64()).ok_or(VerifyError::Invalid)?;
+        let exp = data
+            .claims
+            .get("exp")
+            .and_then(|v| v.as_i64())
+            .ok_or(VerifyError::Invalid)?;
         if now.is_some_and(|now| exp <= now) {
             return Err(VerifyError::Expired);
         }
@@ -203,8 +214,14 @@ mod tests {
         let crypto = Crypto::new(&MasterKey::generate());
         for alg in [SigningAlg::Es256, SigningAlg::EdDsa, SigningAlg::Rs256] {
             let ring = Keyring::load(&[record(&crypto, "k", alg, 0)], &crypto).unwrap();
-            let jwt = ring.signer(10).unwrap().sign_jwt("at+jwt", &claims(100)).unwrap();
-            let c: serde_json::Value = ring.verify(&jwt, Some("at+jwt"), "https://id.example", 10).unwrap();
+            let jwt = ring
+                .signer(10)
+                .unwrap()
+                .sign_jwt("at+jwt", &claims(100))
+                .unwrap();
+            let c: serde_json::Value = ring
+                .verify(&jwt, Some("at+jwt"), "https://id.example", 10)
+                .unwrap();
             assert_eq!(c["sub"], "u1");
         }
     }
@@ -213,7 +230,10 @@ mod tests {
     fn a_pending_key_is_published_but_does_not_sign_until_it_activates() {
         let crypto = Crypto::new(&MasterKey::generate());
         let ring = Keyring::load(
-            &[record(&crypto, "old", SigningAlg::Es256, 0), record(&crypto, "new", SigningAlg::Es256, 100)],
+            &[
+                record(&crypto, "old", SigningAlg::Es256, 0),
+                record(&crypto, "new", SigningAlg::Es256, 100),
+            ],
             &crypto,
         )
         .unwrap();
@@ -229,12 +249,26 @@ mod tests {
         let signer = ring.signer(0).unwrap();
         let jwt = signer.sign_jwt("at+jwt", &claims(100)).unwrap();
         let iss = "https://id.example";
-        assert_eq!(ring.verify::<serde_json::Value>(&jwt, Some("at+jwt"), iss, 100), Err(VerifyError::Expired));
-        assert_eq!(ring.verify::<serde_json::Value>(&jwt, Some("JWT"), iss, 1), Err(VerifyError::WrongType));
-        assert_eq!(ring.verify::<serde_json::Value>(&jwt, None, "https://evil", 1), Err(VerifyError::Invalid));
+        assert_eq!(
+            ring.verify::<serde_json::Value>(&jwt, Some("at+jwt"), iss, 100),
+            Err(VerifyError::Expired)
+        );
+        assert_eq!(
+            ring.verify::<serde_json::Value>(&jwt, Some("JWT"), iss, 1),
+            Err(VerifyError::WrongType)
+        );
+        assert_eq!(
+            ring.verify::<serde_json::Value>(&jwt, None, "https://evil", 1),
+            Err(VerifyError::Invalid)
+        );
         let mut parts: Vec<String> = jwt.split('.').map(String::from).collect();
-        parts[1] = b64(json!({"iss": iss, "sub": "admin", "exp": 100}).to_string().as_bytes());
-        assert_eq!(ring.verify::<serde_json::Value>(&parts.join("."), None, iss, 1), Err(VerifyError::Invalid));
+        parts[1] = b64(json!({"iss": iss, "sub": "admin", "exp": 100})
+            .to_string()
+            .as_bytes());
+        assert_eq!(
+            ring.verify::<serde_json::Value>(&parts.join("."), None, iss, 1),
+            Err(VerifyError::Invalid)
+        );
     }
 
     #[test]
@@ -243,10 +277,26 @@ mod tests {
         let ring = Keyring::load(&[record(&crypto, "k", SigningAlg::Es256, 0)], &crypto).unwrap();
         let body = b64(claims(100).to_string().as_bytes());
         let none = format!("{}.{}.", b64(br#"{"alg":"none","kid":"k"}"#), body);
-        assert!(ring.verify::<serde_json::Value>(&none, None, "https://id.example", 1).is_err());
-        let hs = format!("{}.{}.{}", b64(br#"{"alg":"HS256","kid":"k"}"#), body, b64(b"sig"));
-        assert!(ring.verify::<serde_json::Value>(&hs, None, "https://id.example", 1).is_err());
-        let unknown = format!("{}.{}.{}", b64(br#"{"alg":"ES256","kid":"../../etc/passwd"}"#), body, b64(b"sig"));
+        assert!(
+            ring.verify::<serde_json::Value>(&none, None, "https://id.example", 1)
+                .is_err()
+        );
+        let hs = format!(
+            "{}.{}.{}",
+            b64(br#"{"alg":"HS256","kid":"k"}"#),
+            body,
+            b64(b"sig")
+        );
+        assert!(
+            ring.verify::<serde_json::Value>(&hs, None, "https://id.example", 1)
+                .is_err()
+        );
+        let unknown = format!(
+            "{}.{}.{}",
+            b64(br#"{"alg":"ES256","kid":"../../etc/passwd"}"#),
+            body,
+            b64(b"sig")
+        );
         assert_eq!(
             ring.verify::<serde_json::Value>(&unknown, None, "https://id.example", 1),
             Err(VerifyError::UnknownKey)

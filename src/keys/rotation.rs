@@ -66,7 +66,12 @@ pub fn plan(keys: &[SigningKeyRecord], now: Timestamp, p: &RotationPolicy) -> Ve
     actions
 }
 
-fn new_key(crypto: &Crypto, alg: SigningAlg, now: Timestamp, activate_at: Timestamp) -> Result<SigningKeyRecord, KeyError> {
+fn new_key(
+    crypto: &Crypto,
+    alg: SigningAlg,
+    now: Timestamp,
+    activate_at: Timestamp,
+) -> Result<SigningKeyRecord, KeyError> {
     let kid = random_id();
     let der = generate(alg)?;
     let signer = Signer::from_pkcs8(&kid, alg, &der)?;
@@ -138,7 +143,10 @@ pub async fn rotate<S: KeyStore>(
             withdrawn.push(old.kid);
         }
         tracing::warn!(kid = %key.kid, ?withdrawn, "emergency key rotation");
-        return Ok(Rotated::Emergency { kid: key.kid, withdrawn });
+        return Ok(Rotated::Emergency {
+            kid: key.kid,
+            withdrawn,
+        });
     }
     if let Some(pending) = keys.iter().find(|k| k.activate_at > now) {
         return Ok(Rotated::AlreadyPending {
@@ -182,7 +190,10 @@ mod tests {
 
     #[test]
     fn the_first_start_creates_a_key_that_signs_at_once() {
-        assert_eq!(plan(&[], 1000, &P), vec![Action::Create { activate_at: 1000 }]);
+        assert_eq!(
+            plan(&[], 1000, &P),
+            vec![Action::Create { activate_at: 1000 }]
+        );
     }
 
     #[test]
@@ -201,7 +212,9 @@ mod tests {
         // A server that was down past the due date still publishes before signing.
         assert_eq!(
             plan(&[key("a", 0, None)], due + 500, &P),
-            vec![Action::Create { activate_at: due + 500 + P.publish_lead + 1 }]
+            vec![Action::Create {
+                activate_at: due + 500 + P.publish_lead + 1
+            }]
         );
     }
 
@@ -216,7 +229,10 @@ mod tests {
         let keys = [key("a", 0, None), key("b", 5000, None)];
         assert_eq!(
             plan(&keys, 5000, &P),
-            vec![Action::Expire { kid: "a".into(), expire_at: 5000 + 600 + RETIRE_MARGIN }]
+            vec![Action::Expire {
+                kid: "a".into(),
+                expire_at: 5000 + 600 + RETIRE_MARGIN
+            }]
         );
         let keys = [key("a", 0, Some(5660)), key("b", 5000, None)];
         assert!(plan(&keys, 5001, &P).is_empty());

@@ -58,7 +58,9 @@ impl std::str::FromStr for SigningAlg {
             "ES256" => Ok(Self::Es256),
             "EdDSA" => Ok(Self::EdDsa),
             "RS256" => Ok(Self::Rs256),
-            other => Err(format!("unsupported signing algorithm `{other}` (ES256, EdDSA or RS256)")),
+            other => Err(format!(
+                "unsupported signing algorithm `{other}` (ES256, EdDSA or RS256)"
+            )),
         }
     }
 }
@@ -79,7 +81,10 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.kid).field("alg", &self.alg).finish()
+        f.debug_struct("Signer")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
     }
 }
 
@@ -128,10 +133,16 @@ impl Signer {
             Pair::Ec(k) => {
                 // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
                 let p = k.public_key().as_ref();
-                let (x, y) = if p.len() == 65 { (&p[1..33], &p[33..65]) } else { (&p[..0], &p[..0]) };
+                let (x, y) = if p.len() == 65 {
+                    (&p[1..33], &p[33..65])
+                } else {
+                    (&p[..0], &p[..0])
+                };
                 json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)})
             }
-            Pair::Ed(k) => json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())}),
+            Pair::Ed(k) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())})
+            }
             Pair::Rsa(k) => {
                 let public = k.public_key();
                 json!({

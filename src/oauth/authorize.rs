@@ -70,9 +70,17 @@ pub fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
 }
 
 /// The error response to the client (RFC 6749 §4.1.2.1 + RFC 9207 `iss`).
-pub fn error_redirect(p: &Provider, redirect_uri: &str, state: Option<&str>, err: &OAuthError) -> String {
+pub fn error_redirect(
+    p: &Provider,
+    redirect_uri: &str,
+    state: Option<&str>,
+    err: &OAuthError,
+) -> String {
     let description = err.description();
-    let mut pairs = vec![("error", err.code()), ("error_description", description.as_str())];
+    let mut pairs = vec![
+        ("error", err.code()),
+        ("error_description", description.as_str()),
+    ];
     if let Some(s) = state {
         pairs.push(("state", s));
     }
@@ -80,19 +88,28 @@ pub fn error_redirect(p: &Provider, redirect_uri: &str, state: Option<&str>, err
     with_query(redirect_uri, &pairs)
 }
 
-pub async fn validate(p: &Provider, params: &Params) -> Result<(Client, AuthorizationRequest), Rejection> {
+pub async fn validate(
+    p: &Provider,
+    params: &Params,
+) -> Result<(Client, AuthorizationRequest), Rejection> {
     if params.pairs().iter().any(|(_, v)| v.len() > MAX_PARAM_LEN) {
         return Err(Rejection::Page("The sign-in request is too large.".into()));
     }
-    let client_id = params
-        .get("client_id")
-        .ok_or_else(|| Rejection::Page("The application did not identify itself (client_id is missing).".into()))?;
+    let client_id = params.get("client_id").ok_or_else(|| {
+        Rejection::Page("The application did not identify itself (client_id is missing).".into())
+    })?;
     let client = match p.store.find_client(client_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return Err(Rejection::Page("The application is not registered (unknown client_id).".into())),
+        Ok(None) => {
+            return Err(Rejection::Page(
+                "The application is not registered (unknown client_id).".into(),
+            ));
+        }
         Err(e) => {
             tracing::error!(error = %e, "client lookup failed");
-            return Err(Rejection::Page("Something went wrong on our side. Please try again.".into()));
+            return Err(Rejection::Page(
+                "Something went wrong on our side. Please try again.".into(),
+            ));
         }
     };
     let redirect_uri = params
@@ -100,10 +117,14 @@ pub async fn validate(p: &Provider, params: &Params) -> Result<(Client, Authoriz
         .ok_or_else(|| Rejection::Page("The application sent no redirect_uri.".into()))?;
     // Exact string comparison against the registered list (RFC 9700 §4.1.3).
     if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
-        return Err(Rejection::Page("The redirect_uri is not registered for this application.".into()));
+        return Err(Rejection::Page(
+            "The redirect_uri is not registered for this application.".into(),
+        ));
     }
     let state = params.get("state").map(String::from);
-    let back = |err: OAuthError| Rejection::Redirect(error_redirect(p, redirect_uri, state.as_deref(), &err));
+    let back = |err: OAuthError| {
+        Rejection::Redirect(error_redirect(p, redirect_uri, state.as_deref(), &err))
+    };
 
     if params.get("request").is_some() {
         return Err(back(OAuthError::RequestNotSupported));
@@ -113,24 +134,39 @@ pub async fn validate(p: &Provider, params: &Params) -> Result<(Client, Authoriz
     }
     match params.get("response_type") {
         Some("code") => {}
-        Some(_) => return Err(back(OAuthError::UnsupportedResponseType("only response_type=code is supported".into()))),
-        None => return Err(back(OAuthError::InvalidRequest("response_type is required".into()))),
+        Some(_) => {
+            return Err(back(OAuthError::UnsupportedResponseType(
+                "only response_type=code is supported".into(),
+            )));
+        }
+        None => {
+            return Err(back(OAuthError::InvalidRequest(
+                "response_type is required".into(),
+            )));
+        }
     }
     if let Some(mode) = params.get("response_mode")
         && mode != "query"
     {
-        return Err(back(OAuthError::InvalidRequest("only response_mode=query is supported".into())));
+        return Err(back(OAuthError::InvalidRequest(
+            "only response_mode=query is supported".into(),
+        )));
     }
     if !client.grant_types.iter().any(|g| g == "authorization_code") {
-        return Err(back(OAuthError::UnauthorizedClient("this client may not use the authorization code grant".into())));
+        return Err(back(OAuthError::UnauthorizedClient(
+            "this client may not use the authorization code grant".into(),
+        )));
     }
     let scope = match params.get("scope") {
         Some(raw) => scope::parse(raw).map_err(&back)?,
         None => vec![scope::OPENID.to_string()],
     };
     scope::require_allowed(&scope, &client.scopes).map_err(&back)?;
-    let code_challenge =
-        pkce::check_challenge(params.get("code_challenge"), params.get("code_challenge_method")).map_err(&back)?;
+    let code_challenge = pkce::check_challenge(
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    )
+    .map_err(&back)?;
     let mut prompt = Vec::new();
     if let Some(raw) = params.get("prompt") {
         for value in raw.split(' ').filter(|v| !v.is_empty()) {
@@ -138,27 +174,34 @@ pub async fn validate(p: &Provider, params: &Params) -> Result<(Client, Authoriz
                 "none" => Prompt::None,
                 "login" => Prompt::Login,
                 "consent" => Prompt::Consent,
-                _ => return Err(back(OAuthError::InvalidRequest(format!("unsupported prompt value `{value}`")))),
+                _ => {
+                    return Err(back(OAuthError::InvalidRequest(format!(
+                        "unsupported prompt value `{value}`"
+                    ))));
+                }
             });
         }
         if prompt.contains(&Prompt::None) && prompt.len() > 1 {
-            return Err(back(OAuthError::InvalidRequest("prompt=none cannot be combined".into())));
+            return Err(back(OAuthError::InvalidRequest(
+                "prompt=none cannot be combined".into(),
+            )));
         }
     }
     let max_age = match params.get("max_age") {
-        Some(v) => Some(
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| back(OAuthError::InvalidRequest("max_age must be a non-negative integer".into())))?,
-        ),
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            back(OAuthError::InvalidRequest(
+                "max_age must be a non-negative integer".into(),
+            ))
+        })?),
         None => None,
     };
     let resource = params.get("resource").map(String::from);
     if let Some(r) = &resource
         && !client.audiences.iter().any(|a| a == r)
     {
-        return Err(back(OAuthError::InvalidTarget("the requested resource is not registered for this client".into())));
+        return Err(back(OAuthError::InvalidTarget(
+            "the requested resource is not registered for this client".into(),
+        )));
     }
     let req = AuthorizationRequest {
         client_id: client.id.clone(),
@@ -186,12 +229,22 @@ pub async fn next_step(
 ) -> Result<Next, OAuthError> {
     let silent = req.prompt.contains(&Prompt::None);
     let Some(session) = session else {
-        return if silent { Err(OAuthError::LoginRequired) } else { Ok(Next::SignIn) };
+        return if silent {
+            Err(OAuthError::LoginRequired)
+        } else {
+            Ok(Next::SignIn)
+        };
     };
     if !fresh {
-        let too_old = req.max_age.is_some_and(|m| now - session.session.auth_time > m);
+        let too_old = req
+            .max_age
+            .is_some_and(|m| now - session.session.auth_time > m);
         if req.prompt.contains(&Prompt::Login) || too_old {
-            return if silent { Err(OAuthError::LoginRequired) } else { Ok(Next::SignIn) };
+            return if silent {
+                Err(OAuthError::LoginRequired)
+            } else {
+                Ok(Next::SignIn)
+            };
         }
     }
     if client.first_party {
@@ -200,7 +253,11 @@ pub async fn next_step(
     let granted = p.store.find_consent(&session.user.id, &client.id).await?;
     let missing = req.scope.iter().any(|s| !granted.contains(s));
     if missing || req.prompt.contains(&Prompt::Consent) {
-        return if silent { Err(OAuthError::ConsentRequired) } else { Ok(Next::Consent(req.scope.clone())) };
+        return if silent {
+            Err(OAuthError::ConsentRequired)
+        } else {
+            Ok(Next::Consent(req.scope.clone()))
+        };
     }
     Ok(Next::Issue)
 }

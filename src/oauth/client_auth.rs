@@ -57,7 +57,9 @@ pub fn extract(authorization: Option<&str>, form: &Params) -> Result<Credentials
         if let Some(form_id) = form.get("client_id")
             && form_id != id
         {
-            return Err(OAuthError::InvalidRequest("client_id does not match the credentials".into()));
+            return Err(OAuthError::InvalidRequest(
+                "client_id does not match the credentials".into(),
+            ));
         }
         return Ok(Credentials {
             client_id: id,
@@ -128,13 +130,22 @@ mod tests {
 
     #[test]
     fn two_methods_at_once_are_refused() {
-        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("a:b"));
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("a:b")
+        );
         let form = Params::parse("client_secret=b").unwrap();
-        assert!(matches!(extract(Some(&header), &form), Err(OAuthError::InvalidRequest(_))));
+        assert!(matches!(
+            extract(Some(&header), &form),
+            Err(OAuthError::InvalidRequest(_))
+        ));
     }
 
     #[test]
     fn no_credentials_at_all_is_invalid_client() {
-        assert!(matches!(extract(None, &Params::default()), Err(OAuthError::InvalidClient(_))));
+        assert!(matches!(
+            extract(None, &Params::default()),
+            Err(OAuthError::InvalidClient(_))
+        ));
     }
 }

@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
+use super::Provider;
 use super::client_auth;
 use super::error::OAuthError;
 use super::params::Params;
 use super::tokens::AccessClaims;
-use super::Provider;
 use crate::store::{RefreshTokenStore, SessionStore, UserStore};
 
 /// Verifies an access token we issued and checks it was not revoked since: its `jti` is not
@@ -16,13 +16,20 @@ pub async fn check_access_token(p: &Provider, token: &str) -> Result<AccessClaim
     let claims: AccessClaims = p
         .keys()
         .verify(token, Some("at+jwt"), &p.settings.issuer, now)
-        .map_err(|e| OAuthError::InvalidToken(format!("the access token is {}", match e {
-            crate::keys::keyring::VerifyError::Expired => "expired",
-            _ => "invalid",
-        })))?;
+        .map_err(|e| {
+            OAuthError::InvalidToken(format!(
+                "the access token is {}",
+                match e {
+                    crate::keys::keyring::VerifyError::Expired => "expired",
+                    _ => "invalid",
+                }
+            ))
+        })?;
     // In memory: no database round trip, and current on every replica (see `fleet`).
     if p.fleet.is_revoked(&claims) {
-        return Err(OAuthError::InvalidToken("the access token was revoked".into()));
+        return Err(OAuthError::InvalidToken(
+            "the access token was revoked".into(),
+        ));
     }
     Ok(claims)
 }
@@ -32,7 +39,11 @@ fn inactive() -> Value {
 }
 
 /// Answers an introspection request from an authenticated client.
-pub async fn introspect(p: &Provider, authorization: Option<&str>, body: &str) -> Result<Value, OAuthError> {
+pub async fn introspect(
+    p: &Provider,
+    authorization: Option<&str>,
+    body: &str,
+) -> Result<Value, OAuthError> {
     let params = Params::parse(body)?;
     let creds = client_auth::extract(authorization, &params)?;
     let client = client_auth::authenticate(&p.store, &p.crypto, &creds).await?;

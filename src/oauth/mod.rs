@@ -102,8 +102,15 @@ impl Provider {
     }
 
     /// Ends every session of a user except `keep`, with their tokens. Returns how many ended.
-    pub async fn revoke_user_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<u64> {
-        let ended = self.store.revoke_user_sessions(user_id, keep, self.now()).await?;
+    pub async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> StoreResult<u64> {
+        let ended = self
+            .store
+            .revoke_user_sessions(user_id, keep, self.now())
+            .await?;
         let r = self.revocation(RevocationKind::User, user_id, keep);
         self.fleet.revoke(&self.store, r).await?;
         Ok(ended)
@@ -119,7 +126,11 @@ impl Provider {
     /// Appends to the audit log; a failure is logged, never shown to the caller.
     pub async fn audit(&self, event: crate::audit::AuditEvent) {
         use crate::store::AuditStore;
-        if let Err(e) = self.store.append_audit(&self.crypto, self.now(), &event).await {
+        if let Err(e) = self
+            .store
+            .append_audit(&self.crypto, self.now(), &event)
+            .await
+        {
             tracing::error!(error = %e, action = %event.action, "could not write the audit log");
         }
     }

@@ -21,7 +21,9 @@ impl Params {
                 continue;
             }
             if kept.iter().any(|(seen, _)| *seen == k) {
-                return Err(OAuthError::InvalidRequest(format!("parameter `{k}` is repeated")));
+                return Err(OAuthError::InvalidRequest(format!(
+                    "parameter `{k}` is repeated"
+                )));
             }
             kept.push((k, v));
         }
@@ -29,7 +31,10 @@ impl Params {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {

@@ -9,9 +9,13 @@ fn is_unreserved(b: u8) -> bool {
 }
 
 /// Checks the authorization request's challenge and method.
-pub fn check_challenge(challenge: Option<&str>, method: Option<&str>) -> Result<String, OAuthError> {
-    let challenge = challenge
-        .ok_or_else(|| OAuthError::InvalidRequest("code_challenge is required (PKCE, S256)".into()))?;
+pub fn check_challenge(
+    challenge: Option<&str>,
+    method: Option<&str>,
+) -> Result<String, OAuthError> {
+    let challenge = challenge.ok_or_else(|| {
+        OAuthError::InvalidRequest("code_challenge is required (PKCE, S256)".into())
+    })?;
     match method {
         Some("S256") => {}
         Some("plain") | None => {
@@ -27,7 +31,9 @@ pub fn check_challenge(challenge: Option<&str>, method: Option<&str>) -> Result<
     }
     // base64url of a SHA-256 digest: 43 characters.
     if challenge.len() != 43 || !challenge.bytes().all(is_unreserved) {
-        return Err(OAuthError::InvalidRequest("malformed code_challenge".into()));
+        return Err(OAuthError::InvalidRequest(
+            "malformed code_challenge".into(),
+        ));
     }
     Ok(challenge.to_string())
 }
@@ -41,7 +47,9 @@ pub fn verify(verifier: &str, challenge: &str) -> Result<(), OAuthError> {
     if ct_eq(computed.as_bytes(), challenge.as_bytes()) {
         Ok(())
     } else {
-        Err(OAuthError::InvalidGrant("code_verifier does not match the code_challenge".into()))
+        Err(OAuthError::InvalidGrant(
+            "code_verifier does not match the code_challenge".into(),
+        ))
     }
 }
 

@@ -1,14 +1,18 @@
 //! Token revocation (RFC 7009). The answer is 200 whether or not the token was known, so the
 //! endpoint reveals nothing; only the client a token was issued to can revoke it.
 
+use super::Provider;
 use super::client_auth;
 use super::error::OAuthError;
 use super::params::Params;
 use super::tokens::AccessClaims;
-use super::Provider;
 use crate::store::RefreshTokenStore;
 
-pub async fn revoke(p: &Provider, authorization: Option<&str>, body: &str) -> Result<(), OAuthError> {
+pub async fn revoke(
+    p: &Provider,
+    authorization: Option<&str>,
+    body: &str,
+) -> Result<(), OAuthError> {
     let params = Params::parse(body)?;
     let creds = client_auth::extract(authorization, &params)?;
     let client = client_auth::authenticate(&p.store, &p.crypto, &creds).await?;
@@ -24,7 +28,9 @@ pub async fn revoke(p: &Provider, authorization: Option<&str>, body: &str) -> Re
         }
         return Ok(());
     }
-    if let Ok(claims) = p.keys().verify::<AccessClaims>(token, Some("at+jwt"), &p.settings.issuer, now)
+    if let Ok(claims) =
+        p.keys()
+            .verify::<AccessClaims>(token, Some("at+jwt"), &p.settings.issuer, now)
         && claims.client_id == client.id
     {
         p.deny_access_token(&claims.jti, claims.exp).await?;

@@ -29,7 +29,9 @@ pub fn parse(raw: &str) -> Result<Vec<String>, OAuthError> {
 /// Every requested scope must be allowed; scopes are narrowed, never widened.
 pub fn require_allowed(requested: &[String], allowed: &[String]) -> Result<(), OAuthError> {
     match requested.iter().find(|s| !allowed.contains(s)) {
-        Some(s) => Err(OAuthError::InvalidScope(format!("scope `{s}` is not allowed for this client"))),
+        Some(s) => Err(OAuthError::InvalidScope(format!(
+            "scope `{s}` is not allowed for this client"
+        ))),
         None => Ok(()),
     }
 }
@@ -48,7 +50,10 @@ mod tests {
 
     #[test]
     fn scopes_are_split_deduplicated_and_checked() {
-        assert_eq!(parse("openid  email openid").unwrap(), vec!["openid", "email"]);
+        assert_eq!(
+            parse("openid  email openid").unwrap(),
+            vec!["openid", "email"]
+        );
         assert!(parse("bad\"scope").is_err());
         assert!(parse("caf\u{e9}").is_err());
         let allowed = vec!["openid".to_string(), "email".to_string()];

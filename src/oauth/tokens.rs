@@ -52,7 +52,11 @@ pub struct UserGrant<'a> {
 
 /// `aud` (RFC 8707 §2): the requested resource if the client may use it, else the client's
 /// default audience, else this issuer.
-pub fn audience(p: &Provider, client: &Client, resource: Option<&str>) -> Result<String, OAuthError> {
+pub fn audience(
+    p: &Provider,
+    client: &Client,
+    resource: Option<&str>,
+) -> Result<String, OAuthError> {
     match resource {
         Some(r) if client.audiences.iter().any(|a| a == r) => Ok(r.to_string()),
         Some(_) => Err(OAuthError::InvalidTarget(
@@ -97,7 +101,9 @@ impl Provider {
         let now = self.now();
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
-            sub: user.map(|u| u.user.id.clone()).unwrap_or_else(|| client.id.clone()),
+            sub: user
+                .map(|u| u.user.id.clone())
+                .unwrap_or_else(|| client.id.clone()),
             aud: aud.to_string(),
             exp,
             iat: now,
@@ -146,7 +152,10 @@ impl Provider {
             let mfa = grant.amr.iter().any(|m| m == "mfa");
             claims.insert("acr".into(), json!(if mfa { "2" } else { "1" }));
         }
-        claims.insert("at_hash".into(), json!(token_hash_claim(signer.alg, access_token)));
+        claims.insert(
+            "at_hash".into(),
+            json!(token_hash_claim(signer.alg, access_token)),
+        );
         Ok(signer.sign_jwt("JWT", &Value::Object(claims))?)
     }
 
@@ -194,7 +203,14 @@ impl Provider {
         jti: Option<String>,
     ) -> Result<TokenResponse, OAuthError> {
         let exp = self.now() + self.settings.access_token_ttl;
-        let access = self.mint_access_token(client, Some(grant), aud, scope, jti.unwrap_or_else(random_id), exp)?;
+        let access = self.mint_access_token(
+            client,
+            Some(grant),
+            aud,
+            scope,
+            jti.unwrap_or_else(random_id),
+            exp,
+        )?;
         let id_token = if scope::contains(scope, scope::OPENID) {
             Some(self.mint_id_token(client, grant, scope, nonce, &access)?)
         } else {

@@ -21,11 +21,19 @@ async fn postgres() -> Option<SqlStore> {
     let admin = SqlStore::connect(&base, 1)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {base} is unreachable: {e}"));
-    let name = format!("tessera_contract_{}", random_id().to_lowercase().replace(['-', '_'], ""));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin.pool).await.unwrap();
+    let name = format!(
+        "tessera_contract_{}",
+        random_id().to_lowercase().replace(['-', '_'], "")
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin.pool)
+        .await
+        .unwrap();
     admin.close().await;
     let (prefix, _) = base.rsplit_once('/').unwrap();
-    let store = SqlStore::connect(&format!("{prefix}/{name}"), 8).await.unwrap();
+    let store = SqlStore::connect(&format!("{prefix}/{name}"), 8)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     Some(store)
 }
@@ -93,173 +101,294 @@ fn refresh(family: &str, session_id: Option<&str>) -> RefreshToken {
     }
 }
 
-contract!(users_round_trip_and_emails_are_unique, |s: SqlStore| async move {
-    let u = user("ann@example.com");
-    s.insert_user(&u).await.unwrap();
-    assert_eq!(s.find_user_by_email("ann@example.com").await.unwrap(), Some(u.clone()));
-    assert_eq!(s.find_user(&u.id).await.unwrap(), Some(u.clone()));
-    assert!(matches!(s.insert_user(&user("ann@example.com")).await, Err(StoreError::Conflict)));
-    assert!(s.set_user_disabled(&u.id, true, 200).await.unwrap());
-    assert!(s.find_user(&u.id).await.unwrap().unwrap().disabled);
-    assert!(!s.set_user_disabled("nobody", true, 200).await.unwrap());
-});
-
-contract!(clients_round_trip_and_ids_are_unique, |s: SqlStore| async move {
-    let c = Client {
-        id: "erp".into(),
-        secret_hash: Some(vec![1, 2, 3]),
-        redirect_uris: vec!["https://erp.example/cb".into()],
-        post_logout_redirect_uris: vec![],
-        grant_types: vec!["authorization_code".into()],
-        scopes: vec!["openid".into()],
-        audiences: vec!["https://api".into()],
-        first_party: true,
-        created_at: 1,
-    };
-    s.insert_client(&c).await.unwrap();
-    assert_eq!(s.find_client("erp").await.unwrap(), Some(c.clone()));
-    assert!(matches!(s.insert_client(&c).await, Err(StoreError::Conflict)));
-    assert_eq!(s.find_client("nope").await.unwrap(), None);
-});
-
-contract!(a_code_is_redeemed_exactly_once_and_the_replay_sees_the_first_redemption, |s: SqlStore| async move {
-    let code = AuthCode {
-        code_hash: vec![9; 32],
-        client_id: "app".into(),
-        user_id: "u".into(),
-        session_id: "s".into(),
-        redirect_uri: "https://a/cb".into(),
-        scope: "openid".into(),
-        nonce: Some("n".into()),
-        code_challenge: "c".into(),
-        resource: None,
-        auth_time: 1,
-        amr: vec!["pwd".into()],
-        created_at: 1,
-        expires_at: 61,
-    };
-    s.insert_code(&code).await.unwrap();
-    let first = CodeRedemption { family_id: "f1".into(), access_jti: "j1".into(), access_expires_at: 600 };
-    let second = CodeRedemption { family_id: "f2".into(), access_jti: "j2".into(), access_expires_at: 600 };
-    assert_eq!(s.redeem_code(&code.code_hash, &first, 10).await.unwrap(), CodeOutcome::Redeemed(code.clone()));
-    assert_eq!(s.redeem_code(&code.code_hash, &second, 11).await.unwrap(), CodeOutcome::Replayed(code.clone(), first));
-    assert_eq!(s.redeem_code(&[0; 32], &second, 11).await.unwrap(), CodeOutcome::NotFound);
-});
-
-contract!(concurrent_rotations_of_one_refresh_token_have_exactly_one_winner, |s: SqlStore| async move {
-    let old = refresh("fam", None);
-    s.insert_refresh(&old).await.unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let s = s.clone();
-        let old_hash = old.token_hash.clone();
-        tasks.push(tokio::spawn(async move {
-            let next = refresh("fam", None);
-            s.rotate_refresh(&old_hash, &next, b"sealed", 200).await.unwrap()
-        }));
+contract!(
+    users_round_trip_and_emails_are_unique,
+    |s: SqlStore| async move {
+        let u = user("ann@example.com");
+        s.insert_user(&u).await.unwrap();
+        assert_eq!(
+            s.find_user_by_email("ann@example.com").await.unwrap(),
+            Some(u.clone())
+        );
+        assert_eq!(s.find_user(&u.id).await.unwrap(), Some(u.clone()));
+        assert!(matches!(
+            s.insert_user(&user("ann@example.com")).await,
+            Err(StoreError::Conflict)
+        ));
+        assert!(s.set_user_disabled(&u.id, true, 200).await.unwrap());
+        assert!(s.find_user(&u.id).await.unwrap().unwrap().disabled);
+        assert!(!s.set_user_disabled("nobody", true, 200).await.unwrap());
     }
-    let mut winners = 0;
-    for t in tasks {
-        winners += usize::from(t.await.unwrap());
+);
+
+contract!(
+    clients_round_trip_and_ids_are_unique,
+    |s: SqlStore| async move {
+        let c = Client {
+            id: "erp".into(),
+            secret_hash: Some(vec![1, 2, 3]),
+            redirect_uris: vec!["https://erp.example/cb".into()],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec!["authorization_code".into()],
+            scopes: vec!["openid".into()],
+            audiences: vec!["https://api".into()],
+            first_party: true,
+            created_at: 1,
+        };
+        s.insert_client(&c).await.unwrap();
+        assert_eq!(s.find_client("erp").await.unwrap(), Some(c.clone()));
+        assert!(matches!(
+            s.insert_client(&c).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(s.find_client("nope").await.unwrap(), None);
     }
-    assert_eq!(winners, 1);
-    let stored = s.find_refresh(&old.token_hash).await.unwrap().unwrap();
-    assert_eq!(stored.rotated_at, Some(200));
-    let successor = s.find_refresh(stored.successor_hash.as_ref().unwrap()).await.unwrap().unwrap();
-    assert_eq!(successor.family_id, "fam");
-    assert_eq!(stored.successor_enc.as_deref(), Some(&b"sealed"[..]));
-});
+);
 
-contract!(revoking_a_family_or_a_session_revokes_its_refresh_tokens, |s: SqlStore| async move {
-    let u = user("bob@example.com");
-    s.insert_user(&u).await.unwrap();
-    let sess = session(&u.id);
-    s.insert_session(&sess).await.unwrap();
-    let a = refresh("fa", Some(&sess.id));
-    let b = refresh("fb", None);
-    s.insert_refresh(&a).await.unwrap();
-    s.insert_refresh(&b).await.unwrap();
-    s.revoke_family("fb", 300).await.unwrap();
-    assert_eq!(s.find_refresh(&b.token_hash).await.unwrap().unwrap().revoked_at, Some(300));
-    assert_eq!(s.find_refresh(&a.token_hash).await.unwrap().unwrap().revoked_at, None);
-    s.revoke_session(&sess.id, 301).await.unwrap();
-    assert_eq!(s.find_refresh(&a.token_hash).await.unwrap().unwrap().revoked_at, Some(301));
-    assert_eq!(s.find_session(&sess.id).await.unwrap().unwrap().revoked_at, Some(301));
-    // Idempotent: the first revocation time stays.
-    s.revoke_session(&sess.id, 400).await.unwrap();
-    assert_eq!(s.find_session(&sess.id).await.unwrap().unwrap().revoked_at, Some(301));
-    assert_eq!(s.find_session_by_token(&sess.token_hash).await.unwrap().unwrap().id, sess.id);
-});
-
-contract!(sessions_record_activity_only_forwards, |s: SqlStore| async move {
-    let u = user("cy@example.com");
-    s.insert_user(&u).await.unwrap();
-    let sess = session(&u.id);
-    s.insert_session(&sess).await.unwrap();
-    s.touch_session(&sess.id, 150).await.unwrap();
-    s.touch_session(&sess.id, 120).await.unwrap();
-    assert_eq!(s.find_session(&sess.id).await.unwrap().unwrap().last_seen_at, 150);
-});
-
-contract!(revocations_are_replayed_in_order_until_they_expire, |s: SqlStore| async move {
-    use crate::revocation::{Revocation, RevocationKind};
-    let r = |subject: &str, expires_at| Revocation {
-        kind: RevocationKind::Session,
-        subject: subject.into(),
-        keep: None,
-        at: 10,
-        expires_at,
-    };
-    let a = s.append_revocation(&r("a", 100)).await.unwrap();
-    let b = s.append_revocation(&r("b", 200)).await.unwrap();
-    assert!(b > a);
-    let all = s.revocations_after(0, 50, 10).await.unwrap();
-    assert_eq!(all.iter().map(|(_, r)| r.subject.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
-    assert_eq!(s.revocations_after(a, 50, 10).await.unwrap().len(), 1);
-    assert_eq!(s.revocations_after(0, 150, 10).await.unwrap()[0].1.subject, "b");
-});
-
-contract!(the_audit_chain_links_every_append, |s: SqlStore| async move {
-    use crate::audit::{AuditEvent, ChainVerifier};
-    use crate::crypto::{Crypto, MasterKey};
-    let crypto = Crypto::new(&MasterKey::generate());
-    for i in 0..3 {
-        s.append_audit(&crypto, 100 + i, &AuditEvent::new("signin.success").subject("u")).await.unwrap();
+contract!(
+    a_code_is_redeemed_exactly_once_and_the_replay_sees_the_first_redemption,
+    |s: SqlStore| async move {
+        let code = AuthCode {
+            code_hash: vec![9; 32],
+            client_id: "app".into(),
+            user_id: "u".into(),
+            session_id: "s".into(),
+            redirect_uri: "https://a/cb".into(),
+            scope: "openid".into(),
+            nonce: Some("n".into()),
+            code_challenge: "c".into(),
+            resource: None,
+            auth_time: 1,
+            amr: vec!["pwd".into()],
+            created_at: 1,
+            expires_at: 61,
+        };
+        s.insert_code(&code).await.unwrap();
+        let first = CodeRedemption {
+            family_id: "f1".into(),
+            access_jti: "j1".into(),
+            access_expires_at: 600,
+        };
+        let second = CodeRedemption {
+            family_id: "f2".into(),
+            access_jti: "j2".into(),
+            access_expires_at: 600,
+        };
+        assert_eq!(
+            s.redeem_code(&code.code_hash, &first, 10).await.unwrap(),
+            CodeOutcome::Redeemed(code.clone())
+        );
+        assert_eq!(
+            s.redeem_code(&code.code_hash, &second, 11).await.unwrap(),
+            CodeOutcome::Replayed(code.clone(), first)
+        );
+        assert_eq!(
+            s.redeem_code(&[0; 32], &second, 11).await.unwrap(),
+            CodeOutcome::NotFound
+        );
     }
-    let (head, hash) = s.audit_head().await.unwrap();
-    assert_eq!(head, 3);
-    let mut v = ChainVerifier::new(&crypto);
-    for r in s.audit_after(0, 10).await.unwrap() {
-        v.next(&r).unwrap();
-    }
-    assert_eq!(v.finish(head, &hash).unwrap(), 3);
-    assert_eq!(s.audit_tail(1).await.unwrap()[0].seq, 3);
-});
+);
 
-contract!(keys_are_listed_until_they_expire_or_are_revoked, |s: SqlStore| async move {
-    let key = |kid: &str, activate_at| SigningKeyRecord {
-        kid: kid.into(),
-        alg: "ES256".into(),
-        private_enc: vec![1],
-        public_jwk: "{}".into(),
-        created_at: 0,
-        activate_at,
-        expire_at: None,
-        revoked_at: None,
-    };
-    s.insert_key(&key("a", 0)).await.unwrap();
-    s.insert_key(&key("b", 10)).await.unwrap();
-    s.insert_key(&key("c", 20)).await.unwrap();
-    s.set_key_expiry("a", 50).await.unwrap();
-    s.revoke_key("c", 30).await.unwrap();
-    let kids = |v: Vec<SigningKeyRecord>| v.into_iter().map(|k| k.kid).collect::<Vec<_>>();
-    assert_eq!(kids(s.live_keys(49).await.unwrap()), vec!["a", "b"]);
-    assert_eq!(kids(s.live_keys(50).await.unwrap()), vec!["b"]);
-});
+contract!(
+    concurrent_rotations_of_one_refresh_token_have_exactly_one_winner,
+    |s: SqlStore| async move {
+        let old = refresh("fam", None);
+        s.insert_refresh(&old).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let s = s.clone();
+            let old_hash = old.token_hash.clone();
+            tasks.push(tokio::spawn(async move {
+                let next = refresh("fam", None);
+                s.rotate_refresh(&old_hash, &next, b"sealed", 200)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+        let stored = s.find_refresh(&old.token_hash).await.unwrap().unwrap();
+        assert_eq!(stored.rotated_at, Some(200));
+        let successor = s
+            .find_refresh(stored.successor_hash.as_ref().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(successor.family_id, "fam");
+        assert_eq!(stored.successor_enc.as_deref(), Some(&b"sealed"[..]));
+    }
+);
+
+contract!(
+    revoking_a_family_or_a_session_revokes_its_refresh_tokens,
+    |s: SqlStore| async move {
+        let u = user("bob@example.com");
+        s.insert_user(&u).await.unwrap();
+        let sess = session(&u.id);
+        s.insert_session(&sess).await.unwrap();
+        let a = refresh("fa", Some(&sess.id));
+        let b = refresh("fb", None);
+        s.insert_refresh(&a).await.unwrap();
+        s.insert_refresh(&b).await.unwrap();
+        s.revoke_family("fb", 300).await.unwrap();
+        assert_eq!(
+            s.find_refresh(&b.token_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(300)
+        );
+        assert_eq!(
+            s.find_refresh(&a.token_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            None
+        );
+        s.revoke_session(&sess.id, 301).await.unwrap();
+        assert_eq!(
+            s.find_refresh(&a.token_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(301)
+        );
+        assert_eq!(
+            s.find_session(&sess.id).await.unwrap().unwrap().revoked_at,
+            Some(301)
+        );
+        // Idempotent: the first revocation time stays.
+        s.revoke_session(&sess.id, 400).await.unwrap();
+        assert_eq!(
+            s.find_session(&sess.id).await.unwrap().unwrap().revoked_at,
+            Some(301)
+        );
+        assert_eq!(
+            s.find_session_by_token(&sess.token_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            sess.id
+        );
+    }
+);
+
+contract!(
+    sessions_record_activity_only_forwards,
+    |s: SqlStore| async move {
+        let u = user("cy@example.com");
+        s.insert_user(&u).await.unwrap();
+        let sess = session(&u.id);
+        s.insert_session(&sess).await.unwrap();
+        s.touch_session(&sess.id, 150).await.unwrap();
+        s.touch_session(&sess.id, 120).await.unwrap();
+        assert_eq!(
+            s.find_session(&sess.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_seen_at,
+            150
+        );
+    }
+);
+
+contract!(
+    revocations_are_replayed_in_order_until_they_expire,
+    |s: SqlStore| async move {
+        use crate::revocation::{Revocation, RevocationKind};
+        let r = |subject: &str, expires_at| Revocation {
+            kind: RevocationKind::Session,
+            subject: subject.into(),
+            keep: None,
+            at: 10,
+            expires_at,
+        };
+        let a = s.append_revocation(&r("a", 100)).await.unwrap();
+        let b = s.append_revocation(&r("b", 200)).await.unwrap();
+        assert!(b > a);
+        let all = s.revocations_after(0, 50, 10).await.unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|(_, r)| r.subject.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
+        assert_eq!(s.revocations_after(a, 50, 10).await.unwrap().len(), 1);
+        assert_eq!(
+            s.revocations_after(0, 150, 10).await.unwrap()[0].1.subject,
+            "b"
+        );
+    }
+);
+
+contract!(
+    the_audit_chain_links_every_append,
+    |s: SqlStore| async move {
+        use crate::audit::{AuditEvent, ChainVerifier};
+        use crate::crypto::{Crypto, MasterKey};
+        let crypto = Crypto::new(&MasterKey::generate());
+        for i in 0..3 {
+            s.append_audit(
+                &crypto,
+                100 + i,
+                &AuditEvent::new("signin.success").subject("u"),
+            )
+            .await
+            .unwrap();
+        }
+        let (head, hash) = s.audit_head().await.unwrap();
+        assert_eq!(head, 3);
+        let mut v = ChainVerifier::new(&crypto);
+        for r in s.audit_after(0, 10).await.unwrap() {
+            v.next(&r).unwrap();
+        }
+        assert_eq!(v.finish(head, &hash).unwrap(), 3);
+        assert_eq!(s.audit_tail(1).await.unwrap()[0].seq, 3);
+    }
+);
+
+contract!(
+    keys_are_listed_until_they_expire_or_are_revoked,
+    |s: SqlStore| async move {
+        let key = |kid: &str, activate_at| SigningKeyRecord {
+            kid: kid.into(),
+            alg: "ES256".into(),
+            private_enc: vec![1],
+            public_jwk: "{}".into(),
+            created_at: 0,
+            activate_at,
+            expire_at: None,
+            revoked_at: None,
+        };
+        s.insert_key(&key("a", 0)).await.unwrap();
+        s.insert_key(&key("b", 10)).await.unwrap();
+        s.insert_key(&key("c", 20)).await.unwrap();
+        s.set_key_expiry("a", 50).await.unwrap();
+        s.revoke_key("c", 30).await.unwrap();
+        let kids = |v: Vec<SigningKeyRecord>| v.into_iter().map(|k| k.kid).collect::<Vec<_>>();
+        assert_eq!(kids(s.live_keys(49).await.unwrap()), vec!["a", "b"]);
+        assert_eq!(kids(s.live_keys(50).await.unwrap()), vec!["b"]);
+    }
+);
 
 contract!(consent_is_saved_and_replaced, |s: SqlStore| async move {
     assert!(s.find_consent("u", "c").await.unwrap().is_empty());
-    s.save_consent("u", "c", &["openid".into()], 1).await.unwrap();
-    s.save_consent("u", "c", &["openid".into(), "email".into()], 2).await.unwrap();
-    assert_eq!(s.find_consent("u", "c").await.unwrap(), vec!["openid", "email"]);
+    s.save_consent("u", "c", &["openid".into()], 1)
+        .await
+        .unwrap();
+    s.save_consent("u", "c", &["openid".into(), "email".into()], 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.find_consent("u", "c").await.unwrap(),
+        vec!["openid", "email"]
+    );
 });

@@ -48,12 +48,14 @@ pub async fn run(pool: &AnyPool, backend: Backend) -> StoreResult<usize> {
             Backend::Postgres => m.postgres,
         };
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(crate::clock::Clock::now(&crate::clock::SystemClock))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tessera_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(crate::clock::Clock::now(&crate::clock::SystemClock))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::info!(version = m.version, name = m.name, "applied migration");
         applied += 1;

@@ -168,7 +168,12 @@ pub trait UserStore {
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;
     async fn set_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()>;
     /// Returns false when no such user exists.
-    async fn set_user_disabled(&self, id: &str, disabled: bool, now: Timestamp) -> StoreResult<bool>;
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 }
 
 #[allow(async_fn_in_trait)]
@@ -192,7 +197,12 @@ pub trait SessionStore {
     async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>>;
     /// Revokes every session of the user except `keep`, with their refresh tokens; with no `keep`,
     /// every refresh token of the user too. Returns how many sessions ended.
-    async fn revoke_user_sessions(&self, user_id: &str, keep: Option<&str>, now: Timestamp) -> StoreResult<u64>;
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
     /// The clients that received codes or refresh tokens through this session.
     async fn session_clients(&self, session_id: &str) -> StoreResult<Vec<String>>;
 }
@@ -266,9 +276,18 @@ pub trait ConsentStore {
 #[allow(async_fn_in_trait)]
 pub trait AuditStore {
     /// Appends an entry, chaining it to the last one; appends are serialised. Returns its number.
-    async fn append_audit(&self, crypto: &crate::crypto::Crypto, at: Timestamp, event: &crate::audit::AuditEvent) -> StoreResult<i64>;
+    async fn append_audit(
+        &self,
+        crypto: &crate::crypto::Crypto,
+        at: Timestamp,
+        event: &crate::audit::AuditEvent,
+    ) -> StoreResult<i64>;
     /// Entries with `seq > after`, oldest first, at most `limit`.
-    async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>>;
+    async fn audit_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::audit::AuditRecord>>;
     /// The newest `limit` entries, newest first.
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>>;
     /// (last sequence number, last hash) as recorded by the appends.
@@ -298,6 +317,6 @@ impl<T> Store for T where
         + RevocationStore
         + KeyStore
         + ConsentStore
-    + AuditStore
+        + AuditStore
 {
 }

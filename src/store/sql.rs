@@ -258,7 +258,12 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
-    async fn set_user_disabled(&self, id: &str, disabled: bool, now: Timestamp) -> StoreResult<bool> {
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let r = sqlx::query("UPDATE users SET disabled = $1, updated_at = $2 WHERE id = $3")
             .bind(i64::from(disabled))
             .bind(now)
@@ -384,7 +389,12 @@ impl SessionStore for SqlStore {
         .collect()
     }
 
-    async fn revoke_user_sessions(&self, user_id: &str, keep: Option<&str>, now: Timestamp) -> StoreResult<u64> {
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
         self.revoke_sessions_where(user_id, keep, now).await
     }
 
@@ -400,7 +410,12 @@ impl SessionStore for SqlStore {
 }
 
 impl SqlStore {
-    async fn revoke_sessions_where(&self, user_id: &str, keep: Option<&str>, now: Timestamp) -> StoreResult<u64> {
+    async fn revoke_sessions_where(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
         let keep = keep.unwrap_or("");
         let mut tx = self.pool.begin().await?;
         let ended = sqlx::query(
@@ -483,8 +498,12 @@ impl AuthCodeStore for SqlStore {
             return Ok(CodeOutcome::Redeemed(code));
         }
         let first = CodeRedemption {
-            family_id: row.try_get::<Option<String>, _>("family_id")?.unwrap_or_default(),
-            access_jti: row.try_get::<Option<String>, _>("access_jti")?.unwrap_or_default(),
+            family_id: row
+                .try_get::<Option<String>, _>("family_id")?
+                .unwrap_or_default(),
+            access_jti: row
+                .try_get::<Option<String>, _>("access_jti")?
+                .unwrap_or_default(),
             access_expires_at: row
                 .try_get::<Option<i64>, _>("access_expires_at")?
                 .unwrap_or_default(),
@@ -552,7 +571,9 @@ impl RefreshTokenStore for SqlStore {
     }
 }
 
-fn insert_refresh_query(t: &RefreshToken) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+fn insert_refresh_query(
+    t: &RefreshToken,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, audience, \
          auth_time, amr, created_at, idle_expires_at, expires_at, rotated_at, successor_hash, successor_enc, revoked_at) \
@@ -668,11 +689,13 @@ impl KeyStore for SqlStore {
     }
 
     async fn revoke_key(&self, kid: &str, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE signing_keys SET revoked_at = $1 WHERE kid = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(kid)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET revoked_at = $1 WHERE kid = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(kid)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
@@ -735,9 +758,11 @@ impl AuditStore for SqlStore {
     ) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
         // Writing the head row first takes its lock: appends from every process queue here.
-        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash")
-            .fetch_one(&mut *tx)
-            .await?;
+        let head = sqlx::query(
+            "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         let seq: i64 = head.try_get("seq")?;
         let prev: Vec<u8> = head.try_get("last_hash")?;
         let detail = e.detail.to_string();
@@ -777,7 +802,11 @@ impl AuditStore for SqlStore {
         Ok(seq)
     }
 
-    async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>> {
+    async fn audit_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::audit::AuditRecord>> {
         sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(after)
             .bind(limit)

@@ -13,9 +13,15 @@ pub struct ClientCredentials;
 impl Grant for ClientCredentials {
     const GRANT_TYPE: &'static str = "client_credentials";
 
-    async fn exchange(p: &Provider, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+    async fn exchange(
+        p: &Provider,
+        client: &Client,
+        params: &Params,
+    ) -> Result<TokenResponse, OAuthError> {
         if client.secret_hash.is_none() {
-            return Err(OAuthError::UnauthorizedClient("public clients cannot use client_credentials".into()));
+            return Err(OAuthError::UnauthorizedClient(
+                "public clients cannot use client_credentials".into(),
+            ));
         }
         // Scopes about a person mean nothing here.
         let allowed: Vec<String> = client

@@ -6,11 +6,11 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
 
+use super::Provider;
 use super::client_auth;
 use super::error::OAuthError;
 use super::params::Params;
 use super::tokens::TokenResponse;
-use super::Provider;
 use crate::clock::Timestamp;
 use crate::store::{Client, SessionStore, User, UserStore};
 
@@ -20,10 +20,18 @@ pub trait Grant {
     const GRANT_TYPE: &'static str;
     /// Exchanges the grant for tokens; the client is already authenticated and registered for
     /// this grant type.
-    async fn exchange(p: &Provider, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError>;
+    async fn exchange(
+        p: &Provider,
+        client: &Client,
+        params: &Params,
+    ) -> Result<TokenResponse, OAuthError>;
 }
 
-async fn run<G: Grant>(p: &Provider, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+async fn run<G: Grant>(
+    p: &Provider,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     if !client.grant_types.iter().any(|g| g == G::GRANT_TYPE) {
         return Err(OAuthError::UnauthorizedClient(format!(
             "this client is not registered for the {} grant",
@@ -36,7 +44,11 @@ async fn run<G: Grant>(p: &Provider, client: &Client, params: &Params) -> Result
 }
 
 /// Handles a token request: form body and the Authorization header.
-pub async fn exchange(p: &Provider, authorization: Option<&str>, body: &str) -> Result<TokenResponse, OAuthError> {
+pub async fn exchange(
+    p: &Provider,
+    authorization: Option<&str>,
+    body: &str,
+) -> Result<TokenResponse, OAuthError> {
     let params = Params::parse(body)?;
     let creds = client_auth::extract(authorization, &params)?;
     let client = client_auth::authenticate(&p.store, &p.crypto, &creds).await?;
@@ -44,11 +56,15 @@ pub async fn exchange(p: &Provider, authorization: Option<&str>, body: &str) -> 
         authorization_code::AuthorizationCode::GRANT_TYPE => {
             run::<authorization_code::AuthorizationCode>(p, &client, &params).await
         }
-        refresh_token::RefreshTokenGrant::GRANT_TYPE => run::<refresh_token::RefreshTokenGrant>(p, &client, &params).await,
+        refresh_token::RefreshTokenGrant::GRANT_TYPE => {
+            run::<refresh_token::RefreshTokenGrant>(p, &client, &params).await
+        }
         client_credentials::ClientCredentials::GRANT_TYPE => {
             run::<client_credentials::ClientCredentials>(p, &client, &params).await
         }
-        _ => Err(OAuthError::UnsupportedGrantType("this grant_type is not supported".into())),
+        _ => Err(OAuthError::UnsupportedGrantType(
+            "this grant_type is not supported".into(),
+        )),
     }
 }
 
@@ -56,15 +72,23 @@ pub async fn exchange(p: &Provider, authorization: Option<&str>, body: &str) -> 
 pub(crate) async fn active_user(p: &Provider, user_id: &str) -> Result<User, OAuthError> {
     match p.store.find_user(user_id).await? {
         Some(u) if !u.disabled => Ok(u),
-        _ => Err(OAuthError::InvalidGrant("the user account is disabled".into())),
+        _ => Err(OAuthError::InvalidGrant(
+            "the user account is disabled".into(),
+        )),
     }
 }
 
 /// The SSO session behind a grant must not have been ended.
-pub(crate) async fn session_not_revoked(p: &Provider, session_id: Option<&str>, _now: Timestamp) -> Result<(), OAuthError> {
+pub(crate) async fn session_not_revoked(
+    p: &Provider,
+    session_id: Option<&str>,
+    _now: Timestamp,
+) -> Result<(), OAuthError> {
     let Some(id) = session_id else { return Ok(()) };
     match p.store.find_session(id).await? {
         Some(s) if s.revoked_at.is_none() => Ok(()),
-        _ => Err(OAuthError::InvalidGrant("the session behind this grant has ended".into())),
+        _ => Err(OAuthError::InvalidGrant(
+            "the session behind this grant has ended".into(),
+        )),
     }
 }

@@ -8,9 +8,9 @@
 
 use super::{Grant, active_user, session_not_revoked};
 use crate::audit::AuditEvent;
-use crate::metrics::inc;
 use crate::clock::Timestamp;
 use crate::crypto::{open_with_token, seal_with_token};
+use crate::metrics::inc;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{TokenResponse, UserGrant};
@@ -26,7 +26,11 @@ fn invalid(msg: &str) -> OAuthError {
 impl Grant for RefreshTokenGrant {
     const GRANT_TYPE: &'static str = "refresh_token";
 
-    async fn exchange(p: &Provider, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+    async fn exchange(
+        p: &Provider,
+        client: &Client,
+        params: &Params,
+    ) -> Result<TokenResponse, OAuthError> {
         let presented = params.require("refresh_token")?;
         if presented.len() > 128 {
             return Err(invalid("unknown refresh token"));
@@ -69,7 +73,10 @@ impl Grant for RefreshTokenGrant {
             racing_twin(p, &token, presented, now).await?
         };
 
-        let user_id = token.user_id.as_deref().ok_or_else(|| invalid("unknown refresh token"))?;
+        let user_id = token
+            .user_id
+            .as_deref()
+            .ok_or_else(|| invalid("unknown refresh token"))?;
         let user = active_user(p, user_id).await?;
         session_not_revoked(p, token.session_id.as_deref(), now).await?;
         let scope = requested_scope.unwrap_or_else(|| token.scope.clone());
@@ -87,10 +94,14 @@ impl Grant for RefreshTokenGrant {
 
 fn check_lifetime(token: &RefreshToken, now: Timestamp) -> Result<(), OAuthError> {
     if token.expires_at <= now {
-        return Err(invalid("the refresh token reached its maximum lifetime; sign in again"));
+        return Err(invalid(
+            "the refresh token reached its maximum lifetime; sign in again",
+        ));
     }
     if token.idle_expires_at <= now {
-        return Err(invalid("the refresh token expired after inactivity; sign in again"));
+        return Err(invalid(
+            "the refresh token expired after inactivity; sign in again",
+        ));
     }
     Ok(())
 }
@@ -103,7 +114,10 @@ async fn rotate(
     presented: &str,
     now: Timestamp,
 ) -> Result<Option<String>, OAuthError> {
-    let user_id = token.user_id.as_deref().ok_or_else(|| invalid("unknown refresh token"))?;
+    let user_id = token
+        .user_id
+        .as_deref()
+        .ok_or_else(|| invalid("unknown refresh token"))?;
     let user = active_user(p, user_id).await?;
     let grant = UserGrant {
         user: &user,
@@ -111,9 +125,19 @@ async fn rotate(
         auth_time: token.auth_time,
         amr: &token.amr,
     };
-    let (value, record) = p.new_refresh_token(&token.family_id, client, &grant, &token.scope, &token.audience, token.expires_at);
+    let (value, record) = p.new_refresh_token(
+        &token.family_id,
+        client,
+        &grant,
+        &token.scope,
+        &token.audience,
+        token.expires_at,
+    );
     let sealed = seal_with_token(presented, value.as_bytes());
-    if p.store.rotate_refresh(&token.token_hash, &record, &sealed, now).await? {
+    if p.store
+        .rotate_refresh(&token.token_hash, &record, &sealed, now)
+        .await?
+    {
         inc(&p.metrics.refresh_rotations);
         Ok(Some(value))
     } else {
@@ -123,7 +147,12 @@ async fn rotate(
 
 /// A rotated token presented again: the same successor within the grace window if it is the
 /// current token's immediate predecessor; otherwise a replay that revokes the family.
-async fn racing_twin(p: &Provider, token: &RefreshToken, presented: &str, now: Timestamp) -> Result<String, OAuthError> {
+async fn racing_twin(
+    p: &Provider,
+    token: &RefreshToken,
+    presented: &str,
+    now: Timestamp,
+) -> Result<String, OAuthError> {
     if token.revoked_at.is_some() {
         return Err(invalid("the refresh token was revoked; sign in again"));
     }
@@ -168,5 +197,7 @@ async fn racing_twin(p: &Provider, token: &RefreshToken, presented: &str, now: T
             .detail("seconds_after_rotation", now - rotated_at),
     )
     .await;
-    Err(invalid("the refresh token was already used; the session has been ended"))
+    Err(invalid(
+        "the refresh token was already used; the session has been ended",
+    ))
 }
