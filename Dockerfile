@@ -7,6 +7,7 @@ COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
+COPY data-files ./data-files
 RUN cargo build --release --locked --bin tessera && mkdir -p /data
 
 FROM gcr.io/distroless/cc-debian12:nonroot

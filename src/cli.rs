@@ -185,7 +185,6 @@ impl From<StoreError> for CliError {
 }
 
 pub const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
-pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MIN_CLIENT_SECRET_CHARS: usize = 32;
 
 fn read_stdin_line() -> Result<String, CliError> {
@@ -244,14 +243,17 @@ pub fn normalise_email(email: &str) -> Result<String, CliError> {
     }
 }
 
+fn check_policy(config: &Config, password: &SecretString, email: &str) -> Result<(), CliError> {
+    config
+        .password_policy()
+        .check(password.expose(), email)
+        .map_err(|v| CliError::Invalid(v.to_string()))
+}
+
 async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
     let email = normalise_email(&args.email)?;
     let password = SecretString::new(read_stdin_line()?);
-    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
-        return Err(CliError::Invalid(format!(
-            "the password must have at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
+    check_policy(config, &password, &email)?;
     let provider = startup::provider(config).await?;
     let hasher = startup::password_hasher(config)?;
     let hash = hasher.hash(&password).await.map_err(StartupError::from)?;
@@ -488,14 +490,10 @@ async fn user_set_disabled(config: &Config, email: &str, disabled: bool) -> Resu
 
 async fn user_set_password(config: &Config, email: &str) -> Result<(), CliError> {
     let password = SecretString::new(read_stdin_line()?);
-    if password.expose().chars().count() < MIN_PASSWORD_CHARS {
-        return Err(CliError::Invalid(format!(
-            "the password must have at least {MIN_PASSWORD_CHARS} characters"
-        )));
-    }
     let provider = startup::provider(config).await?;
     let hasher = startup::password_hasher(config)?;
     let user = account::find_by_email(&provider, email).await?;
+    check_policy(config, &password, &user.email)?;
     account::set_password(&provider, &hasher, &user, &password, None, "cli").await?;
     println!("password set for {}; every session ended", user.email);
     Ok(())

@@ -35,6 +35,15 @@ pub const SETTINGS: &[&str] = &[
     "key_publish_lead",
     "key_reload_interval",
     "jwks_max_age",
+    "lockout_threshold",
+    "lockout_base",
+    "lockout_max",
+    "ip_failure_limit",
+    "ip_failure_window",
+    "signin_rate_limit",
+    "token_rate_limit",
+    "password_min_length",
+    "password_max_length",
     "password_hash_memory_kib",
     "password_hash_iterations",
     "password_hash_parallelism",
@@ -100,6 +109,22 @@ pub struct Config {
     pub key_publish_lead: Duration,
     pub key_reload_interval: Duration,
     pub jwks_max_age: Duration,
+    /// Consecutive failed sign-ins before an account (or a device's view of it) is locked.
+    pub lockout_threshold: i64,
+    /// First lock duration; each further failure doubles it, up to `lockout_max`.
+    pub lockout_base: Duration,
+    pub lockout_max: Duration,
+    /// Failed sign-ins from one IP address within `ip_failure_window` before it gets 429.
+    pub ip_failure_limit: i64,
+    pub ip_failure_window: Duration,
+    /// Sign-in attempts per minute per IP address (0 = unlimited).
+    pub signin_rate_limit: i64,
+    /// Token requests per minute per client (0 = unlimited).
+    pub token_rate_limit: i64,
+    /// Minimum password length in characters (NIST SP 800-63B: at least 8; 12 by default).
+    pub password_min_length: usize,
+    /// Maximum password length in characters (at least 128).
+    pub password_max_length: usize,
     pub password_hash_memory_kib: u32,
     pub password_hash_iterations: u32,
     pub password_hash_parallelism: u32,
@@ -139,6 +164,15 @@ impl Default for Config {
             key_publish_lead: Duration::from_secs(3600),
             key_reload_interval: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(600),
+            lockout_threshold: 5,
+            lockout_base: Duration::from_secs(60),
+            lockout_max: Duration::from_secs(3600),
+            ip_failure_limit: 50,
+            ip_failure_window: Duration::from_secs(900),
+            signin_rate_limit: 60,
+            token_rate_limit: 6000,
+            password_min_length: 12,
+            password_max_length: 256,
             password_hash_memory_kib: 19456,
             password_hash_iterations: 2,
             password_hash_parallelism: 1,
@@ -263,6 +297,15 @@ impl Config {
             "key_publish_lead" => self.key_publish_lead = duration(v)?,
             "key_reload_interval" => self.key_reload_interval = duration(v)?,
             "jwks_max_age" => self.jwks_max_age = duration(v)?,
+            "lockout_threshold" => self.lockout_threshold = number(v)?,
+            "lockout_base" => self.lockout_base = duration(v)?,
+            "lockout_max" => self.lockout_max = duration(v)?,
+            "ip_failure_limit" => self.ip_failure_limit = number(v)?,
+            "ip_failure_window" => self.ip_failure_window = duration(v)?,
+            "signin_rate_limit" => self.signin_rate_limit = number(v)?,
+            "token_rate_limit" => self.token_rate_limit = number(v)?,
+            "password_min_length" => self.password_min_length = number(v)?,
+            "password_max_length" => self.password_max_length = number(v)?,
             "password_hash_memory_kib" => self.password_hash_memory_kib = number(v)?,
             "password_hash_iterations" => self.password_hash_iterations = number(v)?,
             "password_hash_parallelism" => self.password_hash_parallelism = number(v)?,
@@ -314,6 +357,17 @@ impl Config {
                 "argon2id below the OWASP minimum (m=19456 KiB, t=2) is refused",
             ));
         }
+        if self.password_min_length < 8 {
+            return Err(bad(
+                "password_min_length",
+                "must be at least 8 (NIST SP 800-63B)",
+            ));
+        }
+        if self.password_max_length < 128.max(self.password_min_length)
+            || self.password_max_length > 1024
+        {
+            return Err(bad("password_max_length", "must be between 128 and 1024"));
+        }
         if self.password_hash_parallelism == 0 || self.password_hash_concurrency == 0 {
             return Err(bad("password_hash_concurrency", "must be at least 1"));
         }
@@ -333,6 +387,23 @@ impl Config {
 
     pub fn is_https(&self) -> bool {
         self.issuer.starts_with("https://")
+    }
+
+    pub fn throttle_policy(&self) -> crate::auth::throttle::ThrottlePolicy {
+        crate::auth::throttle::ThrottlePolicy {
+            threshold: self.lockout_threshold.max(1),
+            base: self.lockout_base.as_secs().max(1) as i64,
+            max: self.lockout_max.as_secs().max(1) as i64,
+            ip_limit: self.ip_failure_limit.max(1),
+            ip_window: self.ip_failure_window.as_secs().max(1) as i64,
+        }
+    }
+
+    pub fn password_policy(&self) -> crate::auth::policy::PasswordPolicy {
+        crate::auth::policy::PasswordPolicy {
+            min_chars: self.password_min_length,
+            max_chars: self.password_max_length,
+        }
     }
 
     /// The longest any token we sign stays valid: a retired key stays published this long.

@@ -2,7 +2,8 @@
 //! hearing about them at once). Without Redis a replica polls the revocation log, which serves a
 //! single node fully and several nodes within one poll interval.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -35,6 +36,9 @@ struct Bus {
 pub struct Fleet {
     list: RwLock<RevocationList>,
     bus: Option<Bus>,
+    /// In-process counters, used when there is no Redis: key -> (value, expires_at).
+    counters: Mutex<HashMap<String, (i64, Timestamp)>>,
+    prefix: String,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -51,6 +55,8 @@ impl Fleet {
         Self {
             list: RwLock::new(RevocationList::default()),
             bus: None,
+            counters: Mutex::new(HashMap::new()),
+            prefix: "tessera".into(),
         }
     }
 
@@ -67,6 +73,8 @@ impl Fleet {
                 conn,
                 channel: format!("{prefix}:revocations"),
             }),
+            counters: Mutex::new(HashMap::new()),
+            prefix: prefix.to_string(),
         })
     }
 
@@ -131,6 +139,107 @@ impl Fleet {
         }
         self.with_list(|l| l.purge(now));
         Ok(applied)
+    }
+
+    fn local_counters<T>(&self, f: impl FnOnce(&mut HashMap<String, (i64, Timestamp)>) -> T) -> T {
+        match self.counters.lock() {
+            Ok(mut m) => f(&mut m),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Counts one event in a fixed window of `window` seconds that starts at the first event;
+    /// returns the count so far and the seconds left in the window. Shared through Redis.
+    pub async fn hit(&self, key: &str, window: i64, now: Timestamp) -> (i64, i64) {
+        if let Some(bus) = &self.bus {
+            let key = format!("{}:{key}", self.prefix);
+            let mut conn = bus.conn.clone();
+            let result: Result<(i64, i64), _> = redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(&key)
+                .arg(0)
+                .arg("EX")
+                .arg(window)
+                .arg("NX")
+                .ignore()
+                .incr(&key, 1)
+                .ttl(&key)
+                .query_async(&mut conn)
+                .await;
+            match result {
+                Ok((count, ttl)) => return (count, ttl.max(1)),
+                // Fail open on the shared store but keep counting here.
+                Err(e) => tracing::warn!(error = %e, "redis counter failed; counting locally"),
+            }
+        }
+        self.local_counters(|m| {
+            if m.len() > 100_000 {
+                m.retain(|_, (_, exp)| *exp > now);
+            }
+            let entry = m.entry(key.to_string()).or_insert((0, now + window));
+            if entry.1 <= now {
+                *entry = (0, now + window);
+            }
+            entry.0 += 1;
+            (entry.0, entry.1 - now)
+        })
+    }
+
+    /// Reads a value set with [`Fleet::put`] (0 when absent or expired).
+    pub async fn get(&self, key: &str, now: Timestamp) -> i64 {
+        if let Some(bus) = &self.bus {
+            let mut conn = bus.conn.clone();
+            match conn
+                .get::<_, Option<i64>>(format!("{}:{key}", self.prefix))
+                .await
+            {
+                Ok(v) => return v.unwrap_or(0),
+                Err(e) => tracing::warn!(error = %e, "redis read failed; reading locally"),
+            }
+        }
+        self.local_counters(|m| {
+            m.get(key)
+                .filter(|(_, exp)| *exp > now)
+                .map(|(v, _)| *v)
+                .unwrap_or(0)
+        })
+    }
+
+    /// Stores a value for `ttl` seconds.
+    pub async fn put(&self, key: &str, value: i64, ttl: i64, now: Timestamp) {
+        if let Some(bus) = &self.bus {
+            let mut conn = bus.conn.clone();
+            let r: Result<(), _> = conn
+                .set_ex(format!("{}:{key}", self.prefix), value, ttl.max(1) as u64)
+                .await;
+            match r {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "redis write failed; storing locally"),
+            }
+        }
+        self.local_counters(|m| {
+            m.insert(key.to_string(), (value, now + ttl.max(1)));
+        });
+    }
+
+    /// Forgets keys.
+    pub async fn clear(&self, keys: &[String]) {
+        if let Some(bus) = &self.bus {
+            let mut conn = bus.conn.clone();
+            let full: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{k}", self.prefix))
+                .collect();
+            if let Err(e) = conn.del::<_, i64>(full).await {
+                tracing::warn!(error = %e, "redis delete failed");
+            }
+        }
+        self.local_counters(|m| {
+            for k in keys {
+                m.remove(k);
+            }
+        });
     }
 
     pub async fn ping(&self) -> Result<(), FleetError> {

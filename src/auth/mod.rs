@@ -2,4 +2,7 @@
 
 pub mod account;
 pub mod password;
+pub mod policy;
 pub mod session;
+pub mod signin;
+pub mod throttle;

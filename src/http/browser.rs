@@ -10,13 +10,13 @@ use super::cookies::{self, Csrf};
 use super::errors::{page, server_error_page};
 use super::protocol::form_body;
 use super::views::{ConsentPage, HomePage, LoginPage, ScopeLine, describe_scope};
-use crate::audit::AuditEvent;
-use crate::auth::password::MAX_PASSWORD_BYTES;
-use crate::auth::session::{self, ActiveSession, DeviceInfo, Room};
+use crate::auth::session::{self, ActiveSession};
+use crate::auth::signin::{self, SignInError, SignInRequest, SignInRules};
+use crate::auth::throttle;
 use crate::crypto::SecretString;
 use crate::oauth::authorize::{self, AuthorizationRequest, Next, Rejection};
 use crate::oauth::params::Params;
-use crate::store::{Client, ConsentStore, UserStore};
+use crate::store::{Client, ConsentStore};
 
 pub const BAD_CREDENTIALS: &str = "The email or password is incorrect.";
 pub const TOO_MANY_SESSIONS: &str = "You are signed in on too many devices. Sign out on another device first, or ask your administrator.";
@@ -274,13 +274,25 @@ pub async fn login(
     if !cookies::csrf_ok(p, &req, secure, &form.csrf_token) {
         return csrf_failed();
     }
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    if let Some(wait) = throttle::rate_limited(
+        &p.fleet,
+        &format!("signin:{}", ip.as_deref().unwrap_or("-")),
+        state.config.signin_rate_limit,
+        60,
+        p.now(),
+    )
+    .await
+    {
+        return too_many_requests(wait);
+    }
     let pending = match reopen(&state, &form.request).await {
         Ok(v) => v,
         Err(res) => return res,
     };
     let client = pending.as_ref().map(|(_, c, _)| c);
     let email = form.email.trim().to_lowercase();
-    let fail = |status: StatusCode| {
+    let again = |status: StatusCode, message: &str| {
         render_login(
             &state,
             &req,
@@ -288,143 +300,100 @@ pub async fn login(
             form.request.clone(),
             client,
             &email,
-            Some(BAD_CREDENTIALS),
+            Some(message),
         )
     };
-    if email.is_empty()
-        || email.len() > 254
-        || form.password.is_empty()
-        || form.password.len() > MAX_PASSWORD_BYTES
-    {
-        return fail(StatusCode::UNAUTHORIZED);
-    }
-    let user = match p.store.find_user_by_email(&email).await {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::error!(error = %e, "user lookup failed");
+    let previous_session = match current_session(&state, &req).await {
+        Ok(a) => a.map(|a| a.session.id),
+        Err(res) => return res,
+    };
+    let rules = SignInRules {
+        hasher: &state.passwords,
+        throttle: state.config.throttle_policy(),
+        max_sessions: state.config.max_sessions_per_user,
+        session_policy: state.config.session_limit_policy,
+    };
+    let request = SignInRequest {
+        email: &email,
+        password: SecretString::new(form.password.clone()),
+        ip,
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        trusted_device: cookies::device(p, &req, secure),
+        previous_session,
+    };
+    let signed_in = match signin::sign_in(p, &rules, request).await {
+        Ok(s) => s,
+        Err(SignInError::BadCredentials) => {
+            return again(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS);
+        }
+        Err(SignInError::Locked(wait)) => {
+            let mut res = again(StatusCode::TOO_MANY_REQUESTS, &locked_message(wait));
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+            return res;
+        }
+        Err(SignInError::Limited(wait)) => return too_many_requests(wait),
+        Err(SignInError::TooManySessions) => {
+            return again(StatusCode::FORBIDDEN, TOO_MANY_SESSIONS);
+        }
+        Err(SignInError::Internal(e)) => {
+            tracing::error!(error = %e, "sign-in failed on our side");
             return server_error_page();
         }
     };
-    let password = SecretString::new(form.password.clone());
-    // Unknown accounts are checked against a dummy hash: same work, same answer.
-    let verification = match state
-        .passwords
-        .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await
-    {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "password check failed");
-            return server_error_page();
-        }
-    };
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let Some(user) = user.clone().filter(|u| verification.valid && !u.disabled) else {
-        let reason = match &user {
-            None => "unknown_account",
-            Some(u) if u.disabled => "account_disabled",
-            Some(_) => "wrong_password",
-        };
-        tracing::info!(outcome = "failure", reason, "sign-in failed");
-        crate::metrics::inc(&p.metrics.signins_failed);
-        p.audit(
-            AuditEvent::new("signin.failure")
-                .subject(
-                    user.as_ref()
-                        .map(|u| u.id.clone())
-                        .unwrap_or_else(|| email.clone()),
-                )
-                .from_device(ip.clone(), user_agent.clone())
-                .detail("reason", reason),
-        )
-        .await;
-        return fail(StatusCode::UNAUTHORIZED);
-    };
-    let now = p.now();
-    if verification.needs_rehash
-        && let Ok(hash) = state.passwords.hash(&password).await
-        && let Err(e) = p.store.set_password_hash(&user.id, &hash, now).await
-    {
-        tracing::warn!(error = %e, "could not upgrade a password hash");
-    }
-    // The browser's previous session ends: one browser, one session, new id at every sign-in.
-    if let Ok(Some(old)) = current_session(&state, &req).await
-        && let Err(e) = p.revoke_session(&old.session.id).await
-    {
-        tracing::warn!(error = %e, "could not end the previous session");
-    }
-    let limit = state.config.max_sessions_per_user;
-    match session::make_room(p, &user, limit, state.config.session_limit_policy, now).await {
-        Ok(Room::Available) => {}
-        Ok(Room::Evicted(ended)) => {
-            p.audit(
-                AuditEvent::new("session.evicted")
-                    .subject(&user.id)
-                    .detail("sessions", ended),
-            )
-            .await;
-        }
-        Ok(Room::Refused) => {
-            p.audit(
-                AuditEvent::new("signin.refused")
-                    .subject(&user.id)
-                    .from_device(ip.clone(), user_agent.clone())
-                    .detail("reason", "session_limit"),
-            )
-            .await;
-            return render_login(
-                &state,
-                &req,
-                StatusCode::FORBIDDEN,
-                form.request.clone(),
-                client,
-                &email,
-                Some(TOO_MANY_SESSIONS),
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "session limit check failed");
-            return server_error_page();
-        }
-    }
-    let device = DeviceInfo {
-        user_agent: user_agent.clone(),
-        ip: ip.clone(),
-    };
-    let (cookie_value, active) =
-        match session::start(p, &user, vec!["pwd".into()], device, now).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(error = %e, "could not start a session");
-                return server_error_page();
-            }
-        };
-    tracing::info!(outcome = "success", user_id = %user.id, session_id = %active.session.id, "sign-in");
-    crate::metrics::inc(&p.metrics.signins_ok);
-    p.audit(
-        AuditEvent::new("signin.success")
-            .subject(&user.id)
-            .from_device(ip, user_agent)
-            .detail("session", active.session.id.clone())
-            .detail("amr", "pwd"),
-    )
-    .await;
     let mut res = match &pending {
         Some((params, client, authz)) => {
-            proceed(&state, &req, params, client, authz, Some(&active), true).await
+            proceed(
+                &state,
+                &req,
+                params,
+                client,
+                authz,
+                Some(&signed_in.active),
+                true,
+            )
+            .await
         }
         None => see_other("/account"),
     };
-    let cookie = cookies::session_cookie(cookie_value, secure, p.settings.session_absolute_ttl);
-    if let Err(e) = res.add_cookie(&cookie) {
-        tracing::error!(error = %e, "could not set the session cookie");
+    let session_cookie = cookies::session_cookie(
+        signed_in.cookie_value,
+        secure,
+        p.settings.session_absolute_ttl,
+    );
+    let device_cookie = cookies::device_cookie(p, &signed_in.active.user.id, &req, secure);
+    if res
+        .add_cookie(&session_cookie)
+        .and_then(|()| res.add_cookie(&device_cookie))
+        .is_err()
+    {
+        tracing::error!("could not set the session cookie");
         return server_error_page();
     }
+    res
+}
+
+fn locked_message(wait: i64) -> String {
+    let minutes = (wait + 59) / 60;
+    format!(
+        "Too many failed attempts. For your security, try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    )
+}
+
+/// 429 with Retry-After (RFC 6585 §4).
+pub(crate) fn too_many_requests(wait: i64) -> HttpResponse {
+    let mut res = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Please slow down",
+        &format!("Too many attempts from your network. Try again in {wait} seconds."),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
     res
 }
 

@@ -11,6 +11,7 @@ use crate::oauth::Provider;
 pub struct CookieNames {
     pub session: &'static str,
     pub csrf: &'static str,
+    pub device: &'static str,
 }
 
 pub fn names(secure: bool) -> CookieNames {
@@ -18,11 +19,13 @@ pub fn names(secure: bool) -> CookieNames {
         CookieNames {
             session: "__Host-tessera_session",
             csrf: "__Host-tessera_csrf",
+            device: "__Host-tessera_device",
         }
     } else {
         CookieNames {
             session: "tessera_session",
             csrf: "tessera_csrf",
+            device: "tessera_device",
         }
     }
 }
@@ -89,4 +92,47 @@ pub fn csrf_ok(p: &Provider, req: &HttpRequest, secure: bool, form_token: &str) 
     };
     p.crypto
         .verify_mac("csrf", cookie.value().as_bytes(), &given)
+}
+
+/// A device cookie lives this long (the most browsers keep a cookie).
+const DEVICE_MAX_AGE: i64 = 400 * 86400;
+
+/// The signed device cookie set at each sign-in: `user id . device id . MAC`. It marks a browser
+/// that signed in to this account before, so failures from elsewhere do not lock it out.
+pub fn device_cookie(
+    p: &Provider,
+    user_id: &str,
+    req: &HttpRequest,
+    secure: bool,
+) -> Cookie<'static> {
+    let device_id = match device(p, req, secure) {
+        Some((uid, did)) if uid == user_id => did,
+        _ => random_token(),
+    };
+    let body = format!("{}.{}", b64(user_id.as_bytes()), device_id);
+    let tag = b64(&p.crypto.mac("device", body.as_bytes()));
+    build(
+        names(secure).device,
+        format!("{body}.{tag}"),
+        secure,
+        Some(DEVICE_MAX_AGE),
+    )
+}
+
+/// (user id, device id) from a valid device cookie.
+pub fn device(p: &Provider, req: &HttpRequest, secure: bool) -> Option<(String, String)> {
+    let cookie = req.cookie(names(secure).device)?;
+    let value = cookie.value();
+    if value.len() > 256 {
+        return None;
+    }
+    let (body, tag) = value.rsplit_once('.')?;
+    if !p
+        .crypto
+        .verify_mac("device", body.as_bytes(), &b64_decode(tag)?)
+    {
+        return None;
+    }
+    let (uid, did) = body.split_once('.')?;
+    Some((String::from_utf8(b64_decode(uid)?).ok()?, did.to_string()))
 }

@@ -38,6 +38,9 @@ impl ResponseError for OAuthJson {
             OAuthError::InvalidClient(_) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"tessera\""));
             }
+            OAuthError::RateLimited(wait) => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from(*wait)));
+            }
             OAuthError::InvalidToken(_) | OAuthError::InsufficientScope(_) => {
                 let value = format!(
                     "Bearer realm=\"tessera\", error=\"{}\", error_description=\"{}\"",

@@ -60,7 +60,9 @@ pub async fn token(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthJson> {
     let body = form_body(&req, payload).await?;
-    let response = grants::exchange(&state.provider, authorization(&req), &body).await?;
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let response =
+        grants::exchange(&state.provider, authorization(&req), &body, ip.as_deref()).await?;
     Ok(no_store_json(response))
 }
 

@@ -40,6 +40,9 @@ pub enum OAuthError {
     ServerError,
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
+    /// Too many requests: answered with 429 and `Retry-After` (RFC 6585 §4).
+    #[error("rate limited")]
+    RateLimited(i64),
 }
 
 impl OAuthError {
@@ -61,7 +64,7 @@ impl OAuthError {
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::TemporarilyUnavailable | Self::RateLimited(_) => "temporarily_unavailable",
         }
     }
 
@@ -84,6 +87,7 @@ impl OAuthError {
             Self::RequestUriNotSupported => "request_uri is not supported".into(),
             Self::ServerError => "the server could not complete the request".into(),
             Self::TemporarilyUnavailable => "the server is temporarily unavailable".into(),
+            Self::RateLimited(s) => format!("too many requests; retry after {s} seconds"),
         }
     }
 
@@ -94,6 +98,7 @@ impl OAuthError {
             Self::InsufficientScope(_) => 403,
             Self::ServerError => 500,
             Self::TemporarilyUnavailable => 503,
+            Self::RateLimited(_) => 429,
             _ => 400,
         }
     }

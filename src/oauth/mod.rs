@@ -37,6 +37,11 @@ pub struct Settings {
     pub refresh_absolute_ttl: i64,
     pub session_idle_ttl: i64,
     pub session_absolute_ttl: i64,
+    /// Token requests per minute per client (0 = unlimited).
+    pub token_rate_limit: i64,
+    /// Failed client authentications per IP within `ip_failure_window` before 429.
+    pub client_auth_failure_limit: i64,
+    pub client_auth_failure_window: i64,
 }
 
 impl Settings {
@@ -52,6 +57,9 @@ impl Settings {
             refresh_absolute_ttl: s(c.refresh_absolute_ttl),
             session_idle_ttl: s(c.session_idle_ttl),
             session_absolute_ttl: s(c.session_absolute_ttl),
+            token_rate_limit: c.token_rate_limit,
+            client_auth_failure_limit: c.ip_failure_limit,
+            client_auth_failure_window: s(c.ip_failure_window),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::client_auth;
 use super::error::OAuthError;
 use super::params::Params;
 use super::tokens::TokenResponse;
+use crate::auth::throttle;
 use crate::clock::Timestamp;
 use crate::store::{Client, SessionStore, User, UserStore};
 
@@ -43,15 +44,44 @@ async fn run<G: Grant>(
     Ok(response)
 }
 
-/// Handles a token request: form body and the Authorization header.
+/// Handles a token request: form body, the Authorization header, and the caller's address (for
+/// throttling failed client authentication).
 pub async fn exchange(
     p: &Provider,
     authorization: Option<&str>,
     body: &str,
+    ip: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
+    let now = p.now();
+    let failures_key = format!("clientauth:ip:{}", ip.unwrap_or("-"));
+    let s = &p.settings;
+    if p.fleet.get(&failures_key, now).await >= s.client_auth_failure_limit {
+        return Err(OAuthError::RateLimited(s.client_auth_failure_window));
+    }
     let params = Params::parse(body)?;
     let creds = client_auth::extract(authorization, &params)?;
-    let client = client_auth::authenticate(&p.store, &p.crypto, &creds).await?;
+    let client = match client_auth::authenticate(&p.store, &p.crypto, &creds).await {
+        Ok(c) => c,
+        Err(e) => {
+            if matches!(e, OAuthError::InvalidClient(_)) {
+                p.fleet
+                    .hit(&failures_key, s.client_auth_failure_window, now)
+                    .await;
+            }
+            return Err(e);
+        }
+    };
+    if let Some(wait) = throttle::rate_limited(
+        &p.fleet,
+        &format!("token:{}", client.id),
+        s.token_rate_limit,
+        60,
+        now,
+    )
+    .await
+    {
+        return Err(OAuthError::RateLimited(wait));
+    }
     match params.require("grant_type")? {
         authorization_code::AuthorizationCode::GRANT_TYPE => {
             run::<authorization_code::AuthorizationCode>(p, &client, &params).await

@@ -1,0 +1,210 @@
+//! Password sign-in as one use case: throttling, the argon2 check (with equal work for unknown
+//! accounts), hash upgrade, session limit, the new session, and the audit trail. The HTTP
+//! handler only extracts the form and renders the outcome.
+
+use crate::audit::AuditEvent;
+use crate::auth::password::{MAX_PASSWORD_BYTES, PasswordHasher};
+use crate::auth::session::{self, ActiveSession, DeviceInfo, Room};
+use crate::auth::throttle::{self, Attempt, Factor, Gate, ThrottlePolicy};
+use crate::config::SessionLimitPolicy;
+use crate::crypto::SecretString;
+use crate::metrics::inc;
+use crate::oauth::Provider;
+use crate::store::{StoreError, UserStore};
+
+pub struct SignInRequest<'a> {
+    pub email: &'a str,
+    pub password: SecretString,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// (user id, device id) from a valid signed device cookie, if the browser sent one.
+    pub trusted_device: Option<(String, String)>,
+    /// The session this browser holds now; it ends when the new one starts.
+    pub previous_session: Option<String>,
+}
+
+pub struct SignInRules<'a> {
+    pub hasher: &'a PasswordHasher,
+    pub throttle: ThrottlePolicy,
+    pub max_sessions: u32,
+    pub session_policy: SessionLimitPolicy,
+}
+
+#[derive(Debug)]
+pub struct SignedIn {
+    pub cookie_value: String,
+    pub active: ActiveSession,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// The same answer for a wrong password, an unknown email and a disabled account.
+    #[error("bad credentials")]
+    BadCredentials,
+    #[error("locked for {0}s")]
+    Locked(i64),
+    #[error("rate limited for {0}s")]
+    Limited(i64),
+    #[error("too many sessions")]
+    TooManySessions,
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for SignInError {
+    fn from(e: StoreError) -> Self {
+        SignInError::Internal(e.to_string())
+    }
+}
+
+pub async fn sign_in(
+    p: &Provider,
+    rules: &SignInRules<'_>,
+    r: SignInRequest<'_>,
+) -> Result<SignedIn, SignInError> {
+    let email = r.email.trim().to_lowercase();
+    if email.is_empty()
+        || email.len() > 254
+        || r.password.expose().is_empty()
+        || r.password.expose().len() > MAX_PASSWORD_BYTES
+    {
+        return Err(SignInError::BadCredentials);
+    }
+    let now = p.now();
+    let user = p.store.find_user_by_email(&email).await?;
+    // A device cookie counts only for the account it was issued for.
+    let device = r
+        .trusted_device
+        .as_ref()
+        .filter(|(uid, _)| user.as_ref().is_some_and(|u| &u.id == uid))
+        .map(|(_, did)| did.as_str());
+    let attempt = Attempt {
+        account: &email,
+        device,
+        ip: r.ip.as_deref(),
+        factor: Factor::Password,
+    };
+    match throttle::check(&p.fleet, &rules.throttle, &attempt, now).await {
+        Gate::Open => {}
+        Gate::Locked(s) => {
+            audit_failure(
+                p,
+                user.as_ref().map(|u| u.id.as_str()),
+                &email,
+                &r,
+                "locked",
+            )
+            .await;
+            return Err(SignInError::Locked(s));
+        }
+        Gate::Limited(s) => {
+            audit_failure(
+                p,
+                user.as_ref().map(|u| u.id.as_str()),
+                &email,
+                &r,
+                "ip_limited",
+            )
+            .await;
+            return Err(SignInError::Limited(s));
+        }
+    }
+    // Unknown accounts are checked against a dummy hash: same work, same answer.
+    let verification = rules
+        .hasher
+        .verify(&r.password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await
+        .map_err(|e| SignInError::Internal(e.to_string()))?;
+    let Some(user) = user.clone().filter(|u| verification.valid && !u.disabled) else {
+        let reason = match &user {
+            None => "unknown_account",
+            Some(u) if u.disabled => "account_disabled",
+            Some(_) => "wrong_password",
+        };
+        let lock = throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;
+        if lock > 0 {
+            p.audit(
+                AuditEvent::new("signin.locked")
+                    .subject(
+                        user.as_ref()
+                            .map(|u| u.id.clone())
+                            .unwrap_or_else(|| email.clone()),
+                    )
+                    .detail("seconds", lock),
+            )
+            .await;
+        }
+        audit_failure(p, user.as_ref().map(|u| u.id.as_str()), &email, &r, reason).await;
+        return Err(SignInError::BadCredentials);
+    };
+    throttle::succeeded(&p.fleet, &attempt).await;
+    if verification.needs_rehash
+        && let Ok(hash) = rules.hasher.hash(&r.password).await
+        && let Err(e) = p.store.set_password_hash(&user.id, &hash, now).await
+    {
+        tracing::warn!(error = %e, "could not upgrade a password hash");
+    }
+    // One browser, one session: the old one ends, and the new one has a new id (no fixation).
+    if let Some(old) = &r.previous_session {
+        p.revoke_session(old).await?;
+    }
+    match session::make_room(p, &user, rules.max_sessions, rules.session_policy, now).await? {
+        Room::Available => {}
+        Room::Evicted(ended) => {
+            p.audit(
+                AuditEvent::new("session.evicted")
+                    .subject(&user.id)
+                    .detail("sessions", ended),
+            )
+            .await;
+        }
+        Room::Refused => {
+            p.audit(
+                AuditEvent::new("signin.refused")
+                    .subject(&user.id)
+                    .from_device(r.ip.clone(), r.user_agent.clone())
+                    .detail("reason", "session_limit"),
+            )
+            .await;
+            return Err(SignInError::TooManySessions);
+        }
+    }
+    let device_info = DeviceInfo {
+        user_agent: r.user_agent.clone(),
+        ip: r.ip.clone(),
+    };
+    let (cookie_value, active) =
+        session::start(p, &user, vec!["pwd".into()], device_info, now).await?;
+    tracing::info!(outcome = "success", user_id = %user.id, session_id = %active.session.id, "sign-in");
+    inc(&p.metrics.signins_ok);
+    p.audit(
+        AuditEvent::new("signin.success")
+            .subject(&user.id)
+            .from_device(r.ip, r.user_agent)
+            .detail("session", active.session.id.clone())
+            .detail("amr", "pwd"),
+    )
+    .await;
+    Ok(SignedIn {
+        cookie_value,
+        active,
+    })
+}
+
+async fn audit_failure(
+    p: &Provider,
+    user_id: Option<&str>,
+    email: &str,
+    r: &SignInRequest<'_>,
+    reason: &str,
+) {
+    tracing::info!(outcome = "failure", reason, "sign-in failed");
+    inc(&p.metrics.signins_failed);
+    p.audit(
+        AuditEvent::new("signin.failure")
+            .subject(user_id.unwrap_or(email))
+            .from_device(r.ip.clone(), r.user_agent.clone())
+            .detail("reason", reason),
+    )
+    .await;
+}
