@@ -267,6 +267,7 @@ async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
         roles: args.roles,
         password_hash: hash,
         disabled: false,
+        email_verified: false,
         created_at: provider.now(),
     };
     match provider.store.insert_user(&user).await {

@@ -35,6 +35,12 @@ pub const SETTINGS: &[&str] = &[
     "key_publish_lead",
     "key_reload_interval",
     "jwks_max_age",
+    "smtp_url",
+    "mail_from",
+    "self_registration",
+    "reset_link_ttl",
+    "verification_link_ttl",
+    "account_mail_rate_limit",
     "lockout_threshold",
     "lockout_base",
     "lockout_max",
@@ -109,6 +115,16 @@ pub struct Config {
     pub key_publish_lead: Duration,
     pub key_reload_interval: Duration,
     pub jwks_max_age: Duration,
+    /// SMTP server for password-reset and verification mail; without it mails go to the log.
+    pub smtp_url: Option<String>,
+    /// Sender of Tessera's mail.
+    pub mail_from: String,
+    /// Whether people may create their own accounts (off: administrators create users).
+    pub self_registration: bool,
+    pub reset_link_ttl: Duration,
+    pub verification_link_ttl: Duration,
+    /// Reset/verification/registration mails per hour per IP and per email (0 = unlimited).
+    pub account_mail_rate_limit: i64,
     /// Consecutive failed sign-ins before an account (or a device's view of it) is locked.
     pub lockout_threshold: i64,
     /// First lock duration; each further failure doubles it, up to `lockout_max`.
@@ -164,6 +180,12 @@ impl Default for Config {
             key_publish_lead: Duration::from_secs(3600),
             key_reload_interval: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(600),
+            smtp_url: None,
+            mail_from: "Tessera <no-reply@localhost>".into(),
+            self_registration: false,
+            reset_link_ttl: Duration::from_secs(1800),
+            verification_link_ttl: Duration::from_secs(86400),
+            account_mail_rate_limit: 10,
             lockout_threshold: 5,
             lockout_base: Duration::from_secs(60),
             lockout_max: Duration::from_secs(3600),
@@ -297,6 +319,18 @@ impl Config {
             "key_publish_lead" => self.key_publish_lead = duration(v)?,
             "key_reload_interval" => self.key_reload_interval = duration(v)?,
             "jwks_max_age" => self.jwks_max_age = duration(v)?,
+            "smtp_url" => self.smtp_url = optional(v),
+            "mail_from" => self.mail_from = v.trim().to_string(),
+            "self_registration" => {
+                self.self_registration = match v.trim() {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    _ => return Err("expected true or false".into()),
+                }
+            }
+            "reset_link_ttl" => self.reset_link_ttl = duration(v)?,
+            "verification_link_ttl" => self.verification_link_ttl = duration(v)?,
+            "account_mail_rate_limit" => self.account_mail_rate_limit = number(v)?,
             "lockout_threshold" => self.lockout_threshold = number(v)?,
             "lockout_base" => self.lockout_base = duration(v)?,
             "lockout_max" => self.lockout_max = duration(v)?,

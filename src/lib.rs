@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod fleet;
 pub mod http;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod oauth;
 pub mod revocation;

@@ -16,6 +16,7 @@ use crate::fleet::{Fleet, FleetError};
 use crate::http::{self, AppState};
 use crate::keys::rotation::{self, RotationError, RotationPolicy};
 use crate::keys::{KeyError, Keyring};
+use crate::mail::Mailer;
 use crate::oauth::{Provider, Settings, discovery};
 use crate::store::{Backend, SqlStore, StoreError};
 
@@ -33,6 +34,8 @@ pub enum StartupError {
     Password(#[from] PasswordError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Mail(#[from] crate::mail::MailError),
     #[error("{0} (setting `redis_url`)")]
     Fleet(#[from] FleetError),
 }
@@ -173,6 +176,7 @@ async fn revocation_sync(provider: Provider, every: Duration) {
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let provider = provider(&config).await?;
     let passwords = password_hasher(&config)?;
+    let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from)?;
     let listener = TcpListener::bind(&config.listen).map_err(|e| {
         StartupError::Config(format!(
             "cannot listen on {} (setting `listen`): {e}",
@@ -194,6 +198,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     let state = web::Data::new(AppState {
         provider: provider.clone(),
         passwords,
+        mailer,
         config: config.clone(),
         discovery,
         jwks_max_age,

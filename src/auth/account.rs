@@ -95,3 +95,54 @@ pub async fn set_password(
     .await;
     Ok(())
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("locked for {0}s")]
+    Locked(i64),
+    #[error("{0}")]
+    Policy(#[from] crate::auth::policy::PolicyViolation),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}
+
+/// Changes a signed-in user's password: the current one is required (and its failures count
+/// like sign-in failures), the new one must pass the policy, every other session ends.
+pub async fn change_password(
+    p: &Provider,
+    hasher: &PasswordHasher,
+    policy: &crate::auth::policy::PasswordPolicy,
+    throttle: &crate::auth::throttle::ThrottlePolicy,
+    user: &User,
+    current: &SecretString,
+    new: &SecretString,
+    keep_session: &str,
+) -> Result<(), ChangeError> {
+    use crate::auth::throttle::{self, Attempt, Factor, Gate};
+    let attempt = Attempt {
+        account: &user.email,
+        device: Some(keep_session),
+        ip: None,
+        factor: Factor::Password,
+    };
+    let now = p.now();
+    if let Gate::Locked(s) | Gate::Limited(s) =
+        throttle::check(&p.fleet, throttle, &attempt, now).await
+    {
+        return Err(ChangeError::Locked(s));
+    }
+    let verified = hasher
+        .verify(current, Some(&user.password_hash))
+        .await
+        .map_err(|_| AccountError::Hash)?;
+    if !verified.valid {
+        throttle::failed(&p.fleet, throttle, &attempt, now).await;
+        return Err(ChangeError::WrongPassword);
+    }
+    throttle::succeeded(&p.fleet, &attempt).await;
+    policy.check(new.expose(), &user.email)?;
+    set_password(p, hasher, user, new, Some(keep_session), &user.id).await?;
+    Ok(())
+}

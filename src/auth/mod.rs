@@ -3,6 +3,7 @@
 pub mod account;
 pub mod password;
 pub mod policy;
+pub mod recovery;
 pub mod session;
 pub mod signin;
 pub mod throttle;

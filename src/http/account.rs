@@ -32,6 +32,8 @@ pub async fn account_page(state: web::Data<AppState>, req: HttpRequest) -> HttpR
     let view = AccountPage {
         email: active.user.email.clone(),
         name: active.user.name.clone(),
+        email_verified: active.user.email_verified,
+        notice: None,
         csrf_token: csrf.token.clone(),
     };
     html(StatusCode::OK, &csrf, view.render())

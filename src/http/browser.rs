@@ -87,6 +87,7 @@ fn render_login(
         email: email.to_string(),
         error: error.map(String::from),
         client: client.map(|c| c.id.clone()),
+        registration: state.config.self_registration,
     };
     html(status, &csrf, view.render())
 }

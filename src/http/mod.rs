@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod errors;
 pub mod health;
 pub mod logout;
+pub mod password;
 pub mod protocol;
 pub mod views;
 
@@ -22,6 +23,7 @@ use crate::oauth::Provider;
 pub struct AppState {
     pub provider: Provider,
     pub passwords: PasswordHasher,
+    pub mailer: crate::mail::Mailer,
     pub config: Arc<Config>,
     /// Pre-serialised discovery document.
     pub discovery: String,
@@ -80,6 +82,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(browser::home))
     .route("/account", web::get().to(account::account_page))
     .route("/account/sessions", web::get().to(account::sessions_page))
+    .route("/account/password", web::get().to(password::change_page))
+    .route("/account/password", web::post().to(password::change))
+    .route(
+        "/account/verify-email",
+        web::post().to(password::send_verification),
+    )
+    .route("/password/forgot", web::get().to(password::forgot_page))
+    .route("/password/forgot", web::post().to(password::forgot))
+    .route("/password/reset", web::get().to(password::reset_page))
+    .route("/password/reset", web::post().to(password::reset))
+    .route("/register", web::get().to(password::register_page))
+    .route("/register", web::post().to(password::register))
+    .route("/verify-email", web::get().to(password::verify_email))
     .route(
         "/account/sessions/revoke",
         web::post().to(account::revoke_one),

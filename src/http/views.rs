@@ -10,6 +10,7 @@ pub struct LoginPage {
     pub email: String,
     pub error: Option<String>,
     pub client: Option<String>,
+    pub registration: bool,
 }
 
 pub struct ScopeLine {
@@ -67,7 +68,55 @@ pub fn describe_scope(scope: &str) -> String {
 pub struct AccountPage {
     pub email: String,
     pub name: Option<String>,
+    pub email_verified: bool,
+    pub notice: Option<String>,
     pub csrf_token: String,
+}
+
+#[derive(Template)]
+#[template(path = "notice.html")]
+pub struct NoticePage {
+    pub title: String,
+    pub message: String,
+    pub link_href: Option<String>,
+    pub link_text: String,
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+pub struct ForgotPage {
+    pub csrf_token: String,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub struct ResetPage {
+    pub csrf_token: String,
+    pub token: String,
+    pub error: Option<String>,
+    pub min_chars: usize,
+    pub max_chars: usize,
+}
+
+#[derive(Template)]
+#[template(path = "change_password.html")]
+pub struct ChangePasswordPage {
+    pub csrf_token: String,
+    pub email: String,
+    pub error: Option<String>,
+    pub min_chars: usize,
+    pub max_chars: usize,
+}
+
+#[derive(Template)]
+#[template(path = "register.html")]
+pub struct RegisterPage {
+    pub csrf_token: String,
+    pub email: String,
+    pub name: String,
+    pub error: Option<String>,
+    pub min_chars: usize,
+    pub max_chars: usize,
 }
 
 pub struct SessionLine {

@@ -76,8 +76,7 @@ pub fn user_claims(user: &User, scope_text: &str) -> Map<String, Value> {
     claims.insert("sub".into(), json!(user.id));
     if scope::contains(scope_text, "email") {
         claims.insert("email".into(), json!(user.email));
-        // Accounts are created by administrators; self-service verification arrives later.
-        claims.insert("email_verified".into(), json!(false));
+        claims.insert("email_verified".into(), json!(user.email_verified));
     }
     if scope::contains(scope_text, "profile")
         && let Some(name) = &user.name

@@ -60,6 +60,7 @@ fn user(email: &str) -> User {
         roles: vec!["admin".into()],
         password_hash: "$argon2id$...".into(),
         disabled: false,
+        email_verified: false,
         created_at: 100,
     }
 }

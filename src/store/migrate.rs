@@ -11,12 +11,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "account_recovery",
+        sqlite: include_str!("../../migrations/sqlite/0002_account_recovery.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_account_recovery.sql"),
+    },
+];
 
 /// Applies every migration not yet applied; returns how many ran.
 pub async fn run(pool: &AnyPool, backend: Backend) -> StoreResult<usize> {

@@ -44,7 +44,24 @@ pub struct User {
     /// PHC string (argon2id).
     pub password_hash: String,
     pub disabled: bool,
+    /// The user proved they receive mail at `email`.
+    pub email_verified: bool,
     pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountTokenKind {
+    PasswordReset,
+    EmailVerification,
+}
+
+impl AccountTokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerification => "email_verification",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +191,41 @@ pub trait UserStore {
         disabled: bool,
         now: Timestamp,
     ) -> StoreResult<bool>;
+    async fn set_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+}
+
+/// Single-use links sent by mail, stored only as keyed hashes.
+#[allow(async_fn_in_trait)]
+pub trait AccountTokenStore {
+    async fn insert_account_token(
+        &self,
+        token_hash: &[u8],
+        kind: AccountTokenKind,
+        user_id: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Spends a link atomically: the user id for exactly one caller, while unexpired and unused.
+    async fn consume_account_token(
+        &self,
+        token_hash: &[u8],
+        kind: AccountTokenKind,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>>;
+    /// The user id behind a still-usable link, without spending it (to show the reset form).
+    async fn peek_account_token(
+        &self,
+        token_hash: &[u8],
+        kind: AccountTokenKind,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>>;
+    /// Spends every outstanding link of this kind for the user.
+    async fn expire_account_tokens(
+        &self,
+        user_id: &str,
+        kind: AccountTokenKind,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 }
 
 #[allow(async_fn_in_trait)]
@@ -305,6 +357,7 @@ pub trait Store:
     + KeyStore
     + ConsentStore
     + AuditStore
+    + AccountTokenStore
 {
 }
 
@@ -318,5 +371,6 @@ impl<T> Store for T where
         + KeyStore
         + ConsentStore
         + AuditStore
+        + AccountTokenStore
 {
 }

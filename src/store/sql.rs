@@ -49,6 +49,7 @@ fn user_from(row: &AnyRow) -> StoreResult<User> {
         roles: parse_list(row, "roles")?,
         password_hash: row.try_get("password_hash")?,
         disabled: flag(row, "disabled")?,
+        email_verified: flag(row, "email_verified")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -213,8 +214,8 @@ impl UserStore for SqlStore {
     async fn insert_user(&self, u: &User) -> StoreResult<()> {
         insert_result(
             sqlx::query(
-                "INSERT INTO users (id, email, name, roles, password_hash, disabled, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                "INSERT INTO users (id, email, name, roles, password_hash, disabled, email_verified, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
             )
             .bind(&u.id)
             .bind(&u.email)
@@ -222,6 +223,7 @@ impl UserStore for SqlStore {
             .bind(list(&u.roles))
             .bind(&u.password_hash)
             .bind(i64::from(u.disabled))
+            .bind(i64::from(u.email_verified))
             .bind(u.created_at)
             .execute(&self.pool)
             .await,
@@ -251,6 +253,15 @@ impl UserStore for SqlStore {
     async fn set_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
         sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(hash)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_email_verified(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
             .execute(&self.pool)
@@ -832,5 +843,92 @@ impl AuditStore for SqlStore {
             .fetch_one(&self.pool)
             .await?;
         Ok((row.try_get("seq")?, row.try_get("last_hash")?))
+    }
+}
+
+impl SqlStore {
+    async fn account_token_user(
+        &self,
+        sql: &'static str,
+        token_hash: &[u8],
+        kind: AccountTokenKind,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(sql)
+            .bind(now)
+            .bind(token_hash.to_vec())
+            .bind(kind.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}
+
+impl AccountTokenStore for SqlStore {
+    async fn insert_account_token(
+        &self,
+        token_hash: &[u8],
+        kind: AccountTokenKind,
+        user_id: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        insert_result(
+            sqlx::query(
+                "INSERT INTO account_tokens (token_hash, kind, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token_hash.to_vec())
+            .bind(kind.as_str())
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await,
+        )
+    }
+
+    async fn consume_account_token(
+        &self,
+        token_hash: &[u8],
+        kind: AccountTokenKind,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        self.account_token_user(
+            "UPDATE account_tokens SET used_at = $1 WHERE token_hash = $2 AND kind = $3 \
+             AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+            token_hash,
+            kind,
+            now,
+        )
+        .await
+    }
+
+    async fn peek_account_token(
+        &self,
+        token_hash: &[u8],
+        kind: AccountTokenKind,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        self.account_token_user(
+            "SELECT user_id FROM account_tokens WHERE expires_at > $1 AND token_hash = $2 AND kind = $3 AND used_at IS NULL",
+            token_hash,
+            kind,
+            now,
+        )
+        .await
+    }
+
+    async fn expire_account_tokens(
+        &self,
+        user_id: &str,
+        kind: AccountTokenKind,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE account_tokens SET used_at = $1 WHERE user_id = $2 AND kind = $3 AND used_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .bind(kind.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

@@ -1,0 +1,12 @@
+-- Email verification and single-use account links (password reset, email verification).
+ALTER TABLE users ADD COLUMN email_verified BIGINT NOT NULL DEFAULT 0;
+
+CREATE TABLE account_tokens (
+    token_hash BYTEA PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    user_id    TEXT NOT NULL REFERENCES users(id),
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT
+);
+CREATE INDEX account_tokens_user ON account_tokens(user_id, kind);

@@ -1,0 +1,274 @@
+//! Account links sent by mail: password reset, email verification, self-registration.
+//!
+//! Links are 256-bit random, stored only as keyed hashes, single use and short-lived. Every
+//! answer is the same whether or not the account exists, and mail goes out in the background so
+//! response times do not tell either.
+
+use crate::audit::AuditEvent;
+use crate::auth::account;
+use crate::auth::password::PasswordHasher;
+use crate::auth::policy::{PasswordPolicy, PolicyViolation};
+use crate::crypto::{SecretString, random_id, random_token};
+use crate::mail::{Mail, Mailer};
+use crate::oauth::Provider;
+use crate::store::{AccountTokenKind, AccountTokenStore, StoreError, User, UserStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("the link is invalid, expired or already used")]
+    InvalidLink,
+    #[error("{0}")]
+    Policy(#[from] PolicyViolation),
+    #[error("not a valid email address")]
+    InvalidEmail,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password hashing failed")]
+    Hash,
+}
+
+impl From<account::AccountError> for RecoveryError {
+    fn from(e: account::AccountError) -> Self {
+        match e {
+            account::AccountError::Store(s) => RecoveryError::Store(s),
+            _ => RecoveryError::Hash,
+        }
+    }
+}
+
+pub struct Links<'a> {
+    pub mailer: &'a Mailer,
+    pub reset_ttl: i64,
+    pub verification_ttl: i64,
+}
+
+fn minutes(secs: i64) -> String {
+    let m = (secs + 59) / 60;
+    if m >= 120 {
+        format!("{} hours", m / 60)
+    } else {
+        format!("{m} minutes")
+    }
+}
+
+async fn issue(
+    p: &Provider,
+    user: &User,
+    kind: AccountTokenKind,
+    ttl: i64,
+) -> Result<String, StoreError> {
+    let token = random_token();
+    let now = p.now();
+    p.store
+        .insert_account_token(&p.crypto.token_hash(&token), kind, &user.id, now, now + ttl)
+        .await?;
+    Ok(token)
+}
+
+/// "Forgot password": mails a reset link if the account exists and is active; silent otherwise.
+pub async fn request_password_reset(
+    p: &Provider,
+    links: &Links<'_>,
+    email: &str,
+) -> Result<(), StoreError> {
+    let email = email.trim().to_lowercase();
+    let Some(user) = p
+        .store
+        .find_user_by_email(&email)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Ok(());
+    };
+    let token = issue(p, &user, AccountTokenKind::PasswordReset, links.reset_ttl).await?;
+    let link = format!("{}/password/reset?token={token}", p.settings.issuer);
+    links.mailer.send_later(Mail {
+        to: user.email.clone(),
+        subject: "Reset your password".into(),
+        text: format!(
+            "Someone asked to reset the password of your account {}.\n\n\
+             To choose a new password, open this link within {}:\n\n{link}\n\n\
+             The link works once. Resetting signs you out on every device.\n\
+             If you did not ask for this, ignore this mail: your password stays as it is.\n",
+            user.email,
+            minutes(links.reset_ttl)
+        ),
+    });
+    p.audit(AuditEvent::new("password.reset_requested").subject(&user.id))
+        .await;
+    Ok(())
+}
+
+/// Whether a reset link can still be used (to show the form, without spending the link).
+pub async fn reset_link_usable(p: &Provider, token: &str) -> Result<bool, StoreError> {
+    if token.len() > 128 {
+        return Ok(false);
+    }
+    Ok(p.store
+        .peek_account_token(
+            &p.crypto.token_hash(token),
+            AccountTokenKind::PasswordReset,
+            p.now(),
+        )
+        .await?
+        .is_some())
+}
+
+/// Sets the new password through a reset link; every session of the user ends.
+pub async fn complete_password_reset(
+    p: &Provider,
+    hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
+    token: &str,
+    password: &SecretString,
+) -> Result<User, RecoveryError> {
+    let hash = p.crypto.token_hash(token);
+    let now = p.now();
+    let kind = AccountTokenKind::PasswordReset;
+    let user_id = p
+        .store
+        .peek_account_token(&hash, kind, now)
+        .await?
+        .ok_or(RecoveryError::InvalidLink)?;
+    let user = p
+        .store
+        .find_user(&user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(RecoveryError::InvalidLink)?;
+    // Checked before the link is spent, so a refused password can be corrected.
+    policy.check(password.expose(), &user.email)?;
+    if p.store
+        .consume_account_token(&hash, kind, now)
+        .await?
+        .is_none()
+    {
+        return Err(RecoveryError::InvalidLink);
+    }
+    p.store.expire_account_tokens(&user.id, kind, now).await?;
+    account::set_password(p, hasher, &user, password, None, &user.id).await?;
+    // Receiving the link proves the mailbox.
+    p.store.set_email_verified(&user.id, now).await?;
+    p.audit(
+        AuditEvent::new("password.reset_completed")
+            .actor(&user.id)
+            .subject(&user.id),
+    )
+    .await;
+    Ok(user)
+}
+
+/// Mails an email-verification link.
+pub async fn send_verification(
+    p: &Provider,
+    links: &Links<'_>,
+    user: &User,
+) -> Result<(), StoreError> {
+    let token = issue(
+        p,
+        user,
+        AccountTokenKind::EmailVerification,
+        links.verification_ttl,
+    )
+    .await?;
+    let link = format!("{}/verify-email?token={token}", p.settings.issuer);
+    links.mailer.send_later(Mail {
+        to: user.email.clone(),
+        subject: "Confirm your email address".into(),
+        text: format!(
+            "Please confirm that {} is your email address by opening this link within {}:\n\n{link}\n\n\
+             If you did not create an account, ignore this mail.\n",
+            user.email,
+            minutes(links.verification_ttl)
+        ),
+    });
+    Ok(())
+}
+
+pub async fn verify_email(p: &Provider, token: &str) -> Result<User, RecoveryError> {
+    if token.len() > 128 {
+        return Err(RecoveryError::InvalidLink);
+    }
+    let now = p.now();
+    let user_id = p
+        .store
+        .consume_account_token(
+            &p.crypto.token_hash(token),
+            AccountTokenKind::EmailVerification,
+            now,
+        )
+        .await?
+        .ok_or(RecoveryError::InvalidLink)?;
+    p.store.set_email_verified(&user_id, now).await?;
+    let user = p
+        .store
+        .find_user(&user_id)
+        .await?
+        .ok_or(RecoveryError::InvalidLink)?;
+    p.audit(
+        AuditEvent::new("user.email_verified")
+            .actor(&user.id)
+            .subject(&user.id),
+    )
+    .await;
+    Ok(user)
+}
+
+/// Self-registration. The answer is the same for a new and an existing email: a new account gets
+/// a verification link, an existing one a note that someone tried to register with it.
+pub async fn register(
+    p: &Provider,
+    hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
+    links: &Links<'_>,
+    email: &str,
+    name: Option<&str>,
+    password: &SecretString,
+) -> Result<(), RecoveryError> {
+    let email = crate::cli::normalise_email(email).map_err(|_| RecoveryError::InvalidEmail)?;
+    policy.check(password.expose(), &email)?;
+    // Hash before looking the email up, so both paths cost the same.
+    let hash = hasher
+        .hash(password)
+        .await
+        .map_err(|_| RecoveryError::Hash)?;
+    if let Some(existing) = p.store.find_user_by_email(&email).await? {
+        links.mailer.send_later(Mail {
+            to: existing.email.clone(),
+            subject: "You already have an account".into(),
+            text: format!(
+                "Someone tried to create an account with {}, which already has one.\n\n\
+                 If it was you, sign in instead, or reset your password at {}/password/forgot.\n\
+                 If it was not you, nothing changed and you can ignore this mail.\n",
+                existing.email, p.settings.issuer
+            ),
+        });
+        return Ok(());
+    }
+    let user = User {
+        id: random_id(),
+        email,
+        name: name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| n.chars().take(128).collect()),
+        roles: Vec::new(),
+        password_hash: hash,
+        disabled: false,
+        email_verified: false,
+        created_at: p.now(),
+    };
+    match p.store.insert_user(&user).await {
+        // A concurrent registration with the same email: same answer.
+        Err(StoreError::Conflict) => return Ok(()),
+        other => other?,
+    }
+    p.audit(
+        AuditEvent::new("user.registered")
+            .actor(&user.id)
+            .subject(&user.id),
+    )
+    .await;
+    send_verification(p, links, &user).await?;
+    Ok(())
+}
