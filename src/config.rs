@@ -19,6 +19,7 @@ pub const SETTINGS: &[&str] = &[
     "redis_url",
     "redis_prefix",
     "revocation_poll_interval",
+    "purge_interval",
     "master_key",
     "access_token_ttl",
     "id_token_ttl",
@@ -96,6 +97,8 @@ pub struct Config {
     pub redis_prefix: String,
     /// How often each replica reads the revocation log (with Redis, new entries also arrive at once).
     pub revocation_poll_interval: Duration,
+    /// How often expired codes, tokens, sessions and links are deleted (in small batches).
+    pub purge_interval: Duration,
     /// Key-encryption key for private signing keys and the key behind every keyed hash.
     pub master_key: Option<MasterKey>,
     pub access_token_ttl: Duration,
@@ -164,6 +167,7 @@ impl Default for Config {
             redis_url: None,
             redis_prefix: "tessera".into(),
             revocation_poll_interval: Duration::from_secs(1),
+            purge_interval: Duration::from_secs(600),
             master_key: None,
             access_token_ttl: Duration::from_secs(600),
             id_token_ttl: Duration::from_secs(600),
@@ -297,6 +301,7 @@ impl Config {
             "redis_url" => self.redis_url = optional(v),
             "redis_prefix" => self.redis_prefix = v.trim().to_string(),
             "revocation_poll_interval" => self.revocation_poll_interval = duration(v)?,
+            "purge_interval" => self.purge_interval = duration(v)?,
             "master_key" => self.master_key = Some(MasterKey::parse(v)?),
             "access_token_ttl" => self.access_token_ttl = duration(v)?,
             "id_token_ttl" => self.id_token_ttl = duration(v)?,

@@ -172,6 +172,33 @@ async fn revocation_sync(provider: Provider, every: Duration) {
     }
 }
 
+/// Deletes dead rows in small batches with pauses between them, so the table never stays locked
+/// long and requests keep flowing (SQLite has one writer).
+async fn purge(provider: Provider, every: Duration) {
+    use crate::store::PurgeStore;
+    const BATCH: i64 = 500;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut total = 0;
+        loop {
+            match provider.store.purge_expired(provider.now(), BATCH).await {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "purge of expired rows failed");
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if total > 0 {
+            tracing::info!(rows = total, "purged expired rows");
+        }
+    }
+}
+
 /// Runs the server until it is stopped.
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let provider = provider(&config).await?;
@@ -223,6 +250,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         config.revocation_poll_interval,
     ));
     actix_web::rt::spawn(provider.fleet.clone().listen());
+    actix_web::rt::spawn(purge(provider.clone(), config.purge_interval));
     print_welcome(&config, &address.to_string(), provider.store.backend());
     server.await?;
     provider.store.close().await;

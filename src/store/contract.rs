@@ -393,3 +393,27 @@ contract!(consent_is_saved_and_replaced, |s: SqlStore| async move {
         vec!["openid", "email"]
     );
 });
+
+contract!(
+    purging_removes_dead_rows_in_batches_and_keeps_live_ones,
+    |s: SqlStore| async move {
+        let live = refresh("live", None);
+        s.insert_refresh(&live).await.unwrap();
+        for _ in 0..5 {
+            let mut dead = refresh("dead", None);
+            dead.expires_at = 50;
+            s.insert_refresh(&dead).await.unwrap();
+        }
+        assert_eq!(s.purge_expired(100, 2).await.unwrap(), 2);
+        let mut total = 2;
+        loop {
+            let n = s.purge_expired(100, 2).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        assert_eq!(total, 5);
+        assert!(s.find_refresh(&live.token_hash).await.unwrap().is_some());
+    }
+);

@@ -346,6 +346,14 @@ pub trait AuditStore {
     async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>)>;
 }
 
+/// Housekeeping: rows nobody can use any more are deleted in small batches.
+#[allow(async_fn_in_trait)]
+pub trait PurgeStore {
+    /// Deletes at most `batch` dead rows from one table per call, for each table in turn;
+    /// returns how many went. Audit entries are never deleted.
+    async fn purge_expired(&self, now: Timestamp, batch: i64) -> StoreResult<u64>;
+}
+
 /// Everything the server needs from persistence.
 pub trait Store:
     UserStore
@@ -358,6 +366,7 @@ pub trait Store:
     + ConsentStore
     + AuditStore
     + AccountTokenStore
+    + PurgeStore
 {
 }
 
@@ -372,5 +381,6 @@ impl<T> Store for T where
         + ConsentStore
         + AuditStore
         + AccountTokenStore
+        + PurgeStore
 {
 }
