@@ -1,0 +1,323 @@
+//! Tessera's load harness. It starts Tessera (release build) itself, bootstraps it through the
+//! CLI, drives each path with closed-loop workers and reports throughput, p50/p99/p99.9 latency,
+//! errors and the server's RSS; with `--compare` it measures panva/oidc-provider with the same
+//! load generator and prints ratios.
+//!
+//!   cargo build --release && cargo run --release -p tessera-bench -- --backend both --compare --scale
+//!   cargo run -p tessera-bench -- --smoke          (seconds; what CI runs)
+
+mod runner;
+mod scenarios;
+mod servers;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use runner::Outcome;
+use scenarios as sc;
+use servers::{Backend, OidcProvider, Tessera, rss_kib};
+
+struct Args {
+    smoke: bool,
+    seconds: u64,
+    backends: Vec<Backend>,
+    compare: bool,
+    scale: bool,
+    tessera: PathBuf,
+    out: Option<PathBuf>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        smoke: false,
+        seconds: 10,
+        backends: vec![Backend::Sqlite],
+        compare: false,
+        scale: false,
+        tessera: PathBuf::from(
+            std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
+        )
+        .join("release/tessera"),
+        out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--smoke" => a.smoke = true,
+            "--compare" => a.compare = true,
+            "--scale" => a.scale = true,
+            "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).expect("--seconds N"),
+            "--tessera" => a.tessera = PathBuf::from(it.next().expect("--tessera PATH")),
+            "--out" => a.out = Some(PathBuf::from(it.next().expect("--out FILE"))),
+            "--backend" => {
+                a.backends = match it.next().as_deref() {
+                    Some("sqlite") => vec![Backend::Sqlite],
+                    Some("postgres") => vec![Backend::Postgres],
+                    Some("both") => vec![Backend::Sqlite, Backend::Postgres],
+                    _ => panic!("--backend sqlite|postgres|both"),
+                }
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    if a.smoke {
+        a.seconds = 1;
+    }
+    a
+}
+
+struct Row {
+    backend: String,
+    outcome: Outcome,
+    rss_mib: f64,
+}
+
+fn mib(kib: Option<u64>) -> f64 {
+    kib.unwrap_or(0) as f64 / 1024.0
+}
+
+fn row(out: &mut String, r: &Row, baseline: Option<&Row>) {
+    let o = &r.outcome;
+    let ratio = baseline
+        .map(|b| format!("{:.1}x", o.rate() / b.outcome.rate().max(1e-9)))
+        .unwrap_or_else(|| "".into());
+    let _ = writeln!(
+        out,
+        "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} |",
+        o.name,
+        r.backend,
+        o.rate(),
+        o.ms(0.50),
+        o.ms(0.99),
+        o.ms(0.999),
+        o.errors,
+        r.rss_mib,
+        ratio
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    assert!(
+        args.tessera.exists(),
+        "{} not found: build it first (cargo build --release)",
+        args.tessera.display()
+    );
+    let d = Duration::from_secs(args.seconds);
+    let chains = if args.smoke { 64 } else { 1000 };
+    let mut rows: Vec<Row> = Vec::new();
+    let mut idle_rss = Vec::new();
+
+    for &backend in &args.backends {
+        let label = backend.label().to_string();
+        let t = Tessera::start(&args.tessera, backend, &[]).await;
+        sc::bootstrap(&t).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        idle_rss.push((label.clone(), mib(rss_kib(t.pid()))));
+        let c = sc::http_client(64);
+        let push = |rows: &mut Vec<Row>, o: Outcome, pid: u32| {
+            rows.push(Row {
+                backend: label.clone(),
+                outcome: o,
+                rss_mib: mib(rss_kib(pid)),
+            })
+        };
+
+        let o = sc::client_credentials(
+            "client_credentials (ES256 JWT)",
+            c.clone(),
+            t.base.clone(),
+            None,
+            32,
+            d,
+        )
+        .await;
+        push(&mut rows, o, t.pid());
+
+        let tokens = sc::refresh_chains(&c, &t.base, chains).await;
+        let o = sc::refresh_rotation(
+            &format!("refresh rotation ({chains} chains)"),
+            c.clone(),
+            t.base.clone(),
+            tokens,
+            32,
+            d,
+        )
+        .await;
+        push(&mut rows, o, t.pid());
+
+        let access =
+            sc::mint_access_tokens(&c, &t.base, if args.smoke { 50 } else { 1000 }, None).await;
+        let o = sc::introspection(
+            "introspection (JWT + revocation check)",
+            c.clone(),
+            t.base.clone(),
+            "rs",
+            access.clone(),
+            32,
+            d,
+        )
+        .await;
+        push(&mut rows, o, t.pid());
+
+        let o = sc::jwks_and_discovery("JWKS + discovery", c.clone(), t.base.clone(), 32, d).await;
+        push(&mut rows, o, t.pid());
+
+        let o = sc::password_sign_in(
+            "password sign-in (full flow)",
+            c.clone(),
+            t.base.clone(),
+            8,
+            d,
+        )
+        .await;
+        push(&mut rows, o, t.pid());
+
+        // Isolation: a sign-in flood saturates argon2 while token paths run.
+        let chains2 = sc::refresh_chains(&c, &t.base, chains).await;
+        let flood = tokio::spawn(sc::password_sign_in(
+            "isolation: sign-in flood",
+            c.clone(),
+            t.base.clone(),
+            16,
+            d,
+        ));
+        let cc = tokio::spawn(sc::client_credentials(
+            "isolation: client_credentials",
+            c.clone(),
+            t.base.clone(),
+            None,
+            16,
+            d,
+        ));
+        let rr = sc::refresh_rotation(
+            "isolation: refresh rotation",
+            c.clone(),
+            t.base.clone(),
+            chains2,
+            16,
+            d,
+        )
+        .await;
+        let (flood, cc) = (flood.await.expect("flood"), cc.await.expect("cc"));
+        let pid = t.pid();
+        push(&mut rows, cc, pid);
+        push(&mut rows, rr, pid);
+        push(&mut rows, flood, pid);
+
+        if args.scale && !args.smoke {
+            let mut seeded = 0u64;
+            for target in [1_000u64, 100_000, 1_000_000] {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                sc::seed_rows(&t.database_url, backend, target - seeded, now).await;
+                seeded = target;
+                let tokens = sc::refresh_chains(&c, &t.base, chains).await;
+                let o = sc::refresh_rotation(
+                    &format!("scale {target} rows: refresh"),
+                    c.clone(),
+                    t.base.clone(),
+                    tokens,
+                    32,
+                    d,
+                )
+                .await;
+                push(&mut rows, o, t.pid());
+                let o = sc::introspection(
+                    &format!("scale {target} rows: introspection"),
+                    c.clone(),
+                    t.base.clone(),
+                    "rs",
+                    access.clone(),
+                    32,
+                    d,
+                )
+                .await;
+                push(&mut rows, o, t.pid());
+            }
+        }
+        t.stop().await;
+    }
+
+    let mut baseline: Vec<Row> = Vec::new();
+    if args.compare {
+        let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc-provider");
+        let p = OidcProvider::start(&folder, sc::SECRET).await;
+        let c = sc::http_client(64);
+        let o = sc::client_credentials(
+            "client_credentials (ES256 JWT)",
+            c.clone(),
+            p.base.clone(),
+            Some("https://api.bench"),
+            32,
+            d,
+        )
+        .await;
+        baseline.push(Row {
+            backend: "oidc-provider".into(),
+            outcome: o,
+            rss_mib: mib(rss_kib(p.pid())),
+        });
+        let opaque = sc::mint_access_tokens(&c, &p.base, 1000, Some("urn:bench:opaque")).await;
+        let o = sc::introspection(
+            "introspection (opaque)",
+            c.clone(),
+            p.base.clone(),
+            "svc",
+            opaque,
+            32,
+            d,
+        )
+        .await;
+        baseline.push(Row {
+            backend: "oidc-provider".into(),
+            outcome: o,
+            rss_mib: mib(rss_kib(p.pid())),
+        });
+        p.stop().await;
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| path | server | req/s | p50 ms | p99 ms | p99.9 ms | errors | RSS MiB | vs oidc-provider |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let base = baseline.iter().find(|b| {
+            (r.outcome.name.starts_with("client_credentials")
+                && b.outcome.name.starts_with("client_credentials"))
+                || (r.outcome.name.starts_with("introspection")
+                    && b.outcome.name.starts_with("introspection"))
+        });
+        row(&mut out, r, base);
+    }
+    for b in &baseline {
+        row(&mut out, b, None);
+    }
+    for (label, rss) in &idle_rss {
+        let _ = writeln!(out, "\nIdle RSS after start-up ({label}): {rss:.1} MiB");
+    }
+    println!("{out}");
+    if let Some(path) = &args.out {
+        std::fs::write(path, &out).expect("write --out");
+    }
+    let failed: Vec<&Row> = rows
+        .iter()
+        .chain(&baseline)
+        .filter(|r| r.outcome.errors > 0 || r.outcome.ok == 0)
+        .collect();
+    if !failed.is_empty() {
+        for r in failed {
+            eprintln!(
+                "FAILED: {} on {}: {} ok, {} errors",
+                r.outcome.name, r.backend, r.outcome.ok, r.outcome.errors
+            );
+        }
+        std::process::exit(1);
+    }
+}

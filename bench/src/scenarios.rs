@@ -1,0 +1,434 @@
+//! The measured paths. Each scenario prepares what it needs through the CLI and HTTP, then runs
+//! closed loops against the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tokio::sync::Mutex;
+
+use crate::runner::{Outcome, closed_loop};
+use crate::servers::{Backend, Tessera};
+
+pub const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnopq";
+pub const PASSWORD: &str = "calm otter under violet lamps";
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+// RFC 7636 appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+pub fn http_client(connections: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(connections)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// A 2xx whose body was read completely (so the connection is reused).
+async fn drained_ok(resp: reqwest::Result<reqwest::Response>) -> bool {
+    match resp {
+        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// Registers the clients and the user every scenario uses.
+pub async fn bootstrap(t: &Tessera) {
+    t.cli(
+        &[
+            "user",
+            "add",
+            "--email",
+            "bench@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    )
+    .await;
+    for (id, grants) in [("svc", "client_credentials"), ("rs", "client_credentials")] {
+        t.cli(
+            &[
+                "client",
+                "add",
+                "--id",
+                id,
+                "--secret-stdin",
+                "--grant",
+                grants,
+                "--scope",
+                "api:read",
+                "--audience",
+                "https://api.bench",
+            ],
+            SECRET,
+        )
+        .await;
+    }
+    t.cli(
+        &[
+            "client",
+            "add",
+            "--id",
+            "web",
+            "--public",
+            "--first-party",
+            "--redirect-uri",
+            REDIRECT,
+            "--grant",
+            "authorization_code",
+            "--grant",
+            "refresh_token",
+        ],
+        "",
+    )
+    .await;
+}
+
+fn input_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let rest = &html[at..];
+    let v = rest.find("value=\"")? + 7;
+    let end = rest[v..].find('"')?;
+    Some(
+        rest[v..v + end]
+            .replace("&#x2b;", "+")
+            .replace("&#43;", "+")
+            .replace("&amp;", "&"),
+    )
+}
+
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            c.strip_prefix(&format!("{name}="))
+                .map(|rest| rest.split(';').next().unwrap_or("").to_string())
+        })
+}
+
+fn authorize_url(base: &str) -> String {
+    format!(
+        "{base}/authorize?response_type=code&client_id=web&redirect_uri={}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    )
+}
+
+fn code_from(resp: &reqwest::Response) -> Option<String> {
+    let loc = resp
+        .headers()
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
+    let url = url::Url::parse(loc).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The whole password sign-in: authorize -> sign-in page -> POST -> code. Returns (session
+/// cookie, code).
+pub async fn sign_in(c: &reqwest::Client, base: &str) -> Option<(String, String)> {
+    let page = c.get(authorize_url(base)).send().await.ok()?;
+    let csrf_cookie = set_cookie(&page, "tessera_csrf")?;
+    let html = page.text().await.ok()?;
+    let form = [
+        ("csrf_token", input_value(&html, "csrf_token")?),
+        ("request", input_value(&html, "request")?),
+        ("email", "bench@example.com".to_string()),
+        ("password", PASSWORD.to_string()),
+    ];
+    let resp = c
+        .post(format!("{base}/login"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("tessera_csrf={csrf_cookie}"),
+        )
+        .form(&form)
+        .send()
+        .await
+        .ok()?;
+    let session = set_cookie(&resp, "tessera_session")?;
+    Some((session, code_from(&resp)?))
+}
+
+async fn code_with_session(c: &reqwest::Client, base: &str, session: &str) -> Option<String> {
+    let resp = c
+        .get(authorize_url(base))
+        .header(
+            reqwest::header::COOKIE,
+            format!("tessera_session={session}"),
+        )
+        .send()
+        .await
+        .ok()?;
+    code_from(&resp)
+}
+
+async fn redeem(c: &reqwest::Client, base: &str, code: &str) -> Option<serde_json::Value> {
+    let resp = c
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "web"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// `n` independent refresh-token chains (one sign-in, then codes from the SSO session).
+pub async fn refresh_chains(c: &reqwest::Client, base: &str, n: usize) -> Vec<String> {
+    let (session, first) = sign_in(c, base).await.expect("bench sign-in");
+    let mut out = Vec::with_capacity(n);
+    let mut code = Some(first);
+    while out.len() < n {
+        let this = match code.take() {
+            Some(c0) => c0,
+            None => code_with_session(c, base, &session)
+                .await
+                .expect("code from the SSO session"),
+        };
+        let tokens = redeem(c, base, &this).await.expect("code exchange");
+        out.push(
+            tokens["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_string(),
+        );
+    }
+    out
+}
+
+pub async fn client_credentials(
+    name: &str,
+    c: reqwest::Client,
+    base: String,
+    resource: Option<&'static str>,
+    workers: usize,
+    d: Duration,
+) -> Outcome {
+    let auth = basic("svc", SECRET);
+    closed_loop(name, workers, d, move |_, _| {
+        let (c, url, auth) = (c.clone(), format!("{base}/token"), auth.clone());
+        async move {
+            let mut form = vec![("grant_type", "client_credentials")];
+            if let Some(r) = resource {
+                form.push(("resource", r));
+            }
+            drained_ok(
+                c.post(url)
+                    .header("authorization", auth)
+                    .form(&form)
+                    .send()
+                    .await,
+            )
+            .await
+        }
+    })
+    .await
+}
+
+pub async fn mint_access_tokens(
+    c: &reqwest::Client,
+    base: &str,
+    n: usize,
+    resource: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(r) = resource {
+            form.push(("resource", r));
+        }
+        let v: serde_json::Value = c
+            .post(format!("{base}/token"))
+            .header("authorization", basic("svc", SECRET))
+            .form(&form)
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        out.push(
+            v["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// Introspection by a resource server. `caller` is the client id used to authenticate.
+pub async fn introspection(
+    name: &str,
+    c: reqwest::Client,
+    base: String,
+    caller: &str,
+    tokens: Vec<String>,
+    workers: usize,
+    d: Duration,
+) -> Outcome {
+    let tokens = Arc::new(tokens);
+    let auth = basic(caller, SECRET);
+    closed_loop(name, workers, d, move |w, i| {
+        let (c, url, auth, tokens) = (c.clone(), format!("{base}/introspect"), auth.clone(), tokens.clone());
+        async move {
+            let token = &tokens[(w * 7919 + i as usize) % tokens.len()];
+            match c.post(url).header("authorization", auth).form(&[("token", token.as_str())]).send().await {
+                Ok(r) if r.status().is_success() => {
+                    matches!(r.json::<serde_json::Value>().await, Ok(v) if v["active"] == serde_json::Value::Bool(true))
+                }
+                _ => false,
+            }
+        }
+    })
+    .await
+}
+
+pub async fn refresh_rotation(
+    name: &str,
+    c: reqwest::Client,
+    base: String,
+    chains: Vec<String>,
+    workers: usize,
+    d: Duration,
+) -> Outcome {
+    let chains: Arc<Vec<Mutex<String>>> = Arc::new(chains.into_iter().map(Mutex::new).collect());
+    closed_loop(name, workers, d, move |w, i| {
+        let (c, url, chains) = (c.clone(), format!("{base}/token"), chains.clone());
+        async move {
+            // Worker w owns chains w, w+W, w+2W, ...: each chain is rotated by one worker only.
+            let owned = chains.len().div_ceil(workers);
+            let idx = w + (i as usize % owned) * workers;
+            let Some(slot) = chains.get(idx.min(chains.len() - 1)) else {
+                return false;
+            };
+            let mut token = slot.lock().await;
+            let resp = c
+                .post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "web"),
+                    ("refresh_token", token.as_str()),
+                ])
+                .send()
+                .await;
+            match resp {
+                Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
+                    Ok(v) => match v["refresh_token"].as_str() {
+                        Some(next) => {
+                            *token = next.to_string();
+                            true
+                        }
+                        None => false,
+                    },
+                    Err(_) => false,
+                },
+                _ => false,
+            }
+        }
+    })
+    .await
+}
+
+pub async fn jwks_and_discovery(
+    name: &str,
+    c: reqwest::Client,
+    base: String,
+    workers: usize,
+    d: Duration,
+) -> Outcome {
+    closed_loop(name, workers, d, move |_, i| {
+        let path = if i % 2 == 0 {
+            "/jwks.json"
+        } else {
+            "/.well-known/openid-configuration"
+        };
+        let (c, url) = (c.clone(), format!("{base}{path}"));
+        async move { drained_ok(c.get(url).send().await).await }
+    })
+    .await
+}
+
+pub async fn password_sign_in(
+    name: &str,
+    c: reqwest::Client,
+    base: String,
+    workers: usize,
+    d: Duration,
+) -> Outcome {
+    closed_loop(name, workers, d, move |_, _| {
+        let (c, base) = (c.clone(), base.clone());
+        async move {
+            match sign_in(&c, &base).await {
+                Some((_, code)) => redeem(&c, &base, &code).await.is_some(),
+                None => false,
+            }
+        }
+    })
+    .await
+}
+
+/// Stores `n` sessions and refresh tokens that belong to nobody in the benchmark, half of them
+/// already expired (so the purge works during the measurement).
+pub async fn seed_rows(database_url: &str, backend: Backend, n: u64, now: i64) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url)
+        .await
+        .expect("bench database");
+    let user = format!(
+        "INSERT INTO users (id, email, roles, password_hash, disabled, created_at, updated_at) \
+         VALUES ('seed-user', 'seed-{n}@bench.example', '[]', 'x', 0, {now}, {now}) ON CONFLICT DO NOTHING"
+    );
+    let (rows, hash, hash2) = match backend {
+        Backend::Sqlite => (
+            format!(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) SELECT x FROM c"
+            ),
+            "randomblob(32)".to_string(),
+            "randomblob(32)".to_string(),
+        ),
+        Backend::Postgres => (
+            format!("SELECT x FROM generate_series(1, {n}) AS x"),
+            "decode(md5(x::text) || md5((x + 1)::text), 'hex')".to_string(),
+            "decode(md5((x + 2)::text) || md5((x + 3)::text), 'hex')".to_string(),
+        ),
+    };
+    let expires = format!("CASE WHEN x % 2 = 0 THEN 1 ELSE {} END", now + 86400);
+    let sessions = format!(
+        "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, auth_time, amr) \
+         SELECT 'seed-' || x, {hash}, 'seed-user', {now}, {now}, {expires}, {now}, '[\"pwd\"]' FROM ({rows}) AS s"
+    );
+    let tokens = format!(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, audience, amr, \
+         created_at, idle_expires_at, expires_at) \
+         SELECT {hash2}, 'seed-' || x, 'web', 'seed-user', 'seed-' || x, 'openid', 'https://api.bench', '[]', {now}, {}, {expires} \
+         FROM ({rows}) AS s",
+        now + 3600
+    );
+    for sql in [user, sessions, tokens] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .expect("seed rows");
+    }
+    pool.close().await;
+}
