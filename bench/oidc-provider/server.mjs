@@ -18,6 +18,7 @@ const provider = new Provider(issuer, {
       redirect_uris: [],
       response_types: [],
       token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'ES256',
     },
   ],
   jwks: { keys: [jwk] },

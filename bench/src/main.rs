@@ -153,7 +153,7 @@ async fn main() {
         let o = sc::introspection(
             "introspection (JWT + revocation check)",
             c.clone(),
-            t.base.clone(),
+            format!("{}/introspect", t.base),
             "rs",
             access.clone(),
             32,
@@ -230,7 +230,7 @@ async fn main() {
                 let o = sc::introspection(
                     &format!("scale {target} rows: introspection"),
                     c.clone(),
-                    t.base.clone(),
+                    format!("{}/introspect", t.base),
                     "rs",
                     access.clone(),
                     32,
@@ -266,7 +266,7 @@ async fn main() {
         let o = sc::introspection(
             "introspection (opaque)",
             c.clone(),
-            p.base.clone(),
+            format!("{}/token/introspection", p.base),
             "svc",
             opaque,
             32,

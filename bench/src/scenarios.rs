@@ -289,7 +289,7 @@ pub async fn introspection(
     let tokens = Arc::new(tokens);
     let auth = basic(caller, SECRET);
     closed_loop(name, workers, d, move |w, i| {
-        let (c, url, auth, tokens) = (c.clone(), format!("{base}/introspect"), auth.clone(), tokens.clone());
+        let (c, url, auth, tokens) = (c.clone(), url.clone(), auth.clone(), tokens.clone());
         async move {
             let token = &tokens[(w * 7919 + i as usize) % tokens.len()];
             match c.post(url).header("authorization", auth).form(&[("token", token.as_str())]).send().await {
