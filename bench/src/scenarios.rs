@@ -280,7 +280,7 @@ pub async fn mint_access_tokens(
 pub async fn introspection(
     name: &str,
     c: reqwest::Client,
-    base: String,
+    url: String,
     caller: &str,
     tokens: Vec<String>,
     workers: usize,
