@@ -25,17 +25,21 @@ pub struct Mail {
 pub enum Mailer {
     /// No SMTP server: mails are written to the log.
     Log,
-    Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
-        from: Mailbox,
-    },
+    Smtp(Box<Smtp>),
+}
+
+/// An SMTP relay and the sender address.
+#[derive(Clone)]
+pub struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
 }
 
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Mailer::Log => f.write_str("Mailer::Log"),
-            Mailer::Smtp { from, .. } => write!(f, "Mailer::Smtp(from {from})"),
+            Mailer::Smtp(smtp) => write!(f, "Mailer::Smtp(from {})", smtp.from),
         }
     }
 }
@@ -53,7 +57,7 @@ impl Mailer {
         let from: Mailbox = from
             .parse()
             .map_err(|e| MailError::Config(format!("mail_from: {e}")))?;
-        Ok(Mailer::Smtp { transport, from })
+        Ok(Mailer::Smtp(Box::new(Smtp { transport, from })))
     }
 
     pub async fn send(&self, mail: Mail) -> Result<(), MailError> {
@@ -67,7 +71,8 @@ impl Mailer {
                 );
                 Ok(())
             }
-            Mailer::Smtp { transport, from } => {
+            Mailer::Smtp(smtp) => {
+                let (transport, from) = (&smtp.transport, &smtp.from);
                 let to: Mailbox = mail
                     .to
                     .parse()

@@ -110,11 +110,16 @@ pub enum ChangeError {
 
 /// Changes a signed-in user's password: the current one is required (and its failures count
 /// like sign-in failures), the new one must pass the policy, every other session ends.
+/// What a password change is checked against.
+pub struct ChangeRules<'a> {
+    pub hasher: &'a PasswordHasher,
+    pub policy: &'a crate::auth::policy::PasswordPolicy,
+    pub throttle: &'a crate::auth::throttle::ThrottlePolicy,
+}
+
 pub async fn change_password(
     p: &Provider,
-    hasher: &PasswordHasher,
-    policy: &crate::auth::policy::PasswordPolicy,
-    throttle: &crate::auth::throttle::ThrottlePolicy,
+    rules: &ChangeRules<'_>,
     user: &User,
     current: &SecretString,
     new: &SecretString,
@@ -129,20 +134,21 @@ pub async fn change_password(
     };
     let now = p.now();
     if let Gate::Locked(s) | Gate::Limited(s) =
-        throttle::check(&p.fleet, throttle, &attempt, now).await
+        throttle::check(&p.fleet, rules.throttle, &attempt, now).await
     {
         return Err(ChangeError::Locked(s));
     }
-    let verified = hasher
+    let verified = rules
+        .hasher
         .verify(current, Some(&user.password_hash))
         .await
         .map_err(|_| AccountError::Hash)?;
     if !verified.valid {
-        throttle::failed(&p.fleet, throttle, &attempt, now).await;
+        throttle::failed(&p.fleet, rules.throttle, &attempt, now).await;
         return Err(ChangeError::WrongPassword);
     }
     throttle::succeeded(&p.fleet, &attempt).await;
-    policy.check(new.expose(), &user.email)?;
-    set_password(p, hasher, user, new, Some(keep_session), &user.id).await?;
+    rules.policy.check(new.expose(), &user.email)?;
+    set_password(p, rules.hasher, user, new, Some(keep_session), &user.id).await?;
     Ok(())
 }

@@ -1,14 +1,13 @@
 //! argon2id password hashing on a bounded pool, off the async executor.
 //!
-//! Each hash holds `m` KiB of memory for ~20 ms, so at most `concurrency` run at once (a
-//! semaphore), on tokio's blocking threads. Unknown accounts are checked against a dummy hash
+//! Each hash holds `m` KiB of memory for ~20 ms, so at most `concurrency` run at once, on
+//! dedicated threads that each keep their argon2 memory: never on the request workers. Unknown accounts are checked against a dummy hash
 //! with the same parameters, so they cost the same work as real ones.
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::password_hash::PasswordVerifier as _;
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
 
 use crate::crypto::{SecretString, random_bytes, random_token};
 
@@ -30,11 +29,29 @@ pub struct Verification {
     pub needs_rehash: bool,
 }
 
+/// Work for a hashing thread; the thread owns its argon2 memory and reuses it.
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// One hashing thread's state: the argon2 instance and its block memory (m KiB), allocated once.
+/// Reusing it keeps the process's memory at `concurrency × m` however many hashes run: a fresh
+/// 19 MiB allocation per hash fragments the allocator's arenas and grows RSS under load.
+struct Worker {
+    argon: Argon2<'static>,
+    blocks: Vec<argon2::Block>,
+}
+
+impl Worker {
+    fn raw(&mut self, password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
+        self.argon
+            .hash_password_into_with_memory(password, salt, out, &mut self.blocks)
+            .is_ok()
+    }
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon: Arc<Argon2<'static>>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
     params: Params,
-    permits: Arc<Semaphore>,
     dummy: Arc<String>,
 }
 
@@ -49,7 +66,28 @@ impl std::fmt::Debug for PasswordHasher {
 /// Passwords longer than this are refused before hashing (a cheap denial-of-service guard).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+const OUTPUT_LEN: usize = 32;
+
+/// PHC string format of an argon2id hash.
+fn phc(params: &Params, salt: &[u8], hash: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        b64.encode(salt),
+        b64.encode(hash)
+    )
+}
+
+fn same_costs(a: &Params, b: &Params) -> bool {
+    (a.m_cost(), a.t_cost(), a.p_cost()) == (b.m_cost(), b.t_cost(), b.p_cost())
+}
+
 impl PasswordHasher {
+    /// Starts `concurrency` hashing threads, each holding `memory_kib` of argon2 memory.
     pub fn new(
         memory_kib: u32,
         iterations: u32,
@@ -58,38 +96,71 @@ impl PasswordHasher {
     ) -> Result<Self, PasswordError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| PasswordError::Params(e.to_string()))?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let (jobs, queue) = tokio::sync::mpsc::channel::<Job>(4096);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..concurrency.max(1) {
+            let queue = queue.clone();
+            let params = params.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    let mut worker = Worker {
+                        blocks: vec![argon2::Block::new(); params.block_count()],
+                        argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+                    };
+                    loop {
+                        // One thread waits on the queue at a time; the others wait for the lock.
+                        let job = match queue.lock() {
+                            Ok(mut q) => q.blocking_recv(),
+                            Err(_) => None,
+                        };
+                        match job {
+                            Some(job) => job(&mut worker),
+                            None => break,
+                        }
+                    }
+                })
+                .map_err(|_| PasswordError::Pool)?;
+        }
+        let mut hasher = Self {
+            jobs,
+            params: params.clone(),
+            dummy: Arc::new(String::new()),
+        };
+        // The dummy hash that unknown accounts are checked against: same parameters as real ones.
+        let mut out = [0u8; OUTPUT_LEN];
         let salt = random_bytes::<16>();
-        let dummy = argon
-            .hash_password_with_salt(random_token().as_bytes(), &salt)
-            .map_err(|_| PasswordError::Hash)?
-            .to_string();
-        Ok(Self {
-            argon: Arc::new(argon),
-            params,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy: Arc::new(dummy),
-        })
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password_into(random_token().as_bytes(), &salt, &mut out)
+            .map_err(|_| PasswordError::Hash)?;
+        hasher.dummy = Arc::new(phc(&params, &salt, &out));
+        Ok(hasher)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Worker) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |w| {
+            let _ = tx.send(f(w));
+        });
+        self.jobs.send(job).await.map_err(|_| PasswordError::Pool)?;
+        rx.await.map_err(|_| PasswordError::Pool)
     }
 
     /// Hashes a new password (PHC string).
     pub async fn hash(&self, password: &SecretString) -> Result<String, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::Pool)?;
-        let argon = self.argon.clone();
         let password = password.clone();
-        tokio::task::spawn_blocking(move || {
+        let params = self.params.clone();
+        self.run(move |w| {
             let salt = random_bytes::<16>();
-            argon
-                .hash_password_with_salt(password.expose().as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|_| PasswordError::Hash)
+            let mut out = [0u8; OUTPUT_LEN];
+            w.raw(password.expose().as_bytes(), &salt, &mut out)
+                .then(|| phc(&params, &salt, &out))
+                .ok_or(PasswordError::Hash)
         })
-        .await
-        .map_err(|_| PasswordError::Pool)?
+        .await?
     }
 
     /// Checks a password against a stored hash, or against the dummy hash when there is none.
@@ -106,15 +177,9 @@ impl PasswordHasher {
                 needs_rehash: false,
             });
         }
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::Pool)?;
-        let argon = self.argon.clone();
         let password = password.clone();
         let current = self.params.clone();
-        tokio::task::spawn_blocking(move || {
+        self.run(move |w| {
             let Ok(parsed) = argon2::password_hash::phc::PasswordHash::new(&stored) else {
                 tracing::error!("a stored password hash is not a valid PHC string");
                 return Verification {
@@ -122,25 +187,29 @@ impl PasswordHasher {
                     needs_rehash: false,
                 };
             };
-            let valid = argon
-                .verify_password(password.expose().as_bytes(), &parsed)
-                .is_ok()
-                && real;
-            let needs_rehash = valid
-                && (parsed.algorithm.as_str() != "argon2id"
-                    || Params::try_from(&parsed)
-                        .map(|p| {
-                            (p.m_cost(), p.t_cost(), p.p_cost())
-                                != (current.m_cost(), current.t_cost(), current.p_cost())
-                        })
-                        .unwrap_or(true));
+            let stored_params = Params::try_from(&parsed).ok();
+            let argon2id = parsed.algorithm.as_str() == "argon2id";
+            let matches = match (&parsed.salt, &parsed.hash, &stored_params) {
+                (Some(salt), Some(expected), Some(p)) if argon2id && same_costs(p, &current) => {
+                    let expected: &[u8] = expected.as_ref();
+                    let mut out = vec![0u8; expected.len()];
+                    w.raw(password.expose().as_bytes(), salt.as_ref(), &mut out)
+                        && crate::crypto::ct_eq(&out, expected)
+                }
+                // Older parameters or algorithm: verified with its own (temporary) memory.
+                _ => Argon2::default()
+                    .verify_password(password.expose().as_bytes(), &parsed)
+                    .is_ok(),
+            };
+            let valid = matches && real;
+            let needs_rehash =
+                valid && !(argon2id && stored_params.is_some_and(|p| same_costs(&p, &current)));
             Verification {
                 valid,
                 needs_rehash,
             }
         })
         .await
-        .map_err(|_| PasswordError::Pool)
     }
 }
 

@@ -14,7 +14,7 @@ use super::errors::{page, server_error_page};
 use super::views::{
     AccountPage, ChangePasswordPage, ForgotPage, NoticePage, RegisterPage, ResetPage,
 };
-use crate::auth::account::{self, ChangeError};
+use crate::auth::account::{self, ChangeError, ChangeRules};
 use crate::auth::recovery::{self, Links, RecoveryError};
 use crate::auth::throttle;
 use crate::crypto::SecretString;
@@ -314,11 +314,14 @@ pub async fn change(
             Some("The two new passwords differ.".into()),
         );
     }
+    let rules = ChangeRules {
+        hasher: &state.passwords,
+        policy: &state.config.password_policy(),
+        throttle: &state.config.throttle_policy(),
+    };
     let result = account::change_password(
         p,
-        &state.passwords,
-        &state.config.password_policy(),
-        &state.config.throttle_policy(),
+        &rules,
         &active.user,
         &SecretString::new(form.current.clone()),
         &SecretString::new(form.password.clone()),
