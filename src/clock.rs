@@ -9,6 +9,10 @@ pub type Timestamp = i64;
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+    /// Milliseconds, for ordering and rate decisions finer than a second.
+    fn now_millis(&self) -> i64 {
+        self.now() * 1000
+    }
 }
 
 /// The wall clock.
@@ -20,6 +24,12 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+    fn now_millis(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
     }
 }

@@ -39,6 +39,8 @@ pub struct Fleet {
     /// In-process counters, used when there is no Redis: key -> (value, expires_at).
     counters: Mutex<HashMap<String, (i64, Timestamp)>>,
     prefix: String,
+    /// When this replica last asked the database for new revocations (ms), without Redis.
+    last_catch_up_ms: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -57,6 +59,7 @@ impl Fleet {
             bus: None,
             counters: Mutex::new(HashMap::new()),
             prefix: "tessera".into(),
+            last_catch_up_ms: Default::default(),
         }
     }
 
@@ -75,6 +78,7 @@ impl Fleet {
             }),
             counters: Mutex::new(HashMap::new()),
             prefix: prefix.to_string(),
+            last_catch_up_ms: Default::default(),
         })
     }
 
@@ -116,6 +120,37 @@ impl Fleet {
                 // Other replicas still see it at their next poll of the log.
                 tracing::warn!(error = %e, "could not publish a revocation to redis");
             }
+        }
+        Ok(())
+    }
+
+    /// Without Redis, nothing tells this replica about revocations made elsewhere (another
+    /// replica, the CLI) until its next poll. Before trusting its memory it therefore checks the
+    /// newest log entry, at most once per `CATCH_UP_EVERY_MS` (one primary-key lookup), and replays
+    /// when it is behind. With Redis, pub/sub has already delivered.
+    pub async fn catch_up<S: RevocationStore>(
+        &self,
+        store: &S,
+        now: Timestamp,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        use std::sync::atomic::Ordering;
+        const CATCH_UP_EVERY_MS: i64 = 5;
+        if self.bus.is_some() {
+            return Ok(());
+        }
+        let last = self.last_catch_up_ms.load(Ordering::Relaxed);
+        if now_ms - last < CATCH_UP_EVERY_MS
+            || self
+                .last_catch_up_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        let newest = store.latest_revocation().await?;
+        if newest > self.with_list(|l| l.last_seq) {
+            self.sync(store, now).await?;
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! Revocations that live JWT access tokens must observe.
+//! Revocations that live JWT access tokens must observe: single tokens (`jti`) and sessions
+//! (`sid`; user-wide actions revoke each of the user's sessions by id).
 //!
 //! A JWT is valid until it expires; to let introspection answer `active: false` the moment a
 //! session, a user or a single token is revoked, every replica holds the recent revocations in
@@ -20,8 +21,6 @@ pub enum RevocationKind {
     Jti,
     /// Every token of one SSO session (`sid`).
     Session,
-    /// Every token of a user whose session was authenticated at or before `at`, except `keep`.
-    User,
 }
 
 impl RevocationKind {
@@ -29,7 +28,6 @@ impl RevocationKind {
         match self {
             Self::Jti => "jti",
             Self::Session => "session",
-            Self::User => "user",
         }
     }
 
@@ -37,7 +35,6 @@ impl RevocationKind {
         match s {
             "jti" => Some(Self::Jti),
             "session" => Some(Self::Session),
-            "user" => Some(Self::User),
             _ => None,
         }
     }
@@ -47,7 +44,6 @@ impl RevocationKind {
 pub struct Revocation {
     pub kind: RevocationKind,
     pub subject: String,
-    pub keep: Option<String>,
     pub at: Timestamp,
     /// After this, no token it concerns can still be valid.
     pub expires_at: Timestamp,
@@ -57,7 +53,6 @@ pub struct Revocation {
 pub struct RevocationList {
     jtis: HashMap<String, Timestamp>,
     sessions: HashMap<String, Timestamp>,
-    users: HashMap<String, Vec<Revocation>>,
     /// The highest database sequence number replayed.
     pub last_seq: i64,
 }
@@ -71,12 +66,6 @@ impl RevocationList {
             RevocationKind::Session => {
                 self.sessions.insert(r.subject.clone(), r.expires_at);
             }
-            RevocationKind::User => {
-                let list = self.users.entry(r.subject.clone()).or_default();
-                if !list.contains(r) {
-                    list.push(r.clone());
-                }
-            }
         }
     }
 
@@ -85,31 +74,19 @@ impl RevocationList {
         if self.jtis.contains_key(&c.jti) {
             return true;
         }
-        let Some(sid) = &c.sid else {
-            return false;
-        };
-        if self.sessions.contains_key(sid) {
-            return true;
-        }
-        let auth_time = c.auth_time.unwrap_or(c.iat);
-        self.users.get(&c.sub).is_some_and(|list| {
-            list.iter()
-                .any(|r| auth_time <= r.at && r.keep.as_deref() != Some(sid.as_str()))
-        })
+        c.sid
+            .as_ref()
+            .is_some_and(|sid| self.sessions.contains_key(sid))
     }
 
     /// Forgets revocations whose tokens have all expired.
     pub fn purge(&mut self, now: Timestamp) {
         self.jtis.retain(|_, exp| *exp > now);
         self.sessions.retain(|_, exp| *exp > now);
-        self.users.retain(|_, list| {
-            list.retain(|r| r.expires_at > now);
-            !list.is_empty()
-        });
     }
 
     pub fn len(&self) -> usize {
-        self.jtis.len() + self.sessions.len() + self.users.values().map(Vec::len).sum::<usize>()
+        self.jtis.len() + self.sessions.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,11 +114,10 @@ mod tests {
         }
     }
 
-    fn rev(kind: RevocationKind, subject: &str, keep: Option<&str>, at: i64) -> Revocation {
+    fn rev(kind: RevocationKind, subject: &str, at: i64) -> Revocation {
         Revocation {
             kind,
             subject: subject.into(),
-            keep: keep.map(String::from),
             at,
             expires_at: at + 600,
         }
@@ -150,25 +126,15 @@ mod tests {
     #[test]
     fn a_revoked_session_revokes_its_tokens_only() {
         let mut l = RevocationList::default();
-        l.apply(&rev(RevocationKind::Session, "s1", None, 100));
+        l.apply(&rev(RevocationKind::Session, "s1", 100));
         assert!(l.is_revoked(&claims("u", Some("s1"), 50, "j1")));
         assert!(!l.is_revoked(&claims("u", Some("s2"), 50, "j2")));
     }
 
     #[test]
-    fn signing_out_everywhere_spares_the_kept_session_and_later_sign_ins() {
-        let mut l = RevocationList::default();
-        l.apply(&rev(RevocationKind::User, "u", Some("keep"), 100));
-        assert!(l.is_revoked(&claims("u", Some("other"), 90, "j1")));
-        assert!(!l.is_revoked(&claims("u", Some("keep"), 90, "j2")));
-        assert!(!l.is_revoked(&claims("u", Some("new"), 101, "j3")));
-        assert!(!l.is_revoked(&claims("v", Some("other"), 90, "j4")));
-    }
-
-    #[test]
     fn denied_jtis_apply_to_client_tokens_and_everything_is_forgotten_after_expiry() {
         let mut l = RevocationList::default();
-        l.apply(&rev(RevocationKind::Jti, "j9", None, 100));
+        l.apply(&rev(RevocationKind::Jti, "j9", 100));
         assert!(l.is_revoked(&claims("svc", None, 0, "j9")));
         l.purge(700);
         assert!(l.is_empty());

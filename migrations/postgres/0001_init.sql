@@ -128,7 +128,6 @@ CREATE TABLE revocation_events (
     seq        BIGSERIAL PRIMARY KEY,
     kind       TEXT NOT NULL,
     subject    TEXT NOT NULL,
-    keep       TEXT,
     at         BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );

@@ -128,7 +128,6 @@ CREATE TABLE revocation_events (
     seq        INTEGER PRIMARY KEY,
     kind       TEXT NOT NULL,
     subject    TEXT NOT NULL,
-    keep       TEXT,
     at         INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );

@@ -36,6 +36,7 @@ pub async fn start(
         token_hash: p.crypto.token_hash(&cookie),
         user_id: user.id.clone(),
         created_at: now,
+        created_ms: p.clock.now_millis(),
         last_seen_at: now,
         expires_at: now + p.settings.session_absolute_ttl,
         auth_time: now,

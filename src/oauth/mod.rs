@@ -89,12 +89,11 @@ impl Provider {
         }
     }
 
-    fn revocation(&self, kind: RevocationKind, subject: &str, keep: Option<&str>) -> Revocation {
+    fn revocation(&self, kind: RevocationKind, subject: &str) -> Revocation {
         let at = self.now();
         Revocation {
             kind,
             subject: subject.to_string(),
-            keep: keep.map(String::from),
             at,
             // Tokens are only issued before `at`, so all are gone one lifetime (plus skew) later.
             expires_at: at + self.settings.access_token_ttl + 60,
@@ -105,11 +104,13 @@ impl Provider {
     /// as inactive on every replica.
     pub async fn revoke_session(&self, session_id: &str) -> StoreResult<()> {
         self.store.revoke_session(session_id, self.now()).await?;
-        let r = self.revocation(RevocationKind::Session, session_id, None);
+        let r = self.revocation(RevocationKind::Session, session_id);
         self.fleet.revoke(&self.store, r).await
     }
 
     /// Ends every session of a user except `keep`, with their tokens. Returns how many ended.
+    /// Each ended session is revoked by id, so a sign-in right after (even within the same
+    /// second) is not caught by it.
     pub async fn revoke_user_sessions(
         &self,
         user_id: &str,
@@ -119,14 +120,16 @@ impl Provider {
             .store
             .revoke_user_sessions(user_id, keep, self.now())
             .await?;
-        let r = self.revocation(RevocationKind::User, user_id, keep);
-        self.fleet.revoke(&self.store, r).await?;
-        Ok(ended)
+        for sid in &ended {
+            let r = self.revocation(RevocationKind::Session, sid);
+            self.fleet.revoke(&self.store, r).await?;
+        }
+        Ok(ended.len() as u64)
     }
 
     /// Denies one access token until it expires.
     pub async fn deny_access_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
-        let mut r = self.revocation(RevocationKind::Jti, jti, None);
+        let mut r = self.revocation(RevocationKind::Jti, jti);
         r.expires_at = expires_at;
         self.fleet.revoke(&self.store, r).await
     }

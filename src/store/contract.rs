@@ -71,6 +71,7 @@ fn session(user_id: &str) -> Session {
         token_hash: random_id().into_bytes(),
         user_id: user_id.into(),
         created_at: 100,
+        created_ms: 100_000,
         last_seen_at: 100,
         expires_at: 1000,
         auth_time: 100,
@@ -308,7 +309,6 @@ contract!(
         let r = |subject: &str, expires_at| Revocation {
             kind: RevocationKind::Session,
             subject: subject.into(),
-            keep: None,
             at: 10,
             expires_at,
         };

@@ -24,6 +24,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_account_recovery.sql"),
         postgres: include_str!("../../migrations/postgres/0002_account_recovery.sql"),
     },
+    Migration {
+        version: 3,
+        name: "session_order",
+        sqlite: include_str!("../../migrations/sqlite/0003_session_order.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_session_order.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.

@@ -90,6 +90,8 @@ pub struct Session {
     pub token_hash: Vec<u8>,
     pub user_id: String,
     pub created_at: Timestamp,
+    /// Creation time in milliseconds: orders sessions started within one second.
+    pub created_ms: i64,
     pub last_seen_at: Timestamp,
     /// Absolute end of the session.
     pub expires_at: Timestamp,
@@ -248,13 +250,13 @@ pub trait SessionStore {
     /// The user's sessions that are neither revoked nor past their absolute end, newest first.
     async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>>;
     /// Revokes every session of the user except `keep`, with their refresh tokens; with no `keep`,
-    /// every refresh token of the user too. Returns how many sessions ended.
+    /// every refresh token of the user too. Returns the ids of the sessions it ended.
     async fn revoke_user_sessions(
         &self,
         user_id: &str,
         keep: Option<&str>,
         now: Timestamp,
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<Vec<String>>;
     /// The clients that received codes or refresh tokens through this session.
     async fn session_clients(&self, session_id: &str) -> StoreResult<Vec<String>>;
 }
@@ -292,6 +294,8 @@ pub trait RefreshTokenStore {
 
 #[allow(async_fn_in_trait)]
 pub trait RevocationStore {
+    /// The newest entry of the revocation log (0 when empty).
+    async fn latest_revocation(&self) -> StoreResult<i64>;
     /// Appends a revocation to the log; returns its sequence number (increasing).
     async fn append_revocation(&self, r: &crate::revocation::Revocation) -> StoreResult<i64>;
     /// Entries after `after` that have not expired at `now`, in order, at most `limit`.

@@ -74,6 +74,7 @@ fn session_from(row: &AnyRow) -> StoreResult<Session> {
         token_hash: row.try_get("token_hash")?,
         user_id: row.try_get("user_id")?,
         created_at: row.try_get("created_at")?,
+        created_ms: row.try_get("created_ms")?,
         last_seen_at: row.try_get("last_seen_at")?,
         expires_at: row.try_get("expires_at")?,
         auth_time: row.try_get("auth_time")?,
@@ -135,6 +136,9 @@ fn key_from(row: &AnyRow) -> StoreResult<SigningKeyRecord> {
         revoked_at: row.try_get("revoked_at")?,
     })
 }
+
+// Columns are always listed: a statement prepared before a migration added a column would
+// otherwise disagree with the table about how many columns a row has.
 
 impl SqlStore {
     /// Connects to `sqlite://…` or `postgres://…` (creating the SQLite file and its folder).
@@ -231,7 +235,7 @@ impl UserStore for SqlStore {
     }
 
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE email = $1")
+        sqlx::query("SELECT id, email, name, roles, password_hash, disabled, email_verified, created_at FROM users WHERE email = $1")
             .bind(email)
             .fetch_optional(&self.pool)
             .await?
@@ -241,7 +245,7 @@ impl UserStore for SqlStore {
     }
 
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE id = $1")
+        sqlx::query("SELECT id, email, name, roles, password_hash, disabled, email_verified, created_at FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -321,8 +325,7 @@ impl SessionStore for SqlStore {
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
         insert_result(
             sqlx::query(
-                "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, auth_time, \
-                 amr, user_agent, ip, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, auth_time, amr, user_agent, ip, revoked_at, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&s.id)
             .bind(&s.token_hash)
@@ -335,13 +338,14 @@ impl SessionStore for SqlStore {
             .bind(&s.user_agent)
             .bind(&s.ip)
             .bind(s.revoked_at)
+            .bind(s.created_ms)
             .execute(&self.pool)
             .await,
         )
     }
 
     async fn find_session_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<Session>> {
-        sqlx::query("SELECT * FROM sessions WHERE token_hash = $1")
+        sqlx::query("SELECT id, token_hash, user_id, created_at, created_ms, last_seen_at, expires_at, auth_time, amr, user_agent, ip, revoked_at FROM sessions WHERE token_hash = $1")
             .bind(token_hash.to_vec())
             .fetch_optional(&self.pool)
             .await?
@@ -351,7 +355,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn find_session(&self, id: &str) -> StoreResult<Option<Session>> {
-        sqlx::query("SELECT * FROM sessions WHERE id = $1")
+        sqlx::query("SELECT id, token_hash, user_id, created_at, created_ms, last_seen_at, expires_at, auth_time, amr, user_agent, ip, revoked_at FROM sessions WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -389,7 +393,7 @@ impl SessionStore for SqlStore {
 
     async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>> {
         sqlx::query(
-            "SELECT * FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2              ORDER BY created_at DESC, id",
+            "SELECT id, token_hash, user_id, created_at, created_ms, last_seen_at, expires_at, auth_time, amr, user_agent, ip, revoked_at FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2              ORDER BY created_ms DESC, created_at DESC, id",
         )
         .bind(user_id)
         .bind(now)
@@ -405,7 +409,7 @@ impl SessionStore for SqlStore {
         user_id: &str,
         keep: Option<&str>,
         now: Timestamp,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<String>> {
         self.revoke_sessions_where(user_id, keep, now).await
     }
 
@@ -426,18 +430,17 @@ impl SqlStore {
         user_id: &str,
         keep: Option<&str>,
         now: Timestamp,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<String>> {
         let keep = keep.unwrap_or("");
         let mut tx = self.pool.begin().await?;
-        let ended = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL",
+        let ended: Vec<String> = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL RETURNING id",
         )
         .bind(now)
         .bind(user_id)
         .bind(keep)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL              AND ($3 = '' OR session_id IS NULL OR session_id <> $3)",
         )
@@ -609,13 +612,19 @@ fn insert_refresh_query(
 }
 
 impl RevocationStore for SqlStore {
+    async fn latest_revocation(&self) -> StoreResult<i64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM revocation_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
     async fn append_revocation(&self, r: &crate::revocation::Revocation) -> StoreResult<i64> {
         let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO revocation_events (kind, subject, keep, at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+            "INSERT INTO revocation_events (kind, subject, at, expires_at) VALUES ($1, $2, $3, $4) RETURNING seq",
         )
         .bind(r.kind.as_str())
         .bind(&r.subject)
-        .bind(&r.keep)
         .bind(r.at)
         .bind(r.expires_at)
         .fetch_one(&self.pool)
@@ -647,7 +656,6 @@ impl RevocationStore for SqlStore {
                     crate::revocation::Revocation {
                         kind,
                         subject: row.try_get("subject")?,
-                        keep: row.try_get("keep")?,
                         at: row.try_get("at")?,
                         expires_at: row.try_get("expires_at")?,
                     },

@@ -185,6 +185,22 @@ fn backchannel_client() -> reqwest::Client {
         .expect("build the back-channel client")
 }
 
+/// The Redis every app of this run shares: only on the PostgreSQL run, and only when
+/// TESSERA_TEST_REDIS_URL is set.
+fn test_redis_url() -> Option<String> {
+    if backend() != Backend::Postgres {
+        return None;
+    }
+    std::env::var("TESSERA_TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether the apps of this run share revocations over Redis pub/sub (known before any starts).
+pub fn redis_in_this_run() -> bool {
+    test_redis_url().is_some()
+}
+
 /// Starts a Tessera server with the default settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
@@ -229,9 +245,7 @@ pub async fn prepare_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp
         ("TESSERA_LOG".to_owned(), "warn".to_owned()),
     ];
     // On the PostgreSQL run, Redis joins in too (a prefix per app keeps parallel tests apart).
-    if backend() == Backend::Postgres
-        && let Ok(redis) = std::env::var("TESSERA_TEST_REDIS_URL")
-    {
+    if let Some(redis) = test_redis_url() {
         env.push(("TESSERA_REDIS_URL".to_owned(), redis));
         env.push((
             "TESSERA_REDIS_PREFIX".to_owned(),
@@ -261,7 +275,8 @@ pub async fn prepare_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
-    /// The issuer the server was configured with (the same as `address`).
+    /// The issuer the server was configured with: the same as `address`, except on a
+    /// replica, which shares the first app's issuer.
     pub issuer: String,
     pub port: u16,
     /// A browser: keeps cookies, never follows redirects.
@@ -711,10 +726,22 @@ impl TestApp {
 
     /// Gets a code for a first-party client, signing in only if the browser has no session.
     pub async fn obtain_code(&self, request: &AuthRequest, user: &TestUser) -> String {
-        let resp = self.authorize(request).await;
+        self.obtain_code_in(&self.client, request, user).await
+    }
+
+    /// `obtain_code` from another browser (see `new_browser`).
+    pub async fn obtain_code_in(
+        &self,
+        browser: &reqwest::Client,
+        request: &AuthRequest,
+        user: &TestUser,
+    ) -> String {
+        let resp = self.authorize_in(browser, request).await;
         let callback = if resp.status() == StatusCode::OK {
             let page = expect_sign_in_page(resp).await;
-            let resp = self.post_login(&page, &user.email, &user.password).await;
+            let resp = self
+                .post_login_in(browser, &page, &user.email, &user.password)
+                .await;
             expect_callback(&resp, &request.redirect_uri())
         } else {
             expect_callback(&resp, &request.redirect_uri())
@@ -1672,5 +1699,585 @@ pub fn audiences(claims: &Value) -> Vec<String> {
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect(),
         other => panic!("aud is neither a string nor an array: {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// More browsers, the account pages, the operator's commands, metrics, replicas
+// ---------------------------------------------------------------------------
+
+/// One `<li class="session ...">` of the devices-and-sessions page.
+#[derive(Debug, Clone)]
+pub struct ListedSession {
+    pub id: String,
+    /// Marked as the session of the browser looking at the page.
+    pub current: bool,
+}
+
+/// The devices-and-sessions page (`/account/sessions`).
+#[derive(Debug, Clone)]
+pub struct SessionsPage {
+    pub csrf_token: String,
+    pub sessions: Vec<ListedSession>,
+    pub html: String,
+}
+
+impl SessionsPage {
+    pub fn ids(&self) -> BTreeSet<String> {
+        self.sessions.iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// The one session marked as this browser's.
+    pub fn current(&self) -> &ListedSession {
+        let current: Vec<&ListedSession> = self.sessions.iter().filter(|s| s.current).collect();
+        assert_eq!(
+            current.len(),
+            1,
+            "exactly one session is marked current, not {current:?}:\n{}",
+            self.html
+        );
+        current[0]
+    }
+
+    /// What a person reads on the page.
+    pub fn text(&self) -> String {
+        visible_text(&self.html)
+    }
+}
+
+/// A 200 devices-and-sessions page: one `<li class="session">` per live session, each with a
+/// `data-session-id`, and the forms that sign devices out.
+pub async fn expect_sessions_page(resp: Response) -> SessionsPage {
+    let (status, html) = read_html(resp).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the sessions page is a 200:\n{html}"
+    );
+    let sessions = tags(&html, "li")
+        .into_iter()
+        .filter(|li| {
+            li.attr("class")
+                .is_some_and(|c| c.split_whitespace().any(|c| c == "session"))
+        })
+        .map(|li| {
+            let id = li.attr("data-session-id").unwrap_or_default().to_owned();
+            assert!(!id.is_empty(), "a listed session carries its id: {li:?}");
+            let current = li
+                .attr("class")
+                .is_some_and(|c| c.split_whitespace().any(|c| c == "current"));
+            ListedSession { id, current }
+        })
+        .collect();
+    let forms: Vec<String> = tags(&html, "form")
+        .iter()
+        .filter_map(|f| f.attr("action").map(str::to_owned))
+        .collect();
+    assert!(
+        forms.iter().any(|a| a == "/account/sessions/revoke-all"),
+        "the sessions page offers to sign devices out, its forms go to {forms:?}:\n{html}"
+    );
+    let csrf_token = input_value(&html, "csrf_token").unwrap_or_default();
+    assert!(
+        !csrf_token.is_empty(),
+        "the sessions page carries a csrf_token:\n{html}"
+    );
+    SessionsPage {
+        csrf_token,
+        sessions,
+        html,
+    }
+}
+
+/// One line of `tessera session list`.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub created: String,
+    pub last_seen: String,
+    pub expires: String,
+    pub ip: String,
+    /// The client ids that got a code or tokens from the session.
+    pub clients: BTreeSet<String>,
+    pub device: String,
+}
+
+/// One line of `tessera audit tail`.
+#[derive(Debug, Clone)]
+pub struct AuditLine {
+    pub seq: i64,
+    pub at: i64,
+    pub action: String,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Value,
+}
+
+impl AuditLine {
+    fn parse(line: &str) -> Self {
+        let fields: Vec<&str> = line.splitn(7, '\t').collect();
+        assert_eq!(
+            fields.len(),
+            7,
+            "an audit line is `seq at action actor= subject= ip= detail`: {line:?}"
+        );
+        let labelled = |field: &str, label: &str| -> Option<String> {
+            let value = field
+                .strip_prefix(label)
+                .unwrap_or_else(|| panic!("expected `{label}...` in the audit line {line:?}"));
+            (value != "-").then(|| value.to_owned())
+        };
+        AuditLine {
+            seq: fields[0]
+                .parse()
+                .unwrap_or_else(|_| panic!("the audit line starts with its number: {line:?}")),
+            at: fields[1]
+                .parse()
+                .unwrap_or_else(|_| panic!("the audit line carries a unix time: {line:?}")),
+            action: fields[2].to_owned(),
+            actor: labelled(fields[3], "actor="),
+            subject: labelled(fields[4], "subject="),
+            ip: labelled(fields[5], "ip="),
+            detail: serde_json::from_str(fields[6])
+                .unwrap_or_else(|e| panic!("the audit detail is JSON ({e}): {line:?}")),
+        }
+    }
+}
+
+/// What `/metrics` reports, by metric name.
+#[derive(Debug, Clone)]
+pub struct MetricsSnapshot {
+    values: std::collections::BTreeMap<String, f64>,
+    pub text: String,
+}
+
+impl MetricsSnapshot {
+    fn parse(text: String) -> Self {
+        let values = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.trim().to_owned(), value.trim().parse().ok()?))
+            })
+            .collect();
+        MetricsSnapshot { values, text }
+    }
+
+    /// A counter or gauge by name; it must be reported.
+    pub fn get(&self, name: &str) -> u64 {
+        let value = self
+            .values
+            .get(name)
+            .unwrap_or_else(|| panic!("/metrics does not report {name}:\n{}", self.text));
+        assert!(
+            *value >= 0.0 && value.fract() == 0.0,
+            "{name} is a whole number: {value}"
+        );
+        *value as u64
+    }
+}
+
+impl TestApp {
+    /// A browser of its own: its own cookies, never follows redirects.
+    pub fn new_browser(&self) -> reqwest::Client {
+        browser_with(Arc::new(Jar::default()))
+    }
+
+    /// The whole code flow for a first-party client, in the given browser.
+    pub async fn tokens_for_in(
+        &self,
+        browser: &reqwest::Client,
+        client: &RegisteredClient,
+        user: &TestUser,
+    ) -> TokenResponse {
+        let request = AuthRequest::new(client);
+        let code = self.obtain_code_in(browser, &request, user).await;
+        self.exchange_code(client, &request, &code).await
+    }
+
+    /// Whether the browser has a live SSO session, as a relying party finds out: prompt=none.
+    pub async fn is_signed_in_in(
+        &self,
+        browser: &reqwest::Client,
+        client: &RegisteredClient,
+    ) -> bool {
+        let request = AuthRequest::new(client).with("prompt", "none");
+        let resp = self.authorize_in(browser, &request).await;
+        let callback = expect_callback(&resp, &client.redirect_uri);
+        self.assert_state_and_issuer(&callback, &request);
+        match callback.error().as_deref() {
+            None => {
+                callback.code();
+                true
+            }
+            Some("login_required") => false,
+            Some(other) => panic!("prompt=none answered {other}: {}", callback.url),
+        }
+    }
+
+    /// Signs in to Tessera itself (no application): GET /login, then POST it with an empty
+    /// `request`. Returns the answer to the POST.
+    pub async fn plain_sign_in_in(
+        &self,
+        browser: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> Response {
+        let resp = browser
+            .get(self.url("/login"))
+            .send()
+            .await
+            .expect("GET /login");
+        let (status, html) = read_html(resp).await;
+        assert_eq!(status, StatusCode::OK, "GET /login is a 200:\n{html}");
+        assert!(
+            tags(&html, "form")
+                .iter()
+                .any(|f| f.attr("action") == Some("/login")),
+            "GET /login shows the sign-in form:\n{html}"
+        );
+        let csrf_token = input_value(&html, "csrf_token").unwrap_or_default();
+        assert!(
+            !csrf_token.is_empty(),
+            "the sign-in form carries a csrf_token:\n{html}"
+        );
+        assert_eq!(
+            input_value(&html, "request").as_deref(),
+            Some(""),
+            "a plain sign-in carries no authorization request:\n{html}"
+        );
+        let form = [
+            ("csrf_token", csrf_token.as_str()),
+            ("request", ""),
+            ("email", email),
+            ("password", password),
+        ];
+        browser
+            .post(self.url("/login"))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST /login")
+    }
+
+    /// A plain sign-in that must succeed: a 303 to /account.
+    pub async fn sign_in_to_account_in(&self, browser: &reqwest::Client, user: &TestUser) {
+        let resp = self
+            .plain_sign_in_in(browser, &user.email, &user.password)
+            .await;
+        let location = expect_see_other(&resp);
+        assert_eq!(
+            location.path(),
+            "/account",
+            "a plain sign-in lands on /account"
+        );
+    }
+
+    /// GET /account/sessions; the browser must be signed in.
+    pub async fn sessions_page_in(&self, browser: &reqwest::Client) -> SessionsPage {
+        let resp = browser
+            .get(self.url("/account/sessions"))
+            .send()
+            .await
+            .expect("GET /account/sessions");
+        expect_sessions_page(resp).await
+    }
+
+    /// "Sign out" next to one session of the sessions page.
+    pub async fn revoke_session_in(
+        &self,
+        browser: &reqwest::Client,
+        page: &SessionsPage,
+        session_id: &str,
+    ) -> Response {
+        let form = [
+            ("csrf_token", page.csrf_token.as_str()),
+            ("session_id", session_id),
+        ];
+        browser
+            .post(self.url("/account/sessions/revoke"))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST /account/sessions/revoke")
+    }
+
+    /// "Sign out all other devices" (`keep_current`) or "Sign out all devices".
+    pub async fn revoke_all_sessions_in(
+        &self,
+        browser: &reqwest::Client,
+        page: &SessionsPage,
+        keep_current: bool,
+    ) -> Response {
+        let form = [
+            ("csrf_token", page.csrf_token.as_str()),
+            ("keep_current", if keep_current { "yes" } else { "no" }),
+        ];
+        browser
+            .post(self.url("/account/sessions/revoke-all"))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST /account/sessions/revoke-all")
+    }
+
+    /// GET /metrics (Prometheus text).
+    pub async fn metrics(&self) -> MetricsSnapshot {
+        let resp = self
+            .backchannel
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        let status = resp.status();
+        let text = resp.text().await.expect("read /metrics");
+        assert_eq!(status, StatusCode::OK, "/metrics answered {status}: {text}");
+        MetricsSnapshot::parse(text)
+    }
+
+    /// Polls introspection every 50 ms until the token is inactive; how long that took, or
+    /// `None` if it was still active after `limit`.
+    pub async fn time_until_inactive(
+        &self,
+        auth: &ClientAuth,
+        token: &str,
+        limit: Duration,
+    ) -> Option<Duration> {
+        let start = Instant::now();
+        loop {
+            if !self.is_active(auth, token).await {
+                return Some(start.elapsed());
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The refresh token must be refused with `invalid_grant`; `whose` says which one it is.
+    pub async fn assert_refresh_refused(
+        &self,
+        client: &RegisteredClient,
+        refresh_token: &str,
+        whose: &str,
+    ) {
+        let resp = self.refresh(&client.auth(), refresh_token).await;
+        let status = resp.status();
+        let body = resp.text().await.expect("read the token response");
+        let error = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned));
+        let shown: String = body.chars().take(200).collect();
+        assert!(
+            status == StatusCode::BAD_REQUEST && error.as_deref() == Some("invalid_grant"),
+            "{whose}: the refresh token should be refused with invalid_grant, but /token answered {status}: {shown}..."
+        );
+    }
+
+    /// Introspection must call the token active at this moment.
+    pub async fn assert_active(&self, client: &RegisteredClient, token: &str, whose: &str) {
+        assert!(
+            self.is_active(&client.auth(), token).await,
+            "{whose}: introspection should call the token active"
+        );
+    }
+
+    /// Introspection must call the token inactive at this moment, with nothing else said.
+    pub async fn assert_inactive(&self, client: &RegisteredClient, token: &str, whose: &str) {
+        let answer = self.introspect(&client.auth(), token).await;
+        assert_eq!(
+            answer,
+            serde_json::json!({ "active": false }),
+            "{whose}: introspection should answer {{\"active\": false}} at once"
+        );
+    }
+
+    // -- The operator's commands ------------------------------------------------
+
+    /// `tessera user disable EMAIL`
+    pub async fn disable_user(&self, email: &str) {
+        self.cli(&["user", "disable", email], None)
+            .await
+            .assert_success("tessera user disable");
+    }
+
+    /// `tessera user enable EMAIL`
+    pub async fn enable_user(&self, email: &str) {
+        self.cli(&["user", "enable", email], None)
+            .await
+            .assert_success("tessera user enable");
+    }
+
+    /// `tessera user set-password EMAIL --password-stdin`
+    pub async fn set_password(&self, email: &str, password: &str) {
+        self.cli(
+            &["user", "set-password", email, "--password-stdin"],
+            Some(password),
+        )
+        .await
+        .assert_success("tessera user set-password");
+    }
+
+    /// `tessera session list EMAIL`, parsed (the header line is checked).
+    pub async fn cli_sessions(&self, email: &str) -> Vec<SessionRow> {
+        let out = self.cli(&["session", "list", email], None).await;
+        out.assert_success("tessera session list");
+        let mut lines = out.stdout.lines();
+        assert_eq!(
+            lines.next(),
+            Some("id\tcreated\tlast_seen\texpires\tip\tclients\tdevice"),
+            "`tessera session list` starts with its header:\n{}",
+            out.stdout
+        );
+        lines
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let f: Vec<&str> = line.splitn(7, '\t').collect();
+                assert_eq!(f.len(), 7, "a session line has 7 columns: {line:?}");
+                SessionRow {
+                    id: f[0].to_owned(),
+                    created: f[1].to_owned(),
+                    last_seen: f[2].to_owned(),
+                    expires: f[3].to_owned(),
+                    ip: f[4].to_owned(),
+                    clients: match f[5] {
+                        "-" => BTreeSet::new(),
+                        list => list.split(',').map(|c| c.trim().to_owned()).collect(),
+                    },
+                    device: f[6].to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// `tessera session revoke ID`
+    pub async fn cli_revoke_session(&self, id: &str) {
+        self.cli(&["session", "revoke", id], None)
+            .await
+            .assert_success("tessera session revoke ID");
+    }
+
+    /// `tessera session revoke --all EMAIL`
+    pub async fn cli_revoke_all_sessions(&self, email: &str) {
+        self.cli(&["session", "revoke", "--all", email], None)
+            .await
+            .assert_success("tessera session revoke --all");
+    }
+
+    /// `tessera audit tail -n N`, parsed, oldest first.
+    pub async fn audit_tail(&self, lines: usize) -> Vec<AuditLine> {
+        let n = lines.to_string();
+        let out = self.cli(&["audit", "tail", "-n", &n], None).await;
+        out.assert_success("tessera audit tail");
+        out.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(AuditLine::parse)
+            .collect()
+    }
+
+    /// `tessera audit verify`, whatever it answers.
+    pub async fn audit_verify(&self) -> CliOutput {
+        self.cli(&["audit", "verify"], None).await
+    }
+
+    // -- The backend ------------------------------------------------------------
+
+    /// The value this app's `tessera` processes see for a setting (the last one set wins).
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the server shares revocations over Redis (the PostgreSQL run with Redis).
+    pub fn uses_redis(&self) -> bool {
+        self.setting("TESSERA_REDIS_URL")
+            .is_some_and(|url| !url.is_empty())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.setting("TESSERA_DATABASE_URL")
+            .expect("every app has a database URL")
+            .to_owned()
+    }
+
+    /// Runs one SQL statement directly against the app's database (SQLite or PostgreSQL),
+    /// behind the server's back. Returns the number of rows affected.
+    pub async fn execute_sql(&self, sql: &str) -> u64 {
+        let url = self.database_url();
+        if url.starts_with("sqlite:") {
+            let mut conn = sqlx::sqlite::SqliteConnection::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("open {url}: {e}"));
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+            conn.close().await.ok();
+            done.rows_affected()
+        } else {
+            let mut conn = sqlx::postgres::PgConnection::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+            conn.close().await.ok();
+            done.rows_affected()
+        }
+    }
+
+    // -- Replicas -----------------------------------------------------------------
+
+    /// Starts a second `tessera serve` of this app's configuration: the same database, master
+    /// key, issuer (this app's address) and, with Redis, the same Redis and prefix; its own
+    /// port, data directory, log, browser and back channel.
+    pub async fn spawn_replica(&self) -> TestApp {
+        self.spawn_replica_with(|_| {}).await
+    }
+
+    pub async fn spawn_replica_with(&self, configure: impl FnOnce(&mut AppConfig)) -> TestApp {
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-it-replica-{}",
+            random_lowercase_alphanumeric(12)
+        ));
+        std::fs::create_dir_all(&dir).expect("create the replica's temporary directory");
+        let port = free_port();
+        let address = format!("http://127.0.0.1:{port}");
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k != "TESSERA_LISTEN" && k != "TESSERA_DATA_DIR")
+            .cloned()
+            .collect();
+        env.push(("TESSERA_LISTEN".to_owned(), format!("127.0.0.1:{port}")));
+        env.push(("TESSERA_DATA_DIR".to_owned(), dir.display().to_string()));
+        let mut config = AppConfig::default();
+        configure(&mut config);
+        env.extend(config.env);
+
+        let jar = Arc::new(Jar::default());
+        let mut replica = TestApp {
+            issuer: self.issuer.clone(),
+            address,
+            port,
+            client: browser_with(jar.clone()),
+            jar,
+            backchannel: backchannel_client(),
+            dir,
+            env,
+            server: None,
+            // The database belongs to the first app; it drops it.
+            postgres: None,
+        };
+        replica.start().await;
+        replica
     }
 }

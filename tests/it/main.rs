@@ -5,11 +5,16 @@ mod helpers;
 
 mod oidc_flow;
 
+mod account_security;
+mod audit;
 mod authorize_errors;
 mod cli;
 mod client_credentials;
 mod keys;
+mod mail_sink;
 mod refresh;
+mod replicas;
 mod revocation;
+mod session_lifecycle;
 mod sessions;
 mod token_errors;

@@ -1,0 +1,3 @@
+-- Sessions created within the same second are ordered by milliseconds (session limits evict the
+-- truly oldest).
+ALTER TABLE sessions ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0;
