@@ -119,6 +119,7 @@ pub async fn provider(config: &Config) -> Result<Provider, StartupError> {
         settings: Arc::new(Settings::from_config(config)),
         fleet,
         metrics: Arc::default(),
+        caches: Arc::default(),
     })
 }
 

@@ -38,10 +38,15 @@ type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 struct Worker {
     argon: Argon2<'static>,
     blocks: Vec<argon2::Block>,
+    block_count: usize,
 }
 
 impl Worker {
     fn raw(&mut self, password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
+        // Allocated at the first hash, not at start: an idle server holds no argon2 memory.
+        if self.blocks.is_empty() {
+            self.blocks = vec![argon2::Block::new(); self.block_count];
+        }
         self.argon
             .hash_password_into_with_memory(password, salt, out, &mut self.blocks)
             .is_ok()
@@ -82,6 +87,17 @@ fn phc(params: &Params, salt: &[u8], hash: &[u8]) -> String {
     )
 }
 
+/// Hashing threads run at a lower CPU priority (nice 10) than the request workers: a sign-in
+/// flood then uses the CPU the token endpoints leave idle, instead of delaying them.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with PRIO_PROCESS and a thread id only changes this thread's nice value.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
 fn same_costs(a: &Params, b: &Params) -> bool {
     (a.m_cost(), a.t_cost(), a.p_cost()) == (b.m_cost(), b.t_cost(), b.p_cost())
 }
@@ -104,8 +120,10 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     let mut worker = Worker {
-                        blocks: vec![argon2::Block::new(); params.block_count()],
+                        blocks: Vec::new(),
+                        block_count: params.block_count(),
                         argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
                     };
                     loop {

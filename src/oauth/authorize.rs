@@ -12,7 +12,7 @@ use super::{Provider, pkce, scope};
 use crate::auth::session::ActiveSession;
 use crate::clock::Timestamp;
 use crate::crypto::{b64, b64_decode, random_token};
-use crate::store::{AuthCode, AuthCodeStore, Client, ClientStore, ConsentStore};
+use crate::store::{AuthCode, AuthCodeStore, Client, ConsentStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prompt {
@@ -98,7 +98,7 @@ pub async fn validate(
     let client_id = params.get("client_id").ok_or_else(|| {
         Rejection::Page("The application did not identify itself (client_id is missing).".into())
     })?;
-    let client = match p.store.find_client(client_id).await {
+    let client = match p.client(client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             return Err(Rejection::Page(

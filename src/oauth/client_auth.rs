@@ -5,10 +5,11 @@
 
 use base64::Engine;
 
+use super::Provider;
 use super::error::OAuthError;
 use super::params::Params;
 use crate::crypto::{Crypto, SecretString, ct_eq};
-use crate::store::{Client, ClientStore};
+use crate::store::Client;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -85,15 +86,12 @@ pub fn extract(authorization: Option<&str>, form: &Params) -> Result<Credentials
 }
 
 /// Authenticates the client; every failure is the same `invalid_client`.
-pub async fn authenticate<S: ClientStore>(
-    store: &S,
-    crypto: &Crypto,
-    creds: &Credentials,
-) -> Result<Client, OAuthError> {
+pub async fn authenticate(p: &Provider, creds: &Credentials) -> Result<Client, OAuthError> {
+    let crypto: &Crypto = &p.crypto;
     if creds.client_id.len() > 255 {
         return Err(failed());
     }
-    let client = store.find_client(&creds.client_id).await?;
+    let client = p.client(&creds.client_id).await?;
     let Some(client) = client else {
         // Same work as a real check, so unknown ids do not answer faster.
         let _ = crypto.token_hash(creds.secret.as_ref().map(|s| s.expose()).unwrap_or(""));

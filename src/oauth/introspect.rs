@@ -13,18 +13,25 @@ use crate::store::{RefreshTokenStore, SessionStore, UserStore};
 /// denied, its session has not ended and its user is not disabled.
 pub async fn check_access_token(p: &Provider, token: &str) -> Result<AccessClaims, OAuthError> {
     let now = p.now();
-    let claims: AccessClaims = p
-        .keys()
-        .verify(token, Some("at+jwt"), &p.settings.issuer, now)
-        .map_err(|e| {
-            OAuthError::InvalidToken(format!(
-                "the access token is {}",
-                match e {
-                    crate::keys::keyring::VerifyError::Expired => "expired",
-                    _ => "invalid",
-                }
-            ))
-        })?;
+    let claims = match p.caches.verified(token, now) {
+        Some(c) => c,
+        None => {
+            let c: AccessClaims = p
+                .keys()
+                .verify(token, Some("at+jwt"), &p.settings.issuer, now)
+                .map_err(|e| {
+                    OAuthError::InvalidToken(format!(
+                        "the access token is {}",
+                        match e {
+                            crate::keys::keyring::VerifyError::Expired => "expired",
+                            _ => "invalid",
+                        }
+                    ))
+                })?;
+            p.caches.put_verified(token, &c);
+            c
+        }
+    };
     // In memory, kept current on every replica (see `fleet`): with Redis no database round trip,
     // without it at most one primary-key lookup every few milliseconds.
     p.fleet
@@ -50,7 +57,7 @@ pub async fn introspect(
 ) -> Result<Value, OAuthError> {
     let params = Params::parse(body)?;
     let creds = client_auth::extract(authorization, &params)?;
-    let client = client_auth::authenticate(&p.store, &p.crypto, &creds).await?;
+    let client = client_auth::authenticate(p, &creds).await?;
     let token = params.require("token")?;
     if token.len() > 8192 {
         return Ok(inactive());

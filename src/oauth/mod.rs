@@ -2,6 +2,7 @@
 //! HTTP adapters in `crate::http` call one function here per request.
 
 pub mod authorize;
+pub mod cache;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
@@ -74,6 +75,7 @@ pub struct Provider {
     pub settings: Arc<Settings>,
     pub fleet: Arc<crate::fleet::Fleet>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub caches: Arc<cache::Caches>,
 }
 
 impl Provider {
@@ -146,7 +148,22 @@ impl Provider {
         }
     }
 
+    /// A client by id, from a short-lived cache in front of the store.
+    pub async fn client(&self, id: &str) -> StoreResult<Option<crate::store::Client>> {
+        use crate::store::ClientStore;
+        let now_ms = self.clock.now_millis();
+        if let Some(c) = self.caches.client(id, now_ms) {
+            return Ok(Some(c));
+        }
+        let found = self.store.find_client(id).await?;
+        if let Some(c) = &found {
+            self.caches.put_client(c, now_ms);
+        }
+        Ok(found)
+    }
+
     pub fn replace_keys(&self, keyring: Keyring) {
+        self.caches.forget_verified();
         let new = Arc::new(keyring);
         match self.keyring.write() {
             Ok(mut guard) => *guard = new,

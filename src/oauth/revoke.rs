@@ -15,7 +15,7 @@ pub async fn revoke(
 ) -> Result<(), OAuthError> {
     let params = Params::parse(body)?;
     let creds = client_auth::extract(authorization, &params)?;
-    let client = client_auth::authenticate(&p.store, &p.crypto, &creds).await?;
+    let client = client_auth::authenticate(p, &creds).await?;
     let token = params.require("token")?;
     if token.len() > 8192 {
         return Ok(());

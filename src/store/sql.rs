@@ -12,7 +12,12 @@ use super::*;
 
 #[derive(Clone, Debug)]
 pub struct SqlStore {
+    /// Reads.
     pub(crate) pool: AnyPool,
+    /// Writes. On SQLite one connection: SQLite has a single writer, and queueing writes here is
+    /// far cheaper than connections contending for the lock in SQLite's busy handler (which
+    /// sleeps in steps of up to 100 ms). On PostgreSQL the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -173,26 +178,35 @@ impl SqlStore {
                 url.push_str("?mode=rwc");
             }
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL: readers never block the writer; NORMAL is durable in WAL mode
-                        // except for the last transactions on power loss.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+        let options = |size: u32| {
+            AnyPoolOptions::new()
+                .max_connections(size.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL: readers never block the writer; NORMAL is durable in WAL mode
+                            // except for the last transactions on power loss.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect(&url)
-            .await?;
-        Ok(Self { pool, backend })
+        };
+        let pool = options(max_connections).connect(&url).await?;
+        let writer = match backend {
+            Backend::Sqlite => options(1).connect(&url).await?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -200,17 +214,20 @@ impl SqlStore {
     }
 
     pub async fn migrate(&self) -> StoreResult<usize> {
-        super::migrate::run(&self.pool, self.backend).await
+        super::migrate::run(&self.writer, self.backend).await
     }
 
     /// Readiness: the database answers a trivial query.
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -229,7 +246,7 @@ impl UserStore for SqlStore {
             .bind(i64::from(u.disabled))
             .bind(i64::from(u.email_verified))
             .bind(u.created_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await,
         )
     }
@@ -259,7 +276,7 @@ impl UserStore for SqlStore {
             .bind(hash)
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -268,7 +285,7 @@ impl UserStore for SqlStore {
         sqlx::query("UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -283,7 +300,7 @@ impl UserStore for SqlStore {
             .bind(i64::from(disabled))
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -305,7 +322,7 @@ impl ClientStore for SqlStore {
             .bind(list(&c.audiences))
             .bind(i64::from(c.first_party))
             .bind(c.created_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await,
         )
     }
@@ -339,7 +356,7 @@ impl SessionStore for SqlStore {
             .bind(&s.ip)
             .bind(s.revoked_at)
             .bind(s.created_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await,
         )
     }
@@ -368,13 +385,13 @@ impl SessionStore for SqlStore {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(id)
@@ -432,7 +449,7 @@ impl SqlStore {
         now: Timestamp,
     ) -> StoreResult<Vec<String>> {
         let keep = keep.unwrap_or("");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let ended: Vec<String> = sqlx::query_scalar(
             "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL RETURNING id",
         )
@@ -475,7 +492,7 @@ impl AuthCodeStore for SqlStore {
             .bind(list(&c.amr))
             .bind(c.created_at)
             .bind(c.expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await,
         )
     }
@@ -496,7 +513,7 @@ impl AuthCodeStore for SqlStore {
         .bind(&redemption.access_jti)
         .bind(redemption.access_expires_at)
         .bind(code_hash.to_vec())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected()
             == 1;
@@ -528,7 +545,7 @@ impl AuthCodeStore for SqlStore {
 
 impl RefreshTokenStore for SqlStore {
     async fn insert_refresh(&self, t: &RefreshToken) -> StoreResult<()> {
-        insert_result(insert_refresh_query(t).execute(&self.pool).await)
+        insert_result(insert_refresh_query(t).execute(&self.writer).await)
     }
 
     async fn find_refresh(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
@@ -548,7 +565,7 @@ impl RefreshTokenStore for SqlStore {
         successor_enc: &[u8],
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // The write comes first so SQLite takes the write lock at once (waiting on busy_timeout)
         // instead of failing a read-to-write upgrade; PostgreSQL re-checks the WHERE after a
         // concurrent writer commits, so exactly one rotation wins.
@@ -579,7 +596,7 @@ impl RefreshTokenStore for SqlStore {
         )
         .bind(now)
         .bind(family_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -627,7 +644,7 @@ impl RevocationStore for SqlStore {
         .bind(&r.subject)
         .bind(r.at)
         .bind(r.expires_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(seq)
     }
@@ -680,7 +697,7 @@ impl KeyStore for SqlStore {
             .bind(k.activate_at)
             .bind(k.expire_at)
             .bind(k.revoked_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await,
         )
     }
@@ -702,7 +719,7 @@ impl KeyStore for SqlStore {
         sqlx::query("UPDATE signing_keys SET expire_at = $1 WHERE kid = $2")
             .bind(expire_at)
             .bind(kid)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -713,7 +730,7 @@ impl KeyStore for SqlStore {
         )
         .bind(now)
         .bind(kid)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -747,7 +764,7 @@ impl ConsentStore for SqlStore {
         .bind(client_id)
         .bind(list(scopes))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -775,7 +792,7 @@ impl AuditStore for SqlStore {
         at: Timestamp,
         e: &crate::audit::AuditEvent,
     ) -> StoreResult<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // Writing the head row first takes its lock: appends from every process queue here.
         let head = sqlx::query(
             "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash",
@@ -866,7 +883,7 @@ impl SqlStore {
             .bind(now)
             .bind(token_hash.to_vec())
             .bind(kind.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?)
     }
 }
@@ -889,7 +906,7 @@ impl AccountTokenStore for SqlStore {
             .bind(user_id)
             .bind(now)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await,
         )
     }
@@ -935,7 +952,7 @@ impl AccountTokenStore for SqlStore {
             .bind(now)
             .bind(user_id)
             .bind(kind.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -963,7 +980,7 @@ impl PurgeStore for SqlStore {
             deleted += sqlx::query(*sql)
                 .bind(now)
                 .bind(batch)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
         }

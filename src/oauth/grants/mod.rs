@@ -60,7 +60,7 @@ pub async fn exchange(
     }
     let params = Params::parse(body)?;
     let creds = client_auth::extract(authorization, &params)?;
-    let client = match client_auth::authenticate(&p.store, &p.crypto, &creds).await {
+    let client = match client_auth::authenticate(p, &creds).await {
         Ok(c) => c,
         Err(e) => {
             if matches!(e, OAuthError::InvalidClient(_)) {

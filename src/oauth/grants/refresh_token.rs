@@ -15,7 +15,7 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{TokenResponse, UserGrant};
 use crate::oauth::{Provider, scope};
-use crate::store::{Client, RefreshToken, RefreshTokenStore};
+use crate::store::{Client, RefreshToken, RefreshTokenStore, User};
 
 pub struct RefreshTokenGrant;
 
@@ -57,9 +57,17 @@ impl Grant for RefreshTokenGrant {
             None => None,
         };
 
+        // A disabled user or an ended session stops the grant before anything rotates.
+        let user_id = token
+            .user_id
+            .as_deref()
+            .ok_or_else(|| invalid("unknown refresh token"))?;
+        let user = active_user(p, user_id).await?;
+        session_not_revoked(p, token.session_id.as_deref(), now).await?;
+
         let successor = if token.rotated_at.is_none() {
             check_lifetime(&token, now)?;
-            match rotate(p, client, &token, presented, now).await? {
+            match rotate(p, client, &token, &user, presented, now).await? {
                 Some(s) => s,
                 // Another request rotated it first: treat ours as the racing twin.
                 None => {
@@ -73,12 +81,6 @@ impl Grant for RefreshTokenGrant {
             racing_twin(p, &token, presented, now).await?
         };
 
-        let user_id = token
-            .user_id
-            .as_deref()
-            .ok_or_else(|| invalid("unknown refresh token"))?;
-        let user = active_user(p, user_id).await?;
-        session_not_revoked(p, token.session_id.as_deref(), now).await?;
         let scope = requested_scope.unwrap_or_else(|| token.scope.clone());
         let grant = UserGrant {
             user: &user,
@@ -111,16 +113,12 @@ async fn rotate(
     p: &Provider,
     client: &Client,
     token: &RefreshToken,
+    user: &User,
     presented: &str,
     now: Timestamp,
 ) -> Result<Option<String>, OAuthError> {
-    let user_id = token
-        .user_id
-        .as_deref()
-        .ok_or_else(|| invalid("unknown refresh token"))?;
-    let user = active_user(p, user_id).await?;
     let grant = UserGrant {
-        user: &user,
+        user,
         session_id: token.session_id.as_deref(),
         auth_time: token.auth_time,
         amr: &token.amr,
