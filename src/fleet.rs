@@ -41,6 +41,8 @@ pub struct Fleet {
     prefix: String,
     /// When this replica last asked the database for new revocations (ms), without Redis.
     last_catch_up_ms: std::sync::atomic::AtomicI64,
+    /// Recently read shared values: key -> (value, read at ms).
+    recent: Mutex<HashMap<String, (i64, i64)>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -60,6 +62,7 @@ impl Fleet {
             counters: Mutex::new(HashMap::new()),
             prefix: "tessera".into(),
             last_catch_up_ms: Default::default(),
+            recent: Mutex::new(HashMap::new()),
         }
     }
 
@@ -79,6 +82,7 @@ impl Fleet {
             counters: Mutex::new(HashMap::new()),
             prefix: prefix.to_string(),
             last_catch_up_ms: Default::default(),
+            recent: Mutex::new(HashMap::new()),
         })
     }
 
@@ -219,6 +223,38 @@ impl Fleet {
             entry.0 += 1;
             (entry.0, entry.1 - now)
         })
+    }
+
+    /// Like [`Fleet::get`], but a value read from Redis less than a second ago is reused: for
+    /// limits checked on every request (failed client authentications) a second of staleness is
+    /// harmless and saves a Redis round trip per request.
+    pub async fn get_recent(&self, key: &str, now: Timestamp, now_ms: i64) -> i64 {
+        if self.bus.is_none() {
+            return self.get(key, now).await;
+        }
+        let cached = match self.recent.lock() {
+            Ok(m) => m
+                .get(key)
+                .filter(|(_, at)| now_ms - at < 1000)
+                .map(|(v, _)| *v),
+            Err(_) => None,
+        };
+        if let Some(v) = cached {
+            return v;
+        }
+        let v = self.get(key, now).await;
+        self.remember(key, v, now_ms);
+        v
+    }
+
+    /// Records a freshly known value for [`Fleet::get_recent`].
+    pub fn remember(&self, key: &str, value: i64, now_ms: i64) {
+        if let Ok(mut m) = self.recent.lock() {
+            if m.len() > 10_000 {
+                m.clear();
+            }
+            m.insert(key.to_string(), (value, now_ms));
+        }
     }
 
     /// Reads a value set with [`Fleet::put`] (0 when absent or expired).

@@ -182,6 +182,9 @@ impl SqlStore {
             AnyPoolOptions::new()
                 .max_connections(size.max(1))
                 .acquire_timeout(Duration::from_secs(10))
+                // A broken connection fails its query and is replaced; pinging before every
+                // acquire would double the round trips of every request.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {

@@ -55,7 +55,8 @@ pub async fn exchange(
     let now = p.now();
     let failures_key = format!("clientauth:ip:{}", ip.unwrap_or("-"));
     let s = &p.settings;
-    if p.fleet.get(&failures_key, now).await >= s.client_auth_failure_limit {
+    let now_ms = p.clock.now_millis();
+    if p.fleet.get_recent(&failures_key, now, now_ms).await >= s.client_auth_failure_limit {
         return Err(OAuthError::RateLimited(s.client_auth_failure_window));
     }
     let params = Params::parse(body)?;
@@ -64,9 +65,11 @@ pub async fn exchange(
         Ok(c) => c,
         Err(e) => {
             if matches!(e, OAuthError::InvalidClient(_)) {
-                p.fleet
+                let (count, _) = p
+                    .fleet
                     .hit(&failures_key, s.client_auth_failure_window, now)
                     .await;
+                p.fleet.remember(&failures_key, count, now_ms);
             }
             return Err(e);
         }
