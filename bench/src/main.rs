@@ -214,7 +214,7 @@ async fn main() {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs() as i64)
                     .unwrap_or(0);
-                sc::seed_rows(&t.database_url, backend, target - seeded, now).await;
+                sc::seed_rows(&t.database_url, backend, seeded, target, now).await;
                 seeded = target;
                 let tokens = sc::refresh_chains(&c, &t.base, chains).await;
                 let o = sc::refresh_rotation(

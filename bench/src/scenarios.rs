@@ -387,9 +387,9 @@ pub async fn password_sign_in(
     .await
 }
 
-/// Stores `n` sessions and refresh tokens that belong to nobody in the benchmark, half of them
+/// Stores sessions and refresh tokens `from + 1 ..= n` that belong to nobody in the benchmark, half of them
 /// already expired (so the purge works during the measurement).
-pub async fn seed_rows(database_url: &str, backend: Backend, n: u64, now: i64) {
+pub async fn seed_rows(database_url: &str, backend: Backend, from: u64, n: u64, now: i64) {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(database_url)
         .await
@@ -401,13 +401,14 @@ pub async fn seed_rows(database_url: &str, backend: Backend, n: u64, now: i64) {
     let (rows, hash, hash2) = match backend {
         Backend::Sqlite => (
             format!(
-                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) SELECT x FROM c"
+                "WITH RECURSIVE c(x) AS (SELECT {} UNION ALL SELECT x + 1 FROM c WHERE x < {n}) SELECT x FROM c",
+                from + 1
             ),
             "randomblob(32)".to_string(),
             "randomblob(32)".to_string(),
         ),
         Backend::Postgres => (
-            format!("SELECT x FROM generate_series(1, {n}) AS x"),
+            format!("SELECT x FROM generate_series({}, {n}) AS x", from + 1),
             "decode(md5(x::text) || md5((x + 1)::text), 'hex')".to_string(),
             "decode(md5((x + 2)::text) || md5((x + 3)::text), 'hex')".to_string(),
         ),

@@ -118,3 +118,118 @@ export async function signIn(page, base, email, password) {
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${base}/account`);
 }
+
+/// Undoes quoted-printable (RFC 2045 §6.7): soft line breaks vanish, `=XX` is a byte.
+export function decodeQuotedPrintable(text) {
+  const bytes = [];
+  const src = Buffer.from(text.replace(/=\r?\n/g, ''), 'latin1');
+  for (let i = 0; i < src.length; i++) {
+    const hex = src[i] === 0x3d ? src.subarray(i + 1, i + 3).toString('latin1') : '';
+    if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(src[i]);
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+function parseMail(file, raw) {
+  const text = raw.toString('latin1').replace(/\r\n/g, '\n');
+  const split = text.indexOf('\n\n');
+  if (split < 0) throw new Error(`the mail ${file} has no blank line after its headers`);
+  const headers = {};
+  let last = null;
+  for (const line of text.slice(0, split).split('\n')) {
+    if (/^[ \t]/.test(line) && last) {
+      headers[last] += ` ${line.trim()}`;
+    } else {
+      const colon = line.indexOf(':');
+      if (colon > 0) {
+        last = line.slice(0, colon).trim().toLowerCase();
+        headers[last] = line.slice(colon + 1).trim();
+      }
+    }
+  }
+  const rawBody = text.slice(split + 2);
+  const encoding = (headers['content-transfer-encoding'] || '').toLowerCase();
+  let body;
+  if (encoding === 'quoted-printable') body = decodeQuotedPrintable(rawBody);
+  else if (encoding === 'base64') body = Buffer.from(rawBody.replace(/\s+/g, ''), 'base64').toString('utf8');
+  else body = Buffer.from(rawBody, 'latin1').toString('utf8');
+  return {
+    file,
+    to: headers['x-sink-rcpt'] || '',
+    subject: headers.subject || '',
+    body,
+    /// The one link in the body that starts with `prefix`.
+    link(prefix) {
+      const links = body.split(/\s+/).filter((word) => word.startsWith(prefix));
+      if (links.length !== 1) {
+        throw new Error(`the mail "${this.subject}" should carry one link starting with ${prefix}:\n${body}`);
+      }
+      return links[0];
+    },
+  };
+}
+
+/// Starts tests/support/smtp_sink.py on a free port; Tessera gets TESSERA_SMTP_URL=sink.smtpUrl.
+export async function startMailSink() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-mail-'));
+  const script = path.join(here, '..', 'support', 'smtp_sink.py');
+  const child = spawn('python3', [script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error('the SMTP sink did not print its port within 10 s')), 10000);
+    child.stdout.on('data', (chunk) => {
+      seen += chunk;
+      const match = seen.match(/^PORT (\d+)\r?\n/);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the SMTP sink exited (${code}) before printing its port`));
+    });
+  });
+  const taken = new Set();
+  const addressedTo = (mail, to) => mail.to.split(',').some((r) => r.trim().toLowerCase() === to.toLowerCase());
+  const received = () =>
+    fs
+      .readdirSync(dir)
+      .filter((name) => name.endsWith('.eml'))
+      .sort()
+      .map((name) => parseMail(name, fs.readFileSync(path.join(dir, name))));
+  return {
+    port,
+    smtpUrl: `smtp://127.0.0.1:${port}`,
+    received,
+    receivedBy: (to) => received().filter((m) => addressedTo(m, to)),
+    /// Waits (up to 5 s) for the oldest mail to `to` that no earlier call returned.
+    async nextMailTo(to, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const mail = received().find((m) => addressedTo(m, to) && !taken.has(m.file));
+        if (mail) {
+          taken.add(mail.file);
+          return mail;
+        }
+        if (Date.now() > deadline) {
+          const all = received().map((m) => `${m.to}: ${m.subject}`);
+          throw new Error(`no new mail to ${to} within ${timeoutMs} ms; the sink holds ${JSON.stringify(all)}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

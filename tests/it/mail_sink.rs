@@ -107,7 +107,9 @@ impl MailSink {
             .trim()
             .strip_prefix("PORT ")
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the SMTP sink should print `PORT <n>` first, printed {first:?}"));
+            .unwrap_or_else(|| {
+                panic!("the SMTP sink should print `PORT <n>` first, printed {first:?}")
+            });
         MailSink {
             port,
             dir,
@@ -172,7 +174,9 @@ impl MailSink {
                     .into_iter()
                     .map(|m| (m.to, m.subject))
                     .collect();
-                panic!("no new mail to {to} arrived within {MAIL_TIMEOUT:?}; the sink holds {all:?}");
+                panic!(
+                    "no new mail to {to} arrived within {MAIL_TIMEOUT:?}; the sink holds {all:?}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -279,7 +283,9 @@ fn decode_encoded_words(value: &str) -> String {
         };
         let Some(decoded) = decoded else { break };
         let before = &rest[..start];
-        if !(before.trim().is_empty() && !out.is_empty()) {
+        // Whitespace between two encoded words is not part of the text (RFC 2047 §6.2).
+        let between_words = before.trim().is_empty() && !out.is_empty();
+        if !between_words {
             out.push_str(before);
         }
         out.push_str(&decoded);
@@ -302,7 +308,10 @@ fn quoted_printable_soft_breaks_and_escapes_are_undone() {
 
 #[test]
 fn encoded_word_subjects_are_decoded() {
-    assert_eq!(decode_encoded_words("Reset your password"), "Reset your password");
+    assert_eq!(
+        decode_encoded_words("Reset your password"),
+        "Reset your password"
+    );
     assert_eq!(
         decode_encoded_words("=?utf-8?b?UmVzZXQgeW91ciBwYXNzd29yZA==?="),
         "Reset your password"
