@@ -147,8 +147,9 @@ pub async fn complete_password_reset(
     }
     p.store.expire_account_tokens(&user.id, kind, now).await?;
     account::set_password(p, hasher, &user, password, None, &user.id).await?;
-    // Receiving the link proves the mailbox.
+    // Receiving the link proves the mailbox: the address is verified and any lock lifted.
     p.store.set_email_verified(&user.id, now).await?;
+    crate::auth::throttle::clear_account(&p.fleet, &user.email).await;
     p.audit(
         AuditEvent::new("password.reset_completed")
             .actor(&user.id)

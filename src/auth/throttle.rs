@@ -119,6 +119,15 @@ pub async fn succeeded(fleet: &Fleet, a: &Attempt<'_>) {
         .await;
 }
 
+/// Lifts the account-wide password lock (not the per-device ones): a completed password reset
+/// proves the mailbox, and the owner should not stay locked out by an attacker's guesses.
+pub async fn clear_account(fleet: &Fleet, account: &str) {
+    let scope = format!("{}:acct:{account}", Factor::Password.tag());
+    fleet
+        .clear(&[format!("fail:{scope}"), format!("lock:{scope}")])
+        .await;
+}
+
 /// A plain request-rate limit: at most `limit` per `window` seconds per key; returns the
 /// seconds to wait when over it.
 pub async fn rate_limited(
@@ -237,6 +246,18 @@ mod tests {
             check(&fleet, &P, &attempt(None, "192.0.2.51"), 101).await,
             Gate::Open
         );
+    }
+
+    #[tokio::test]
+    async fn a_completed_reset_lifts_the_account_lock() {
+        let fleet = Fleet::local();
+        let a = attempt(None, "198.51.100.7");
+        for _ in 0..3 {
+            failed(&fleet, &P, &a, 100).await;
+        }
+        assert!(matches!(check(&fleet, &P, &a, 100).await, Gate::Locked(_)));
+        clear_account(&fleet, "ann@example.com").await;
+        assert_eq!(check(&fleet, &P, &a, 100).await, Gate::Open);
     }
 
     #[tokio::test]
