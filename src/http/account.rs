@@ -13,7 +13,7 @@ use super::views::{AccountPage, SessionLine, SessionsPage, SignedOutPage, when};
 use crate::audit::AuditEvent;
 use crate::auth::account;
 use crate::auth::session::{ActiveSession, device_label};
-use crate::store::SessionStore;
+use crate::store::{SessionStore, User};
 
 async fn signed_in(state: &AppState, req: &HttpRequest) -> Result<ActiveSession, HttpResponse> {
     match current_session(state, req).await? {
@@ -28,12 +28,22 @@ pub async fn account_page(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         Ok(a) => a,
         Err(res) => return res,
     };
-    let csrf = cookies::csrf(&state.provider, &req, state.secure_cookies());
+    render_account(&state, &req, &active.user, None)
+}
+
+/// The account page, with an optional notice (after a change on another page).
+pub(crate) fn render_account(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    notice: Option<String>,
+) -> HttpResponse {
+    let csrf = cookies::csrf(&state.provider, req, state.secure_cookies());
     let view = AccountPage {
-        email: active.user.email.clone(),
-        name: active.user.name.clone(),
-        email_verified: active.user.email_verified,
-        notice: None,
+        email: user.email.clone(),
+        name: user.name.clone(),
+        email_verified: user.email_verified,
+        notice,
         csrf_token: csrf.token.clone(),
     };
     html(StatusCode::OK, &csrf, view.render())

@@ -8,12 +8,11 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::AppState;
+use super::account::render_account;
 use super::browser::{csrf_failed, current_session, html, read_form, see_other, too_many_requests};
 use super::cookies;
 use super::errors::{page, server_error_page};
-use super::views::{
-    AccountPage, ChangePasswordPage, ForgotPage, NoticePage, RegisterPage, ResetPage,
-};
+use super::views::{ChangePasswordPage, ForgotPage, NoticePage, RegisterPage, ResetPage};
 use crate::auth::account::{self, ChangeError, ChangeRules};
 use crate::auth::recovery::{self, Links, RecoveryError};
 use crate::auth::throttle;
@@ -330,17 +329,8 @@ pub async fn change(
     .await;
     match result {
         Ok(()) => {
-            let csrf = cookies::csrf(p, &req, state.secure_cookies());
-            let view = AccountPage {
-                email,
-                name: active.user.name.clone(),
-                email_verified: active.user.email_verified,
-                notice: Some(
-                    "Your password was changed. Your other devices were signed out.".into(),
-                ),
-                csrf_token: csrf.token.clone(),
-            };
-            html(StatusCode::OK, &csrf, view.render())
+            let notice = "Your password was changed. Your other devices were signed out.";
+            render_account(&state, &req, &active.user, Some(notice.into()))
         }
         Err(ChangeError::WrongPassword) => change_form(
             &state,
@@ -539,16 +529,6 @@ pub async fn send_verification(
         tracing::error!(error = %e, "could not send a verification link");
         return server_error_page();
     }
-    let csrf = cookies::csrf(p, &req, state.secure_cookies());
-    let view = AccountPage {
-        email: active.user.email.clone(),
-        name: active.user.name.clone(),
-        email_verified: false,
-        notice: Some(format!(
-            "We sent a confirmation link to {}.",
-            active.user.email
-        )),
-        csrf_token: csrf.token.clone(),
-    };
-    html(StatusCode::OK, &csrf, view.render())
+    let notice = format!("We sent a confirmation link to {}.", active.user.email);
+    render_account(&state, &req, &active.user, Some(notice))
 }

@@ -50,7 +50,11 @@ export async function startTessera(extraEnv = {}) {
     TESSERA_MASTER_KEY: randomBytes(32).toString('base64url'),
     TESSERA_LOG: 'warn',
     ...(process.env.TESSERA_TEST_BACKEND === 'postgres' && process.env.TESSERA_TEST_REDIS_URL
-      ? { TESSERA_REDIS_URL: process.env.TESSERA_TEST_REDIS_URL }
+      ? {
+          TESSERA_REDIS_URL: process.env.TESSERA_TEST_REDIS_URL,
+          // Counters and channels apart from every other run sharing this Redis.
+          TESSERA_REDIS_PREFIX: `tessera-browser-${randomBytes(6).toString('hex')}`,
+        }
       : {}),
     ...extraEnv,
   };
