@@ -6,7 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::AppState;
-use super::browser::{csrf_failed, current_session, html, read_form, see_other};
+use super::browser::{checked_form, current_session, html, see_other};
 use super::cookies;
 use super::errors::server_error_page;
 use super::views::{AccountPage, SessionLine, SessionsPage, SignedOutPage, when};
@@ -15,7 +15,11 @@ use crate::auth::account;
 use crate::auth::session::{ActiveSession, device_label};
 use crate::store::{SessionStore, User};
 
-async fn signed_in(state: &AppState, req: &HttpRequest) -> Result<ActiveSession, HttpResponse> {
+/// The signed-in person, or a redirect to the sign-in page.
+pub(crate) async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<ActiveSession, HttpResponse> {
     match current_session(state, req).await? {
         Some(a) => Ok(a),
         None => Err(see_other("/login")),
@@ -128,13 +132,10 @@ pub async fn revoke_one(
     payload: web::Payload,
 ) -> HttpResponse {
     let p = &state.provider;
-    let form: RevokeForm = match read_form(&req, payload).await {
+    let form: RevokeForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
-        return csrf_failed();
-    }
     let active = match signed_in(&state, &req).await {
         Ok(a) => a,
         Err(res) => return res,
@@ -197,13 +198,10 @@ pub async fn revoke_all(
     payload: web::Payload,
 ) -> HttpResponse {
     let p = &state.provider;
-    let form: RevokeAllForm = match read_form(&req, payload).await {
+    let form: RevokeAllForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
-        return csrf_failed();
-    }
     let active = match signed_in(&state, &req).await {
         Ok(a) => a,
         Err(res) => return res,
@@ -225,3 +223,5 @@ pub async fn revoke_all(
     );
     render_sessions(&state, &req, &active, Some(notice)).await
 }
+
+csrf_forms!(RevokeForm, RevokeAllForm);

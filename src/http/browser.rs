@@ -217,6 +217,29 @@ pub(crate) fn csrf_failed() -> HttpResponse {
     )
 }
 
+/// A state-changing form: it carries the CSRF token of the page that rendered it.
+pub(crate) trait CsrfForm: serde::de::DeserializeOwned {
+    fn csrf_token(&self) -> &str;
+}
+
+/// Reads a form and checks its CSRF token (a 403 page otherwise).
+pub(crate) async fn checked_form<T: CsrfForm>(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, HttpResponse> {
+    let form: T = read_form(req, payload).await?;
+    if !cookies::csrf_ok(
+        &state.provider,
+        req,
+        state.secure_cookies(),
+        form.csrf_token(),
+    ) {
+        return Err(csrf_failed());
+    }
+    Ok(form)
+}
+
 pub(crate) async fn read_form<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
@@ -268,13 +291,10 @@ pub async fn login(
 ) -> HttpResponse {
     let p = &state.provider;
     let secure = state.secure_cookies();
-    let form: LoginForm = match read_form(&req, payload).await {
+    let form: LoginForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !cookies::csrf_ok(p, &req, secure, &form.csrf_token) {
-        return csrf_failed();
-    }
     let ip = req.peer_addr().map(|a| a.ip().to_string());
     if let Some(wait) = throttle::rate_limited(
         &p.fleet,
@@ -415,13 +435,10 @@ pub async fn consent(
     payload: web::Payload,
 ) -> HttpResponse {
     let p = &state.provider;
-    let form: ConsentForm = match read_form(&req, payload).await {
+    let form: ConsentForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
-        return csrf_failed();
-    }
     let (params, client, authz) = match reopen(&state, &form.request).await {
         Ok(Some(v)) => v,
         Ok(None) => {
@@ -480,3 +497,5 @@ pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     };
     html(StatusCode::OK, &csrf, view.render())
 }
+
+csrf_forms!(LoginForm, ConsentForm);

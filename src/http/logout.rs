@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::AppState;
-use super::browser::{csrf_failed, current_session, html, read_form, see_other};
+use super::browser::{checked_form, current_session, html, see_other};
 use super::cookies;
 use super::errors::{page, server_error_page};
 use super::views::{LogoutPage, SignedOutPage};
@@ -174,13 +174,10 @@ pub async fn logout_post(
     payload: web::Payload,
 ) -> HttpResponse {
     let p = &state.provider;
-    let form: LogoutForm = match read_form(&req, payload).await {
+    let form: LogoutForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
-        return csrf_failed();
-    }
     let target = if form.request.is_empty() {
         None
     } else {
@@ -207,3 +204,5 @@ pub async fn logout_post(
     }
     finish(&state, &req, target.as_deref())
 }
+
+csrf_forms!(LogoutForm);

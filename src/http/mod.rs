@@ -1,5 +1,16 @@
 //! Thin actix-web adapters: extract, call one function of the engine, render.
 
+/// Declares that forms carry a `csrf_token` field checked by `browser::checked_form`.
+macro_rules! csrf_forms {
+    ($($form:ty),+ $(,)?) => {
+        $(impl crate::http::browser::CsrfForm for $form {
+            fn csrf_token(&self) -> &str {
+                &self.csrf_token
+            }
+        })+
+    };
+}
+
 pub mod account;
 pub mod browser;
 pub mod cookies;

@@ -8,8 +8,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::AppState;
-use super::account::render_account;
-use super::browser::{csrf_failed, current_session, html, read_form, see_other, too_many_requests};
+use super::account::{render_account, signed_in};
+use super::browser::{checked_form, current_session, html, see_other, too_many_requests};
 use super::cookies;
 use super::errors::{page, server_error_page};
 use super::views::{ChangePasswordPage, ForgotPage, NoticePage, RegisterPage, ResetPage};
@@ -86,13 +86,10 @@ pub async fn forgot(
     payload: web::Payload,
 ) -> HttpResponse {
     let p = &state.provider;
-    let form: ForgotForm = match read_form(&req, payload).await {
+    let form: ForgotForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
-        return csrf_failed();
-    }
     let email = form.email.trim().to_lowercase();
     if let Some(wait) = mail_limited(&state, &ip(&req)).await {
         return too_many_requests(wait);
@@ -192,13 +189,10 @@ pub async fn reset(
     payload: web::Payload,
 ) -> HttpResponse {
     let p = &state.provider;
-    let form: ResetForm = match read_form(&req, payload).await {
+    let form: ResetForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
-        return csrf_failed();
-    }
     if form.password != form.confirm {
         return reset_form(
             &state,
@@ -291,16 +285,12 @@ pub async fn change(
     payload: web::Payload,
 ) -> HttpResponse {
     let p = &state.provider;
-    let form: ChangeForm = match read_form(&req, payload).await {
+    let form: ChangeForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
-        return csrf_failed();
-    }
-    let active = match current_session(&state, &req).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return see_other("/login"),
+    let active = match signed_in(&state, &req).await {
+        Ok(a) => a,
         Err(res) => return res,
     };
     let email = active.user.email.clone();
@@ -413,13 +403,10 @@ pub async fn register(
         return registration_closed();
     }
     let p = &state.provider;
-    let form: RegisterForm = match read_form(&req, payload).await {
+    let form: RegisterForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
-        return csrf_failed();
-    }
     if let Some(wait) = mail_limited(&state, &ip(&req)).await {
         return too_many_requests(wait);
     }
@@ -510,16 +497,11 @@ pub async fn send_verification(
     payload: web::Payload,
 ) -> HttpResponse {
     let p = &state.provider;
-    let form: CsrfOnly = match read_form(&req, payload).await {
-        Ok(f) => f,
-        Err(res) => return res,
-    };
-    if !cookies::csrf_ok(p, &req, state.secure_cookies(), &form.csrf_token) {
-        return csrf_failed();
+    if let Err(res) = checked_form::<CsrfOnly>(&state, &req, payload).await {
+        return res;
     }
-    let active = match current_session(&state, &req).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return see_other("/login"),
+    let active = match signed_in(&state, &req).await {
+        Ok(a) => a,
         Err(res) => return res,
     };
     if let Some(wait) = mail_limited(&state, &active.user.email).await {
@@ -532,3 +514,5 @@ pub async fn send_verification(
     let notice = format!("We sent a confirmation link to {}.", active.user.email);
     render_account(&state, &req, &active.user, Some(notice))
 }
+
+csrf_forms!(ForgotForm, ResetForm, ChangeForm, RegisterForm, CsrfOnly);
