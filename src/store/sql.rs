@@ -568,6 +568,42 @@ impl RefreshTokenStore for SqlStore {
         successor_enc: &[u8],
         now: Timestamp,
     ) -> StoreResult<bool> {
+        if self.backend == Backend::Postgres {
+            // One statement, one round trip: the UPDATE's row lock decides the winner (a
+            // concurrent statement re-checks the WHERE after the winner commits and finds
+            // nothing), and the successor is inserted only from the row the UPDATE returned.
+            let t = successor;
+            let inserted = sqlx::query(
+                "WITH won AS (UPDATE refresh_tokens SET rotated_at = $17, successor_hash = $1, successor_enc = $18 \
+                 WHERE token_hash = $19 AND rotated_at IS NULL AND revoked_at IS NULL RETURNING 1) \
+                 INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, audience, \
+                 auth_time, amr, created_at, idle_expires_at, expires_at, rotated_at, successor_hash, successor_enc, revoked_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM won",
+            )
+            .bind(t.token_hash.clone())
+            .bind(&t.family_id)
+            .bind(&t.client_id)
+            .bind(&t.user_id)
+            .bind(&t.session_id)
+            .bind(&t.scope)
+            .bind(&t.audience)
+            .bind(t.auth_time)
+            .bind(list(&t.amr))
+            .bind(t.created_at)
+            .bind(t.idle_expires_at)
+            .bind(t.expires_at)
+            .bind(t.rotated_at)
+            .bind(t.successor_hash.clone())
+            .bind(t.successor_enc.clone())
+            .bind(t.revoked_at)
+            .bind(now)
+            .bind(successor_enc.to_vec())
+            .bind(old_hash.to_vec())
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            return Ok(inserted == 1);
+        }
         let mut tx = self.writer.begin().await?;
         // The write comes first so SQLite takes the write lock at once (waiting on busy_timeout)
         // instead of failing a read-to-write upgrade; PostgreSQL re-checks the WHERE after a
