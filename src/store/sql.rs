@@ -572,30 +572,16 @@ impl RefreshTokenStore for SqlStore {
             // One statement, one round trip: the UPDATE's row lock decides the winner (a
             // concurrent statement re-checks the WHERE after the winner commits and finds
             // nothing), and the successor is inserted only from the row the UPDATE returned.
-            let t = successor;
-            let inserted = sqlx::query(
+            let inserted = bind_refresh(
+                sqlx::query(
                 "WITH won AS (UPDATE refresh_tokens SET rotated_at = $17, successor_hash = $1, successor_enc = $18 \
                  WHERE token_hash = $19 AND rotated_at IS NULL AND revoked_at IS NULL RETURNING 1) \
                  INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, audience, \
                  auth_time, amr, created_at, idle_expires_at, expires_at, rotated_at, successor_hash, successor_enc, revoked_at) \
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM won",
+                ),
+                successor,
             )
-            .bind(t.token_hash.clone())
-            .bind(&t.family_id)
-            .bind(&t.client_id)
-            .bind(&t.user_id)
-            .bind(&t.session_id)
-            .bind(&t.scope)
-            .bind(&t.audience)
-            .bind(t.auth_time)
-            .bind(list(&t.amr))
-            .bind(t.created_at)
-            .bind(t.idle_expires_at)
-            .bind(t.expires_at)
-            .bind(t.rotated_at)
-            .bind(t.successor_hash.clone())
-            .bind(t.successor_enc.clone())
-            .bind(t.revoked_at)
             .bind(now)
             .bind(successor_enc.to_vec())
             .bind(old_hash.to_vec())
@@ -641,30 +627,37 @@ impl RefreshTokenStore for SqlStore {
     }
 }
 
-fn insert_refresh_query(
-    t: &RefreshToken,
-) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, audience, \
-         auth_time, amr, created_at, idle_expires_at, expires_at, rotated_at, successor_hash, successor_enc, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+fn insert_refresh_query(t: &RefreshToken) -> AnyQuery<'_> {
+    bind_refresh(
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, audience, \
+             auth_time, amr, created_at, idle_expires_at, expires_at, rotated_at, successor_hash, successor_enc, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        ),
+        t,
     )
-    .bind(t.token_hash.clone())
-    .bind(&t.family_id)
-    .bind(&t.client_id)
-    .bind(&t.user_id)
-    .bind(&t.session_id)
-    .bind(&t.scope)
-    .bind(&t.audience)
-    .bind(t.auth_time)
-    .bind(list(&t.amr))
-    .bind(t.created_at)
-    .bind(t.idle_expires_at)
-    .bind(t.expires_at)
-    .bind(t.rotated_at)
-    .bind(t.successor_hash.clone())
-    .bind(t.successor_enc.clone())
-    .bind(t.revoked_at)
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds a refresh token's columns as `$1..$16`, in the column order used by every insert.
+fn bind_refresh<'q>(q: AnyQuery<'q>, t: &'q RefreshToken) -> AnyQuery<'q> {
+    q.bind(t.token_hash.clone())
+        .bind(&t.family_id)
+        .bind(&t.client_id)
+        .bind(&t.user_id)
+        .bind(&t.session_id)
+        .bind(&t.scope)
+        .bind(&t.audience)
+        .bind(t.auth_time)
+        .bind(list(&t.amr))
+        .bind(t.created_at)
+        .bind(t.idle_expires_at)
+        .bind(t.expires_at)
+        .bind(t.rotated_at)
+        .bind(t.successor_hash.clone())
+        .bind(t.successor_enc.clone())
+        .bind(t.revoked_at)
 }
 
 impl RevocationStore for SqlStore {
