@@ -26,6 +26,14 @@ struct Args {
     scale: bool,
     tessera: PathBuf,
     out: Option<PathBuf>,
+    /// Paths to run (`cc`, `refresh`, `introspection`, `jwks`, `signin`, `isolation`); all when empty.
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, path: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == path)
+    }
 }
 
 fn parse_args() -> Args {
@@ -40,6 +48,7 @@ fn parse_args() -> Args {
         )
         .join("release/tessera"),
         out: None,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -50,6 +59,14 @@ fn parse_args() -> Args {
             "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).expect("--seconds N"),
             "--tessera" => a.tessera = PathBuf::from(it.next().expect("--tessera PATH")),
             "--out" => a.out = Some(PathBuf::from(it.next().expect("--out FILE"))),
+            "--only" => {
+                a.only = it
+                    .next()
+                    .expect("--only cc,refresh,introspection,jwks,signin,isolation")
+                    .split(',')
+                    .map(String::from)
+                    .collect()
+            }
             "--backend" => {
                 a.backends = match it.next().as_deref() {
                     Some("sqlite") => vec![Backend::Sqlite],
@@ -125,87 +142,103 @@ async fn main() {
             })
         };
 
-        let o = sc::client_credentials(
-            "client_credentials (ES256 JWT)",
-            c.clone(),
-            t.base.clone(),
-            None,
-            32,
-            d,
-        )
-        .await;
-        push(&mut rows, o, t.pid());
+        if args.runs("cc") {
+            let o = sc::client_credentials(
+                "client_credentials (ES256 JWT)",
+                c.clone(),
+                t.base.clone(),
+                None,
+                32,
+                d,
+            )
+            .await;
+            push(&mut rows, o, t.pid());
+        }
 
-        let tokens = sc::refresh_chains(&c, &t.base, chains).await;
-        let o = sc::refresh_rotation(
-            &format!("refresh rotation ({chains} chains)"),
-            c.clone(),
-            t.base.clone(),
-            tokens,
-            32,
-            d,
-        )
-        .await;
-        push(&mut rows, o, t.pid());
+        if args.runs("refresh") {
+            let tokens = sc::refresh_chains(&c, &t.base, chains).await;
+            let o = sc::refresh_rotation(
+                &format!("refresh rotation ({chains} chains)"),
+                c.clone(),
+                t.base.clone(),
+                tokens,
+                32,
+                d,
+            )
+            .await;
+            push(&mut rows, o, t.pid());
+        }
 
-        let access =
-            sc::mint_access_tokens(&c, &t.base, if args.smoke { 50 } else { 1000 }, None).await;
-        let o = sc::introspection(
-            "introspection (JWT + revocation check)",
-            c.clone(),
-            format!("{}/introspect", t.base),
-            "rs",
-            access.clone(),
-            32,
-            d,
-        )
-        .await;
-        push(&mut rows, o, t.pid());
+        let access = if args.runs("introspection") || args.scale {
+            sc::mint_access_tokens(&c, &t.base, if args.smoke { 50 } else { 1000 }, None).await
+        } else {
+            Vec::new()
+        };
+        if args.runs("introspection") {
+            let o = sc::introspection(
+                "introspection (JWT + revocation check)",
+                c.clone(),
+                format!("{}/introspect", t.base),
+                "rs",
+                access.clone(),
+                32,
+                d,
+            )
+            .await;
+            push(&mut rows, o, t.pid());
+        }
 
-        let o = sc::jwks_and_discovery("JWKS + discovery", c.clone(), t.base.clone(), 32, d).await;
-        push(&mut rows, o, t.pid());
+        if args.runs("jwks") {
+            let o =
+                sc::jwks_and_discovery("JWKS + discovery", c.clone(), t.base.clone(), 32, d).await;
+            push(&mut rows, o, t.pid());
+        }
 
-        let o = sc::password_sign_in(
-            "password sign-in (full flow)",
-            c.clone(),
-            t.base.clone(),
-            8,
-            d,
-        )
-        .await;
-        push(&mut rows, o, t.pid());
+        if args.runs("signin") {
+            let o = sc::password_sign_in(
+                "password sign-in (full flow)",
+                c.clone(),
+                t.base.clone(),
+                8,
+                d,
+            )
+            .await;
+            push(&mut rows, o, t.pid());
+        }
 
-        // Isolation: a sign-in flood saturates argon2 while token paths run.
-        let chains2 = sc::refresh_chains(&c, &t.base, chains).await;
-        let flood = tokio::spawn(sc::password_sign_in(
-            "isolation: sign-in flood",
-            c.clone(),
-            t.base.clone(),
-            16,
-            d,
-        ));
-        let cc = tokio::spawn(sc::client_credentials(
-            "isolation: client_credentials",
-            c.clone(),
-            t.base.clone(),
-            None,
-            16,
-            d,
-        ));
-        let rr = sc::refresh_rotation(
-            "isolation: refresh rotation",
-            c.clone(),
-            t.base.clone(),
-            chains2,
-            16,
-            d,
-        )
-        .await;
-        let (flood, cc) = (flood.await.expect("flood"), cc.await.expect("cc"));
-        let pid = t.pid();
-        push(&mut rows, cc, pid);
-        push(&mut rows, rr, pid);
-        push(&mut rows, flood, pid);
+        if args.runs("isolation") {
+            // Isolation: a sign-in flood saturates argon2 while token paths run.
+            let chains2 = sc::refresh_chains(&c, &t.base, chains).await;
+            let flood = tokio::spawn(sc::password_sign_in(
+                "isolation: sign-in flood",
+                c.clone(),
+                t.base.clone(),
+                16,
+                d,
+            ));
+            let cc = tokio::spawn(sc::client_credentials(
+                "isolation: client_credentials",
+                c.clone(),
+                t.base.clone(),
+                None,
+                16,
+                d,
+            ));
+            let rr = sc::refresh_rotation(
+                "isolation: refresh rotation",
+                c.clone(),
+                t.base.clone(),
+                chains2,
+                16,
+                d,
+            )
+            .await;
+            let (flood, cc) = (flood.await.expect("flood"), cc.await.expect("cc"));
+            let pid = t.pid();
+            push(&mut rows, cc, pid);
+            push(&mut rows, rr, pid);
+            push(&mut rows, flood, pid);
+        }
 
         if args.scale && !args.smoke {
             let mut seeded = 0u64;

@@ -225,6 +225,132 @@ contract!(
 );
 
 contract!(
+    a_refresh_grant_is_read_with_its_user_and_session_state,
+    |s: SqlStore| async move {
+        let u = user("grant@example.com");
+        s.insert_user(&u).await.unwrap();
+        let sess = session(&u.id);
+        s.insert_session(&sess).await.unwrap();
+        let mut with_session = refresh("fg1", Some(&sess.id));
+        with_session.user_id = Some(u.id.clone());
+        let mut without_session = refresh("fg2", None);
+        without_session.user_id = Some(u.id.clone());
+        let mut orphan = refresh("fg3", Some("no-such-session"));
+        orphan.user_id = Some("no-such-user".into());
+        for t in [&with_session, &without_session, &orphan] {
+            s.insert_refresh(t).await.unwrap();
+        }
+
+        let g = s
+            .find_refresh_grant(&with_session.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.token, with_session);
+        assert_eq!(g.user.as_ref(), Some(&u));
+        assert_eq!(g.session_active, Some(true));
+
+        let g = s
+            .find_refresh_grant(&without_session.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.user.as_ref(), Some(&u));
+        assert_eq!(g.session_active, None);
+
+        let g = s
+            .find_refresh_grant(&orphan.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.user, None);
+        assert_eq!(g.session_active, Some(false));
+
+        s.revoke_session(&sess.id, 300).await.unwrap();
+        s.set_user_disabled(&u.id, true, 300).await.unwrap();
+        let g = s
+            .find_refresh_grant(&with_session.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.session_active, Some(false));
+        assert!(g.user.unwrap().disabled);
+        assert_eq!(s.find_refresh_grant(&[7; 32]).await.unwrap(), None);
+    }
+);
+
+contract!(
+    concurrent_rotations_of_many_tokens_all_commit_and_a_revoked_one_loses,
+    |s: SqlStore| async move {
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let mut old = refresh(&format!("many{i}"), None);
+            if i == 0 {
+                old.revoked_at = Some(150);
+            }
+            s.insert_refresh(&old).await.unwrap();
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let next = refresh(&old.family_id, None);
+                let won = s
+                    .rotate_refresh(&old.token_hash, &next, b"sealed", 200)
+                    .await
+                    .unwrap();
+                (old, next, won)
+            }));
+        }
+        for t in tasks {
+            let (old, next, won) = t.await.unwrap();
+            let stored_next = s.find_refresh(&next.token_hash).await.unwrap();
+            let stored_old = s.find_refresh(&old.token_hash).await.unwrap().unwrap();
+            if old.revoked_at.is_some() {
+                assert!(!won);
+                assert_eq!(stored_next, None);
+                assert_eq!(stored_old.rotated_at, None);
+            } else {
+                assert!(won, "{}", old.family_id);
+                assert_eq!(stored_next, Some(next.clone()));
+                assert_eq!(stored_old.rotated_at, Some(200));
+                assert_eq!(stored_old.successor_hash, Some(next.token_hash));
+            }
+        }
+    }
+);
+
+contract!(
+    a_rotation_that_fails_changes_nothing,
+    |s: SqlStore| async move {
+        let existing = refresh("fx", None);
+        let old = refresh("fy", None);
+        s.insert_refresh(&existing).await.unwrap();
+        s.insert_refresh(&old).await.unwrap();
+        // A successor whose hash is already stored violates the primary key.
+        let mut clash = refresh("fy", None);
+        clash.token_hash = existing.token_hash.clone();
+        assert!(
+            s.rotate_refresh(&old.token_hash, &clash, b"sealed", 200)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            s.find_refresh(&old.token_hash).await.unwrap(),
+            Some(old.clone())
+        );
+        assert_eq!(
+            s.find_refresh(&existing.token_hash).await.unwrap(),
+            Some(existing)
+        );
+        // The store still works, and the token can still rotate.
+        let next = refresh("fy", None);
+        assert!(
+            s.rotate_refresh(&old.token_hash, &next, b"sealed", 201)
+                .await
+                .unwrap()
+        );
+    }
+);
+
+contract!(
     revoking_a_family_or_a_session_revokes_its_refresh_tokens,
     |s: SqlStore| async move {
         let u = user("bob@example.com");

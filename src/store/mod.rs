@@ -5,6 +5,7 @@
 //! Conventions: timestamps are Unix seconds; secrets are stored only as keyed hashes
 //! (`*_hash: Vec<u8>`) or encrypted (`*_enc`); lists are stored as JSON text.
 
+mod group_commit;
 pub mod migrate;
 pub mod sql;
 
@@ -24,6 +25,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -134,6 +137,16 @@ pub enum CodeOutcome {
     /// The code had been redeemed before; here is what that redemption issued.
     Replayed(AuthCode, CodeRedemption),
     NotFound,
+}
+
+/// A refresh token and what its grant depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshGrant {
+    pub token: RefreshToken,
+    /// `None` when the user no longer exists.
+    pub user: Option<User>,
+    /// `None` for a token without a session; `Some(false)` when its session is gone or revoked.
+    pub session_active: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,6 +291,9 @@ pub trait AuthCodeStore {
 pub trait RefreshTokenStore {
     async fn insert_refresh(&self, token: &RefreshToken) -> StoreResult<()>;
     async fn find_refresh(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>>;
+    /// The token with its user and the state of its session, read together (one round trip on
+    /// the hot path of every refresh, and one consistent snapshot).
+    async fn find_refresh_grant(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshGrant>>;
     /// Compare-and-set rotation: marks `old_hash` rotated (recording the successor's hash and
     /// sealed value) and inserts `successor`, in one transaction, only if `old_hash` is neither
     /// rotated nor revoked. Returns false (and changes nothing) when another caller won.

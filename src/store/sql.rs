@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+use super::group_commit::RotationQueue;
 use super::*;
 
 #[derive(Clone, Debug)]
@@ -18,6 +19,8 @@ pub struct SqlStore {
     /// far cheaper than connections contending for the lock in SQLite's busy handler (which
     /// sleeps in steps of up to 100 ms). On PostgreSQL the same pool as reads.
     writer: AnyPool,
+    /// SQLite: refresh rotations are committed in batches by one task (see `group_commit`).
+    rotations: Option<RotationQueue>,
     backend: Backend,
 }
 
@@ -46,16 +49,29 @@ fn flag(row: &AnyRow, col: &str) -> StoreResult<bool> {
     Ok(row.try_get::<i64, _>(col)? != 0)
 }
 
+/// The users columns, for `concat!` into static SQL.
+macro_rules! user_columns {
+    () => {
+        "id, email, name, roles, password_hash, disabled, email_verified, created_at"
+    };
+}
+
 fn user_from(row: &AnyRow) -> StoreResult<User> {
+    user_from_prefixed(row, "")
+}
+
+/// A user whose columns were selected as `{prefix}{column}` (joined reads).
+fn user_from_prefixed(row: &AnyRow, prefix: &str) -> StoreResult<User> {
+    let col = |c: &str| format!("{prefix}{c}");
     Ok(User {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
-        roles: parse_list(row, "roles")?,
-        password_hash: row.try_get("password_hash")?,
-        disabled: flag(row, "disabled")?,
-        email_verified: flag(row, "email_verified")?,
-        created_at: row.try_get("created_at")?,
+        id: row.try_get(col("id").as_str())?,
+        email: row.try_get(col("email").as_str())?,
+        name: row.try_get(col("name").as_str())?,
+        roles: parse_list(row, &col("roles"))?,
+        password_hash: row.try_get(col("password_hash").as_str())?,
+        disabled: flag(row, &col("disabled"))?,
+        email_verified: flag(row, &col("email_verified"))?,
+        created_at: row.try_get(col("created_at").as_str())?,
     })
 }
 
@@ -205,9 +221,11 @@ impl SqlStore {
             Backend::Sqlite => options(1).connect(&url).await?,
             Backend::Postgres => pool.clone(),
         };
+        let rotations = (backend == Backend::Sqlite).then(|| RotationQueue::start(writer.clone()));
         Ok(Self {
             pool,
             writer,
+            rotations,
             backend,
         })
     }
@@ -255,23 +273,31 @@ impl UserStore for SqlStore {
     }
 
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        sqlx::query("SELECT id, email, name, roles, password_hash, disabled, email_verified, created_at FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(user_from)
-            .transpose()
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email = $1"
+        ))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(user_from)
+        .transpose()
     }
 
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
-        sqlx::query("SELECT id, email, name, roles, password_hash, disabled, email_verified, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(user_from)
-            .transpose()
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(user_from)
+        .transpose()
     }
 
     async fn set_password_hash(&self, id: &str, hash: &str, now: Timestamp) -> StoreResult<()> {
@@ -561,6 +587,45 @@ impl RefreshTokenStore for SqlStore {
             .transpose()
     }
 
+    async fn find_refresh_grant(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshGrant>> {
+        let Some(row) = sqlx::query(
+            "SELECT r.token_hash, r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.audience, \
+             r.auth_time, r.amr, r.created_at, r.idle_expires_at, r.expires_at, r.rotated_at, \
+             r.successor_hash, r.successor_enc, r.revoked_at, \
+             u.id AS u_id, u.email AS u_email, u.name AS u_name, u.roles AS u_roles, \
+             u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
+             u.email_verified AS u_email_verified, u.created_at AS u_created_at, \
+             s.id AS s_id, s.revoked_at AS s_revoked_at \
+             FROM refresh_tokens r \
+             LEFT JOIN users u ON u.id = r.user_id \
+             LEFT JOIN sessions s ON s.id = r.session_id \
+             WHERE r.token_hash = $1",
+        )
+        .bind(token_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let token = refresh_from(&row)?;
+        let user = match row.try_get::<Option<String>, _>("u_id")? {
+            Some(_) => Some(user_from_prefixed(&row, "u_")?),
+            None => None,
+        };
+        let session_active = match token.session_id {
+            None => None,
+            Some(_) => Some(
+                row.try_get::<Option<String>, _>("s_id")?.is_some()
+                    && row.try_get::<Option<i64>, _>("s_revoked_at")?.is_none(),
+            ),
+        };
+        Ok(Some(RefreshGrant {
+            token,
+            user,
+            session_active,
+        }))
+    }
+
     async fn rotate_refresh(
         &self,
         old_hash: &[u8],
@@ -590,29 +655,13 @@ impl RefreshTokenStore for SqlStore {
             .rows_affected();
             return Ok(inserted == 1);
         }
-        let mut tx = self.writer.begin().await?;
-        // The write comes first so SQLite takes the write lock at once (waiting on busy_timeout)
-        // instead of failing a read-to-write upgrade; PostgreSQL re-checks the WHERE after a
-        // concurrent writer commits, so exactly one rotation wins.
-        let won = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $1, successor_hash = $2, successor_enc = $3 \
-             WHERE token_hash = $4 AND rotated_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&successor.token_hash)
-        .bind(successor_enc.to_vec())
-        .bind(old_hash.to_vec())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !won {
-            tx.rollback().await?;
-            return Ok(false);
+        // SQLite: batched with concurrent rotations into one transaction (group commit).
+        match &self.rotations {
+            Some(queue) => queue.rotate(old_hash, successor, successor_enc, now).await,
+            None => Err(StoreError::Unavailable(
+                "the SQLite write queue is not running".into(),
+            )),
         }
-        insert_refresh_query(successor).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()> {
@@ -641,7 +690,7 @@ fn insert_refresh_query(t: &RefreshToken) -> AnyQuery<'_> {
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Binds a refresh token's columns as `$1..$16`, in the column order used by every insert.
-fn bind_refresh<'q>(q: AnyQuery<'q>, t: &'q RefreshToken) -> AnyQuery<'q> {
+pub(super) fn bind_refresh<'q>(q: AnyQuery<'q>, t: &'q RefreshToken) -> AnyQuery<'q> {
     q.bind(t.token_hash.clone())
         .bind(&t.family_id)
         .bind(&t.client_id)

@@ -105,10 +105,16 @@ pub async fn exchange(
 pub(crate) async fn active_user(p: &Provider, user_id: &str) -> Result<User, OAuthError> {
     match p.store.find_user(user_id).await? {
         Some(u) if !u.disabled => Ok(u),
-        _ => Err(OAuthError::InvalidGrant(
-            "the user account is disabled".into(),
-        )),
+        _ => Err(user_disabled()),
     }
+}
+
+pub(crate) fn user_disabled() -> OAuthError {
+    OAuthError::InvalidGrant("the user account is disabled".into())
+}
+
+pub(crate) fn session_ended() -> OAuthError {
+    OAuthError::InvalidGrant("the session behind this grant has ended".into())
 }
 
 /// The SSO session behind a grant must not have been ended.
@@ -120,8 +126,6 @@ pub(crate) async fn session_not_revoked(
     let Some(id) = session_id else { return Ok(()) };
     match p.store.find_session(id).await? {
         Some(s) if s.revoked_at.is_none() => Ok(()),
-        _ => Err(OAuthError::InvalidGrant(
-            "the session behind this grant has ended".into(),
-        )),
+        _ => Err(session_ended()),
     }
 }

@@ -6,7 +6,7 @@
 //! under a key derived from the predecessor's value, so nothing secret is stored in the clear.
 //! Any other use of a rotated token is a replay: the whole family and its session are revoked.
 
-use super::{Grant, active_user, session_not_revoked};
+use super::{Grant, session_ended, user_disabled};
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::crypto::{open_with_token, seal_with_token};
@@ -15,7 +15,7 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{TokenResponse, UserGrant};
 use crate::oauth::{Provider, scope};
-use crate::store::{Client, RefreshToken, RefreshTokenStore, User};
+use crate::store::{Client, RefreshGrant, RefreshToken, RefreshTokenStore, User};
 
 pub struct RefreshTokenGrant;
 
@@ -37,7 +37,12 @@ impl Grant for RefreshTokenGrant {
         }
         let now = p.now();
         let hash = p.crypto.token_hash(presented);
-        let Some(token) = p.store.find_refresh(&hash).await? else {
+        let Some(RefreshGrant {
+            token,
+            user,
+            session_active,
+        }) = p.store.find_refresh_grant(&hash).await?
+        else {
             return Err(invalid("unknown refresh token"));
         };
         // Sender-bound: only the client it was issued to may use it.
@@ -58,12 +63,13 @@ impl Grant for RefreshTokenGrant {
         };
 
         // A disabled user or an ended session stops the grant before anything rotates.
-        let user_id = token
-            .user_id
-            .as_deref()
-            .ok_or_else(|| invalid("unknown refresh token"))?;
-        let user = active_user(p, user_id).await?;
-        session_not_revoked(p, token.session_id.as_deref(), now).await?;
+        let user = match user {
+            Some(u) if !u.disabled => u,
+            _ => return Err(user_disabled()),
+        };
+        if session_active == Some(false) {
+            return Err(session_ended());
+        }
 
         let successor = if token.rotated_at.is_none() {
             check_lifetime(&token, now)?;
