@@ -28,6 +28,8 @@ struct Args {
     out: Option<PathBuf>,
     /// Paths to run (`cc`, `refresh`, `introspection`, `jwks`, `signin`, `isolation`); all when empty.
     only: Vec<String>,
+    /// Extra `TESSERA_*` settings for the server (`--set KEY=VALUE`, repeatable): for experiments.
+    set: Vec<(String, String)>,
 }
 
 impl Args {
@@ -49,6 +51,7 @@ fn parse_args() -> Args {
         .join("release/tessera"),
         out: None,
         only: Vec::new(),
+        set: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -59,6 +62,11 @@ fn parse_args() -> Args {
             "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).expect("--seconds N"),
             "--tessera" => a.tessera = PathBuf::from(it.next().expect("--tessera PATH")),
             "--out" => a.out = Some(PathBuf::from(it.next().expect("--out FILE"))),
+            "--set" => {
+                let kv = it.next().expect("--set TESSERA_KEY=VALUE");
+                let (k, v) = kv.split_once('=').expect("--set TESSERA_KEY=VALUE");
+                a.set.push((k.to_string(), v.to_string()));
+            }
             "--only" => {
                 a.only = it
                     .next()
@@ -129,7 +137,12 @@ async fn main() {
 
     for &backend in &args.backends {
         let label = backend.label().to_string();
-        let t = Tessera::start(&args.tessera, backend, &[]).await;
+        let set: Vec<(&str, &str)> = args
+            .set
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let t = Tessera::start(&args.tessera, backend, &set).await;
         sc::bootstrap(&t).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         idle_rss.push((label.clone(), mib(rss_kib(t.pid()))));
