@@ -102,11 +102,18 @@ fn mib(kib: Option<u64>) -> f64 {
     kib.unwrap_or(0) as f64 / 1024.0
 }
 
-fn row(out: &mut String, r: &Row, baseline: Option<&Row>) {
+fn row(out: &mut String, r: &Row, baseline: Option<&Row>, argon2: Option<f64>) {
     let o = &r.outcome;
-    let ratio = baseline
-        .map(|b| format!("{:.1}x", o.rate() / b.outcome.rate().max(1e-9)))
-        .unwrap_or_else(|| "".into());
+    let ratio = match (baseline, argon2) {
+        (Some(b), _) => format!("{:.1}x", o.rate() / b.outcome.rate().max(1e-9)),
+        (None, Some(limit)) if o.name.starts_with("password sign-in") => {
+            format!(
+                "{:.0}% of argon2id limit",
+                100.0 * o.rate() / limit.max(1e-9)
+            )
+        }
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
         "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} |",
@@ -134,6 +141,14 @@ async fn main() {
     let chains = if args.smoke { 64 } else { 1000 };
     let mut rows: Vec<Row> = Vec::new();
     let mut idle_rss = Vec::new();
+    // Measured before any server starts, on the same cores: sign-in is reported against it.
+    let argon2 = (args.runs("signin") || args.runs("isolation")).then(|| {
+        runner::argon2_limit(if args.smoke {
+            Duration::from_secs(1)
+        } else {
+            d.min(Duration::from_secs(5))
+        })
+    });
 
     for &backend in &args.backends {
         let label = backend.label().to_string();
@@ -340,10 +355,16 @@ async fn main() {
                 || (r.outcome.name.starts_with("introspection")
                     && b.outcome.name.starts_with("introspection"))
         });
-        row(&mut out, r, base);
+        row(&mut out, r, base, argon2);
     }
     for b in &baseline {
-        row(&mut out, b, None);
+        row(&mut out, b, None, None);
+    }
+    if let Some(limit) = argon2 {
+        let _ = writeln!(
+            out,
+            "\nargon2id limit of this machine (m=19456 KiB, t=2, p=1, one thread per core, nothing else running): {limit:.1} hashes/s"
+        );
     }
     for (label, rss) in &idle_rss {
         let _ = writeln!(out, "\nIdle RSS after start-up ({label}): {rss:.1} MiB");

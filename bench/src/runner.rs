@@ -82,3 +82,37 @@ where
         hist,
     }
 }
+
+/// The machine's argon2id limit at Tessera's default (OWASP) parameters: hashes per second with
+/// one hashing thread per core and nothing else running, each thread reusing its memory as
+/// Tessera's hashing pool does.
+pub fn argon2_limit(duration: Duration) -> f64 {
+    use argon2::{Algorithm, Argon2, Block, Params, Version};
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let params = Params::new(19456, 2, 1, Some(32)).expect("argon2 params");
+                let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+                let mut blocks = vec![Block::new(); 19456];
+                let mut out = [0u8; 32];
+                let mut n = 0u64;
+                while start.elapsed() < duration {
+                    argon
+                        .hash_password_into_with_memory(
+                            b"correct horse battery staple",
+                            b"sixteen byte salt",
+                            &mut out,
+                            &mut blocks,
+                        )
+                        .expect("argon2");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}
