@@ -167,14 +167,28 @@ impl Tessera {
 
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+        let _ = self.child.wait().await;
         let _ = std::fs::remove_dir_all(&self.dir);
+        // A PostgreSQL run leaves no database behind (autovacuum visits every one).
+        if let Some((_, name)) = self.database_url.rsplit_once('/')
+            && self.database_url.starts_with("postgres")
+            && let Ok(pool) = sqlx::AnyPool::connect(&pg_admin_url()).await
+        {
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
+            pool.close().await;
+        }
     }
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("TESSERA_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 async fn create_pg_database() -> String {
     sqlx::any::install_default_drivers();
-    let admin = std::env::var("TESSERA_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin = pg_admin_url();
     let name = format!("tessera_bench_{}", random_hex(6));
     let pool = sqlx::AnyPool::connect(&admin)
         .await

@@ -351,6 +351,123 @@ contract!(
 );
 
 contract!(
+    a_one_statement_rotation_happens_only_for_a_current_live_grant,
+    |s: SqlStore| async move {
+        let u = user("fast@example.com");
+        s.insert_user(&u).await.unwrap();
+        let sess = session(&u.id);
+        s.insert_session(&sess).await.unwrap();
+        let token = |family: &str| {
+            let mut t = refresh(family, Some(&sess.id));
+            t.user_id = Some(u.id.clone());
+            t
+        };
+        let rotation = |old: &'static [u8], now: Timestamp| CurrentRotation {
+            old_hash: old,
+            client_id: "app",
+            successor_hash: b"successor-hash",
+            successor_enc: b"sealed",
+            now,
+            idle_ttl: 100,
+        };
+        let leak = |t: &RefreshToken| -> &'static [u8] {
+            Box::leak(t.token_hash.clone().into_boxed_slice())
+        };
+
+        // Refused (None, nothing written): wrong client, rotated, revoked, expired, idle.
+        let mut refused = Vec::new();
+        let mut rotated = token("r1");
+        rotated.rotated_at = Some(150);
+        let mut revoked = token("r2");
+        revoked.revoked_at = Some(150);
+        let mut idle = token("r3");
+        idle.idle_expires_at = 200;
+        for t in [rotated, revoked, idle] {
+            s.insert_refresh(&t).await.unwrap();
+            refused.push((t, "app"));
+        }
+        let other = token("r4");
+        s.insert_refresh(&other).await.unwrap();
+        refused.push((other, "someone-else"));
+        for (t, client) in &refused {
+            let mut r = rotation(leak(t), 200);
+            r.client_id = client;
+            assert_eq!(
+                s.rotate_if_current(&r).await.unwrap(),
+                None,
+                "{}",
+                t.family_id
+            );
+            assert_eq!(
+                s.find_refresh(&t.token_hash).await.unwrap().as_ref(),
+                Some(t)
+            );
+        }
+        assert_eq!(s.find_refresh(b"successor-hash").await.unwrap(), None);
+
+        // A current token: rotated (on stores that support it) with the same grant.
+        let current = token("live");
+        s.insert_refresh(&current).await.unwrap();
+        match s
+            .rotate_if_current(&rotation(leak(&current), 200))
+            .await
+            .unwrap()
+        {
+            None => {
+                let stored = s.find_refresh(&current.token_hash).await.unwrap().unwrap();
+                assert_eq!(stored, current);
+            }
+            Some(grant) => {
+                assert_eq!(grant.user.as_ref(), Some(&u));
+                assert_eq!(grant.token.family_id, "live");
+                assert_eq!(grant.token.rotated_at, Some(200));
+                let next = s.find_refresh(b"successor-hash").await.unwrap().unwrap();
+                assert_eq!(next.family_id, "live");
+                assert_eq!(next.session_id.as_deref(), Some(sess.id.as_str()));
+                assert_eq!(next.user_id, current.user_id);
+                assert_eq!(
+                    (next.scope.as_str(), next.audience.as_str()),
+                    ("openid", "api")
+                );
+                assert_eq!(next.amr, current.amr);
+                assert_eq!(next.auth_time, current.auth_time);
+                assert_eq!(next.created_at, 200);
+                assert_eq!(next.idle_expires_at, 300);
+                assert_eq!(next.expires_at, current.expires_at);
+                assert_eq!(next.rotated_at, None);
+                // Once rotated it is no longer current.
+                let again = CurrentRotation {
+                    successor_hash: b"another",
+                    ..rotation(leak(&current), 201)
+                };
+                assert_eq!(s.rotate_if_current(&again).await.unwrap(), None);
+            }
+        }
+
+        // A disabled user or an ended session refuses too.
+        let a = token("d1");
+        s.insert_refresh(&a).await.unwrap();
+        s.set_user_disabled(&u.id, true, 210).await.unwrap();
+        let r = CurrentRotation {
+            successor_hash: b"s-d1",
+            ..rotation(leak(&a), 210)
+        };
+        assert_eq!(s.rotate_if_current(&r).await.unwrap(), None);
+        s.set_user_disabled(&u.id, false, 211).await.unwrap();
+        s.revoke_session(&sess.id, 212).await.unwrap();
+        let b = token("d2");
+        s.insert_refresh(&b).await.unwrap();
+        let r = CurrentRotation {
+            successor_hash: b"s-d2",
+            ..rotation(leak(&b), 212)
+        };
+        assert_eq!(s.rotate_if_current(&r).await.unwrap(), None);
+        assert_eq!(s.find_refresh(b"s-d1").await.unwrap(), None);
+        assert_eq!(s.find_refresh(b"s-d2").await.unwrap(), None);
+    }
+);
+
+contract!(
     revoking_a_family_or_a_session_revokes_its_refresh_tokens,
     |s: SqlStore| async move {
         let u = user("bob@example.com");

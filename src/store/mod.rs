@@ -139,6 +139,17 @@ pub enum CodeOutcome {
     NotFound,
 }
 
+/// See [`RefreshTokenStore::rotate_if_current`].
+#[derive(Debug)]
+pub struct CurrentRotation<'a> {
+    pub old_hash: &'a [u8],
+    pub client_id: &'a str,
+    pub successor_hash: &'a [u8],
+    pub successor_enc: &'a [u8],
+    pub now: Timestamp,
+    pub idle_ttl: i64,
+}
+
 /// A refresh token and what its grant depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshGrant {
@@ -304,6 +315,15 @@ pub trait RefreshTokenStore {
         successor_enc: &[u8],
         now: Timestamp,
     ) -> StoreResult<bool>;
+    /// The common refresh in one statement: if `old_hash` is the current, live token of a
+    /// family issued to `client_id`, its user is enabled and its session (if any) active,
+    /// rotates it to a successor with the same grant (created now, idle limit `now + idle_ttl`
+    /// capped by the family's) and returns the predecessor with its user. `None` means "use the
+    /// general path", which also says why a token is refused; a store may always answer `None`.
+    async fn rotate_if_current(
+        &self,
+        rotation: &CurrentRotation<'_>,
+    ) -> StoreResult<Option<RefreshGrant>>;
     /// Revokes every token of a family. Idempotent.
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()>;
 }

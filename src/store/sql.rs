@@ -145,6 +145,27 @@ fn refresh_from(row: &AnyRow) -> StoreResult<RefreshToken> {
     })
 }
 
+/// A refresh token with its user (`u_` columns) and session (`s_id`, `s_revoked_at`).
+fn refresh_grant_from(row: &AnyRow) -> StoreResult<RefreshGrant> {
+    let token = refresh_from(row)?;
+    let user = match row.try_get::<Option<String>, _>("u_id")? {
+        Some(_) => Some(user_from_prefixed(row, "u_")?),
+        None => None,
+    };
+    let session_active = match token.session_id {
+        None => None,
+        Some(_) => Some(
+            row.try_get::<Option<String>, _>("s_id")?.is_some()
+                && row.try_get::<Option<i64>, _>("s_revoked_at")?.is_none(),
+        ),
+    };
+    Ok(RefreshGrant {
+        token,
+        user,
+        session_active,
+    })
+}
+
 fn key_from(row: &AnyRow) -> StoreResult<SigningKeyRecord> {
     Ok(SigningKeyRecord {
         kid: row.try_get("kid")?,
@@ -607,23 +628,7 @@ impl RefreshTokenStore for SqlStore {
         else {
             return Ok(None);
         };
-        let token = refresh_from(&row)?;
-        let user = match row.try_get::<Option<String>, _>("u_id")? {
-            Some(_) => Some(user_from_prefixed(&row, "u_")?),
-            None => None,
-        };
-        let session_active = match token.session_id {
-            None => None,
-            Some(_) => Some(
-                row.try_get::<Option<String>, _>("s_id")?.is_some()
-                    && row.try_get::<Option<i64>, _>("s_revoked_at")?.is_none(),
-            ),
-        };
-        Ok(Some(RefreshGrant {
-            token,
-            user,
-            session_active,
-        }))
+        refresh_grant_from(&row).map(Some)
     }
 
     async fn rotate_refresh(
@@ -662,6 +667,52 @@ impl RefreshTokenStore for SqlStore {
                 "the SQLite write queue is not running".into(),
             )),
         }
+    }
+
+    async fn rotate_if_current(
+        &self,
+        r: &CurrentRotation<'_>,
+    ) -> StoreResult<Option<RefreshGrant>> {
+        // PostgreSQL only: one statement instead of a read and a write. SQLite already batches
+        // its rotations (group commit) and reads on its own connections.
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        sqlx::query(
+            "WITH won AS (\
+               UPDATE refresh_tokens r SET rotated_at = $1, successor_hash = $2, successor_enc = $3 \
+               WHERE r.token_hash = $4 AND r.client_id = $5 \
+                 AND r.rotated_at IS NULL AND r.revoked_at IS NULL \
+                 AND r.expires_at > $1 AND r.idle_expires_at > $1 \
+                 AND EXISTS (SELECT 1 FROM users u WHERE u.id = r.user_id AND u.disabled = 0) \
+                 AND (r.session_id IS NULL OR EXISTS \
+                   (SELECT 1 FROM sessions s WHERE s.id = r.session_id AND s.revoked_at IS NULL)) \
+               RETURNING r.*), \
+             successor AS (\
+               INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, \
+                 audience, auth_time, amr, created_at, idle_expires_at, expires_at) \
+               SELECT $2, family_id, client_id, user_id, session_id, scope, audience, auth_time, amr, \
+                 $1, LEAST($1 + $6, expires_at), expires_at FROM won) \
+             SELECT won.token_hash, won.family_id, won.client_id, won.user_id, won.session_id, won.scope, \
+               won.audience, won.auth_time, won.amr, won.created_at, won.idle_expires_at, won.expires_at, \
+               won.rotated_at, won.successor_hash, won.successor_enc, won.revoked_at, \
+               u.id AS u_id, u.email AS u_email, u.name AS u_name, u.roles AS u_roles, \
+               u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
+               u.email_verified AS u_email_verified, u.created_at AS u_created_at, \
+               won.session_id AS s_id, NULL::BIGINT AS s_revoked_at \
+             FROM won JOIN users u ON u.id = won.user_id",
+        )
+        .bind(r.now)
+        .bind(r.successor_hash.to_vec())
+        .bind(r.successor_enc.to_vec())
+        .bind(r.old_hash.to_vec())
+        .bind(r.client_id)
+        .bind(r.idle_ttl)
+        .fetch_optional(&self.writer)
+        .await?
+        .as_ref()
+        .map(refresh_grant_from)
+        .transpose()
     }
 
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()> {

@@ -9,13 +9,13 @@
 use super::{Grant, session_ended, user_disabled};
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
-use crate::crypto::{open_with_token, seal_with_token};
+use crate::crypto::{open_with_token, random_token, seal_with_token};
 use crate::metrics::inc;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{TokenResponse, UserGrant};
 use crate::oauth::{Provider, scope};
-use crate::store::{Client, RefreshGrant, RefreshToken, RefreshTokenStore, User};
+use crate::store::{Client, CurrentRotation, RefreshGrant, RefreshToken, RefreshTokenStore, User};
 
 pub struct RefreshTokenGrant;
 
@@ -37,6 +37,13 @@ impl Grant for RefreshTokenGrant {
         }
         let now = p.now();
         let hash = p.crypto.token_hash(presented);
+        // The common case first: a current token, same scope, rotated in one statement where
+        // the store can. Everything else (and the reason for a refusal) takes the path below.
+        if params.get("scope").is_none()
+            && let Some(response) = rotate_current(p, client, presented, &hash, now).await?
+        {
+            return Ok(response);
+        }
         let Some(RefreshGrant {
             token,
             user,
@@ -88,16 +95,60 @@ impl Grant for RefreshTokenGrant {
         };
 
         let scope = requested_scope.unwrap_or_else(|| token.scope.clone());
-        let grant = UserGrant {
-            user: &user,
-            session_id: token.session_id.as_deref(),
-            auth_time: token.auth_time,
-            amr: &token.amr,
-        };
-        let mut response = p.user_tokens(client, &grant, &token.audience, &scope, None, None)?;
-        response.refresh_token = Some(successor);
-        Ok(response)
+        respond(p, client, &token, &user, &scope, successor)
     }
+}
+
+/// Access and ID token for the grant behind `token`, with its successor refresh token.
+fn respond(
+    p: &Provider,
+    client: &Client,
+    token: &RefreshToken,
+    user: &User,
+    scope: &str,
+    successor: String,
+) -> Result<TokenResponse, OAuthError> {
+    let grant = UserGrant {
+        user,
+        session_id: token.session_id.as_deref(),
+        auth_time: token.auth_time,
+        amr: &token.amr,
+    };
+    let mut response = p.user_tokens(client, &grant, &token.audience, scope, None, None)?;
+    response.refresh_token = Some(successor);
+    Ok(response)
+}
+
+/// The one-statement rotation of a current token (see `RefreshTokenStore::rotate_if_current`);
+/// `None` when the general path must decide.
+async fn rotate_current(
+    p: &Provider,
+    client: &Client,
+    presented: &str,
+    hash: &[u8],
+    now: Timestamp,
+) -> Result<Option<TokenResponse>, OAuthError> {
+    let value = random_token();
+    let successor_hash = p.crypto.token_hash(&value);
+    let sealed = seal_with_token(presented, value.as_bytes());
+    let rotation = CurrentRotation {
+        old_hash: hash,
+        client_id: &client.id,
+        successor_hash: &successor_hash,
+        successor_enc: &sealed,
+        now,
+        idle_ttl: p.settings.refresh_idle_ttl,
+    };
+    let Some(RefreshGrant {
+        token,
+        user: Some(user),
+        ..
+    }) = p.store.rotate_if_current(&rotation).await?
+    else {
+        return Ok(None);
+    };
+    inc(&p.metrics.refresh_rotations);
+    respond(p, client, &token, &user, &token.scope, value).map(Some)
 }
 
 fn check_lifetime(token: &RefreshToken, now: Timestamp) -> Result<(), OAuthError> {
