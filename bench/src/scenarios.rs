@@ -431,5 +431,15 @@ pub async fn seed_rows(database_url: &str, backend: Backend, from: u64, n: u64, 
             .await
             .expect("seed rows");
     }
+    // Rows that arrived in seconds: refresh the planner's statistics as autovacuum would after
+    // such growth. On PostgreSQL this also invalidates plans cached while the tables were tiny
+    // (a sequential scan is the cheapest plan for a table of a few pages, and a disaster for
+    // one of a million rows).
+    if backend == Backend::Postgres {
+        sqlx::query("ANALYZE refresh_tokens, sessions, users")
+            .execute(&pool)
+            .await
+            .expect("analyze");
+    }
     pool.close().await;
 }

@@ -175,7 +175,9 @@ impl Tessera {
             && let Ok(pool) = sqlx::AnyPool::connect(&pg_admin_url()).await
         {
             let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                .execute(&pool)
+                .await;
             pool.close().await;
         }
     }
