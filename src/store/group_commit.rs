@@ -11,6 +11,10 @@
 //! same token in one batch still have exactly one winner. If any statement fails, the whole
 //! batch is rolled back and every caller gets the error: nothing is half-written, and the
 //! clients still hold valid tokens to retry with.
+//!
+//! A batch travels as one multi-statement query, so it costs one round trip to SQLite's thread
+//! whatever its size. sqlx's SQLite driver runs such queries and binds `$n` across statements;
+//! the store contract suite (concurrent rotations, a failing batch) checks that it still does.
 
 use std::collections::HashMap;
 
