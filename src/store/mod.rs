@@ -320,10 +320,14 @@ pub trait RefreshTokenStore {
     /// rotates it to a successor with the same grant (created now, idle limit `now + idle_ttl`
     /// capped by the family's) and returns the predecessor with its user. `None` means "use the
     /// general path", which also says why a token is refused; a store may always answer `None`.
+    /// Callers ask [`RefreshTokenStore::rotates_in_one_statement`] first, so a store without it
+    /// costs them nothing.
     async fn rotate_if_current(
         &self,
         rotation: &CurrentRotation<'_>,
     ) -> StoreResult<Option<RefreshGrant>>;
+    /// Whether [`RefreshTokenStore::rotate_if_current`] can ever rotate.
+    fn rotates_in_one_statement(&self) -> bool;
     /// Revokes every token of a family. Idempotent.
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()>;
 }

@@ -673,9 +673,7 @@ impl RefreshTokenStore for SqlStore {
         &self,
         r: &CurrentRotation<'_>,
     ) -> StoreResult<Option<RefreshGrant>> {
-        // PostgreSQL only: one statement instead of a read and a write. SQLite already batches
-        // its rotations (group commit) and reads on its own connections.
-        if self.backend != Backend::Postgres {
+        if !self.rotates_in_one_statement() {
             return Ok(None);
         }
         sqlx::query(
@@ -713,6 +711,12 @@ impl RefreshTokenStore for SqlStore {
         .as_ref()
         .map(refresh_grant_from)
         .transpose()
+    }
+
+    /// PostgreSQL only: one statement instead of a read and a write. SQLite already batches its
+    /// rotations (group commit) and reads on its own connections.
+    fn rotates_in_one_statement(&self) -> bool {
+        self.backend == Backend::Postgres
     }
 
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()> {

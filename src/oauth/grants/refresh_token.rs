@@ -40,6 +40,7 @@ impl Grant for RefreshTokenGrant {
         // The common case first: a current token, same scope, rotated in one statement where
         // the store can. Everything else (and the reason for a refusal) takes the path below.
         if params.get("scope").is_none()
+            && p.store.rotates_in_one_statement()
             && let Some(response) = rotate_current(p, client, presented, &hash, now).await?
         {
             return Ok(response);
