@@ -578,7 +578,7 @@ contract!(
     |s: SqlStore| async move {
         use crate::audit::{AuditEvent, ChainVerifier};
         use crate::crypto::{Crypto, MasterKey};
-        let crypto = Crypto::new(&MasterKey::generate());
+        let crypto = std::sync::Arc::new(Crypto::new(&MasterKey::generate()));
         for i in 0..3 {
             s.append_audit(
                 &crypto,

@@ -374,7 +374,7 @@ pub trait AuditStore {
     /// Appends an entry, chaining it to the last one; appends are serialised. Returns its number.
     async fn append_audit(
         &self,
-        crypto: &crate::crypto::Crypto,
+        crypto: &std::sync::Arc<crate::crypto::Crypto>,
         at: Timestamp,
         event: &crate::audit::AuditEvent,
     ) -> StoreResult<i64>;
