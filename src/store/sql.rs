@@ -59,6 +59,15 @@ macro_rules! user_columns {
     };
 }
 
+/// The users columns of a join on `users u`, as `u_{column}` for [`user_from_prefixed`].
+macro_rules! joined_user_columns {
+    () => {
+        "u.id AS u_id, u.email AS u_email, u.name AS u_name, u.roles AS u_roles, \
+         u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
+         u.email_verified AS u_email_verified, u.created_at AS u_created_at"
+    };
+}
+
 fn user_from(row: &AnyRow) -> StoreResult<User> {
     user_from_prefixed(row, "")
 }
@@ -661,19 +670,17 @@ impl RefreshTokenStore for SqlStore {
     }
 
     async fn find_refresh_grant(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshGrant>> {
-        let Some(row) = sqlx::query(
+        let Some(row) = sqlx::query(concat!(
             "SELECT r.token_hash, r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.audience, \
              r.auth_time, r.amr, r.created_at, r.idle_expires_at, r.expires_at, r.rotated_at, \
-             r.successor_hash, r.successor_enc, r.revoked_at, \
-             u.id AS u_id, u.email AS u_email, u.name AS u_name, u.roles AS u_roles, \
-             u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
-             u.email_verified AS u_email_verified, u.created_at AS u_created_at, \
-             s.id AS s_id, s.revoked_at AS s_revoked_at \
+             r.successor_hash, r.successor_enc, r.revoked_at, ",
+            joined_user_columns!(),
+            ", s.id AS s_id, s.revoked_at AS s_revoked_at \
              FROM refresh_tokens r \
              LEFT JOIN users u ON u.id = r.user_id \
              LEFT JOIN sessions s ON s.id = r.session_id \
-             WHERE r.token_hash = $1",
-        )
+             WHERE r.token_hash = $1"
+        ))
         .bind(token_hash.to_vec())
         .fetch_optional(&self.pool)
         .await?
@@ -690,35 +697,30 @@ impl RefreshTokenStore for SqlStore {
         successor_enc: &[u8],
         now: Timestamp,
     ) -> StoreResult<bool> {
-        if self.backend == Backend::Postgres {
-            // One statement, one round trip: the UPDATE's row lock decides the winner (a
-            // concurrent statement re-checks the WHERE after the winner commits and finds
-            // nothing), and the successor is inserted only from the row the UPDATE returned.
-            let inserted = bind_refresh(
-                sqlx::query(
-                "WITH won AS (UPDATE refresh_tokens SET rotated_at = $17, successor_hash = $1, successor_enc = $18 \
-                 WHERE token_hash = $19 AND rotated_at IS NULL AND revoked_at IS NULL RETURNING 1) \
-                 INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, audience, \
-                 auth_time, amr, created_at, idle_expires_at, expires_at, rotated_at, successor_hash, successor_enc, revoked_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM won",
-                ),
-                successor,
-            )
-            .bind(now)
-            .bind(successor_enc.to_vec())
-            .bind(old_hash.to_vec())
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-            return Ok(inserted == 1);
-        }
         // SQLite: batched with concurrent rotations into one transaction (group commit).
-        match &self.rotations {
-            Some(queue) => queue.rotate(old_hash, successor, successor_enc, now).await,
-            None => Err(StoreError::Unavailable(
-                "the SQLite write queue is not running".into(),
-            )),
+        if let Some(queue) = &self.rotations {
+            return queue.rotate(old_hash, successor, successor_enc, now).await;
         }
+        // PostgreSQL: one statement, one round trip. The UPDATE's row lock decides the winner (a
+        // concurrent statement re-checks the WHERE after the winner commits and finds nothing),
+        // and the successor is inserted only from the row the UPDATE returned.
+        let inserted = bind_refresh(
+            sqlx::query(
+            "WITH won AS (UPDATE refresh_tokens SET rotated_at = $17, successor_hash = $1, successor_enc = $18 \
+             WHERE token_hash = $19 AND rotated_at IS NULL AND revoked_at IS NULL RETURNING 1) \
+             INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, audience, \
+             auth_time, amr, created_at, idle_expires_at, expires_at, rotated_at, successor_hash, successor_enc, revoked_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM won",
+            ),
+            successor,
+        )
+        .bind(now)
+        .bind(successor_enc.to_vec())
+        .bind(old_hash.to_vec())
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
     }
 
     async fn rotate_if_current(
@@ -728,7 +730,7 @@ impl RefreshTokenStore for SqlStore {
         if !self.rotates_in_one_statement() {
             return Ok(None);
         }
-        sqlx::query(
+        sqlx::query(concat!(
             "WITH won AS (\
                UPDATE refresh_tokens r SET rotated_at = $1, successor_hash = $2, successor_enc = $3 \
                WHERE r.token_hash = $4 AND r.client_id = $5 \
@@ -745,13 +747,11 @@ impl RefreshTokenStore for SqlStore {
                  $1, LEAST($1 + $6, expires_at), expires_at FROM won) \
              SELECT won.token_hash, won.family_id, won.client_id, won.user_id, won.session_id, won.scope, \
                won.audience, won.auth_time, won.amr, won.created_at, won.idle_expires_at, won.expires_at, \
-               won.rotated_at, won.successor_hash, won.successor_enc, won.revoked_at, \
-               u.id AS u_id, u.email AS u_email, u.name AS u_name, u.roles AS u_roles, \
-               u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
-               u.email_verified AS u_email_verified, u.created_at AS u_created_at, \
-               won.session_id AS s_id, NULL::BIGINT AS s_revoked_at \
-             FROM won JOIN users u ON u.id = won.user_id",
-        )
+               won.rotated_at, won.successor_hash, won.successor_enc, won.revoked_at, ",
+            joined_user_columns!(),
+            ", won.session_id AS s_id, NULL::BIGINT AS s_revoked_at \
+             FROM won JOIN users u ON u.id = won.user_id"
+        ))
         .bind(r.now)
         .bind(r.successor_hash.to_vec())
         .bind(r.successor_enc.to_vec())
