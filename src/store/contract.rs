@@ -467,6 +467,120 @@ contract!(
     }
 );
 
+/// A user, a session and `n` current tokens of theirs (families `{prefix}0..n`).
+async fn live_tokens(s: &SqlStore, prefix: &str, n: usize) -> (User, Session, Vec<RefreshToken>) {
+    let u = user(&format!("{prefix}@example.com"));
+    s.insert_user(&u).await.unwrap();
+    let sess = session(&u.id);
+    s.insert_session(&sess).await.unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..n {
+        let mut t = refresh(&format!("{prefix}{i}"), Some(&sess.id));
+        t.user_id = Some(u.id.clone());
+        s.insert_refresh(&t).await.unwrap();
+        tokens.push(t);
+    }
+    (u, sess, tokens)
+}
+
+/// Rotates `old` at 200 with `successor` in a task of its own.
+fn spawn_rotation(
+    s: &SqlStore,
+    old: &RefreshToken,
+    successor: Vec<u8>,
+) -> tokio::task::JoinHandle<StoreResult<Option<RefreshGrant>>> {
+    let (s, old) = (s.clone(), old.token_hash.clone());
+    tokio::spawn(async move {
+        s.rotate_if_current(&CurrentRotation {
+            old_hash: &old,
+            client_id: "app",
+            successor_hash: &successor,
+            successor_enc: b"sealed",
+            now: 200,
+            idle_ttl: 100,
+        })
+        .await
+    })
+}
+
+contract!(
+    concurrent_one_statement_rotations_have_one_winner_per_token,
+    |s: SqlStore| async move {
+        let (u, _, tokens) = live_tokens(&s, "race", 30).await;
+        let mut orphan = refresh("race-orphan", Some("no-such-session"));
+        orphan.user_id = Some(u.id.clone());
+        s.insert_refresh(&orphan).await.unwrap();
+        // Three racing rotations of every token, all queued at once (so they share batches).
+        let mut tasks = Vec::new();
+        for (i, t) in tokens.iter().chain([&orphan]).enumerate() {
+            for k in 0..3 {
+                let successor = format!("succ-{i}-{k}").into_bytes();
+                let task = spawn_rotation(&s, t, successor.clone());
+                tasks.push((t.family_id.clone(), successor, task));
+            }
+        }
+        let mut winners = std::collections::HashMap::new();
+        for (family, successor, task) in tasks {
+            if let Some(grant) = task.await.unwrap().unwrap() {
+                assert_eq!(grant.token.family_id, family);
+                assert_eq!(grant.token.successor_hash.as_ref(), Some(&successor));
+                assert_eq!(grant.user.as_ref(), Some(&u));
+                let earlier = winners.insert(family.clone(), successor);
+                assert!(earlier.is_none(), "two winners for {family}");
+            }
+        }
+        if !s.rotates_in_one_statement() {
+            assert!(winners.is_empty());
+            return;
+        }
+        assert_eq!(winners.len(), tokens.len(), "every live token rotates once");
+        for t in &tokens {
+            let stored = s.find_refresh(&t.token_hash).await.unwrap().unwrap();
+            let successor = winners.get(&t.family_id).unwrap();
+            assert_eq!(stored.successor_hash.as_ref(), Some(successor));
+            let next = s.find_refresh(successor).await.unwrap().unwrap();
+            assert_eq!(
+                (next.family_id.as_str(), next.rotated_at),
+                (t.family_id.as_str(), None)
+            );
+        }
+        let untouched = s.find_refresh(&orphan.token_hash).await.unwrap();
+        assert_eq!(untouched.as_ref(), Some(&orphan));
+    }
+);
+
+contract!(
+    a_failing_one_statement_rotation_fails_alone,
+    |s: SqlStore| async move {
+        let (_, _, tokens) = live_tokens(&s, "lone", 11).await;
+        let (bad, good) = tokens.split_first().unwrap();
+        // The bad rotation's successor collides with an existing token: its statement fails.
+        let collide = spawn_rotation(&s, bad, good[0].token_hash.clone());
+        let fine: Vec<_> = good
+            .iter()
+            .map(|t| spawn_rotation(&s, t, format!("next-{}", t.family_id).into_bytes()))
+            .collect();
+        let collided = collide.await.unwrap();
+        let results: Vec<_> = futures_util::future::join_all(fine).await;
+        if !s.rotates_in_one_statement() {
+            assert_eq!(collided.unwrap(), None);
+            assert!(results.into_iter().all(|r| r.unwrap().unwrap().is_none()));
+            return;
+        }
+        assert!(
+            collided.is_err(),
+            "the colliding rotation reports its failure"
+        );
+        for (t, r) in good.iter().zip(results) {
+            let grant = r.unwrap().unwrap().expect("the others rotate");
+            assert_eq!(grant.token.family_id, t.family_id);
+        }
+        // Nothing of the failed rotation was written.
+        let stored = s.find_refresh(&bad.token_hash).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(bad));
+    }
+);
+
 contract!(
     revoking_a_family_or_a_session_revokes_its_refresh_tokens,
     |s: SqlStore| async move {

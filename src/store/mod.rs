@@ -5,7 +5,9 @@
 //! Conventions: timestamps are Unix seconds; secrets are stored only as keyed hashes
 //! (`*_hash: Vec<u8>`) or encrypted (`*_enc`); lists are stored as JSON text.
 
+mod checkpoint;
 mod group_commit;
+mod group_commit_pg;
 pub mod migrate;
 pub mod sql;
 

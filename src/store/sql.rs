@@ -9,7 +9,9 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+use super::checkpoint;
 use super::group_commit::RotationQueue;
+use super::group_commit_pg::PgRotationQueue;
 use super::*;
 
 #[derive(Clone, Debug)]
@@ -22,6 +24,8 @@ pub struct SqlStore {
     writer: AnyPool,
     /// SQLite: refresh rotations are committed in batches by one task (see `group_commit`).
     rotations: Option<RotationQueue>,
+    /// PostgreSQL: rotations of current tokens, batched into one statement (`group_commit_pg`).
+    current_rotations: Option<PgRotationQueue>,
     /// SQLite: the runtime whose task owns the writer (see [`SqlStore::write`]).
     writer_task: Option<tokio::runtime::Handle>,
     backend: Backend,
@@ -158,7 +162,47 @@ fn refresh_from(row: &AnyRow) -> StoreResult<RefreshToken> {
 }
 
 /// A refresh token with its user (`u_` columns) and session (`s_id`, `s_revoked_at`).
-fn refresh_grant_from(row: &AnyRow) -> StoreResult<RefreshGrant> {
+/// PostgreSQL: rotates every current, live token of a JSON array of rotations (`o` the
+/// predecessor's hash, `c` the client, `s` and `e` the successor's hash and sealed value, in
+/// base64; `n` now, `t` the idle lifetime) in one statement; returns the predecessors it rotated,
+/// with their users (see `group_commit_pg`). The successor's idle limit is the rule of
+/// `Provider::new_refresh_token`, `min(now + idle lifetime, the family's expiry)`.
+/// The token is found through its primary key (`= ANY`), and user and session are checked by
+/// scalar sub-queries on theirs, so the plan cannot start from a table whose statistics are stale
+/// (a generic plan made while `users` looked tiny scanned it and every token of each user).
+pub(super) const ROTATE_CURRENT: &str = concat!(
+    "WITH input AS (\
+       SELECT decode(i->>'o', 'base64') AS old_hash, i->>'c' AS client_id, \
+         decode(i->>'s', 'base64') AS successor_hash, decode(i->>'e', 'base64') AS successor_enc, \
+         (i->>'n')::BIGINT AS now, (i->>'t')::BIGINT AS idle_ttl \
+       FROM jsonb_array_elements($1::jsonb) AS i), \
+     won AS (\
+       UPDATE refresh_tokens r SET rotated_at = i.now, successor_hash = i.successor_hash, \
+         successor_enc = i.successor_enc \
+       FROM input i \
+       WHERE r.token_hash = ANY (ARRAY(SELECT old_hash FROM input)) \
+         AND r.token_hash = i.old_hash AND r.client_id = i.client_id \
+         AND r.rotated_at IS NULL AND r.revoked_at IS NULL \
+         AND r.expires_at > i.now AND r.idle_expires_at > i.now \
+         AND (SELECT u.disabled = 0 FROM users u WHERE u.id = r.user_id) \
+         AND (r.session_id IS NULL OR \
+           (SELECT s.revoked_at IS NULL FROM sessions s WHERE s.id = r.session_id)) \
+       RETURNING r.*, i.idle_ttl AS successor_idle_ttl), \
+     successor AS (\
+       INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, \
+         audience, auth_time, amr, created_at, idle_expires_at, expires_at) \
+       SELECT successor_hash, family_id, client_id, user_id, session_id, scope, audience, \
+         auth_time, amr, rotated_at, LEAST(rotated_at + successor_idle_ttl, expires_at), expires_at \
+       FROM won) \
+     SELECT won.token_hash, won.family_id, won.client_id, won.user_id, won.session_id, won.scope, \
+       won.audience, won.auth_time, won.amr, won.created_at, won.idle_expires_at, won.expires_at, \
+       won.rotated_at, won.successor_hash, won.successor_enc, won.revoked_at, ",
+    joined_user_columns!(),
+    ", won.session_id AS s_id, NULL::BIGINT AS s_revoked_at \
+     FROM won JOIN users u ON u.id = won.user_id"
+);
+
+pub(super) fn refresh_grant_from(row: &AnyRow) -> StoreResult<RefreshGrant> {
     let token = refresh_from(row)?;
     let user = match row.try_get::<Option<String>, _>("u_id")? {
         Some(_) => Some(user_from_prefixed(row, "u_")?),
@@ -227,7 +271,8 @@ impl SqlStore {
                 url.push_str("?mode=rwc");
             }
         }
-        let options = |size: u32| {
+        // `extra`: pragmas for this pool's connections only.
+        let options = |size: u32, extra: &'static str| {
             AnyPoolOptions::new()
                 .max_connections(size.max(1))
                 .acquire_timeout(Duration::from_secs(10))
@@ -244,22 +289,34 @@ impl SqlStore {
                              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
                             )
                             .await?;
+                            if !extra.is_empty() {
+                                conn.execute(extra).await?;
+                            }
                         }
                         Ok(())
                     })
                 })
         };
-        let pool = options(max_connections).connect(&url).await?;
+        let pool = options(max_connections, "").connect(&url).await?;
         let writer = match backend {
-            Backend::Sqlite => options(1).connect(&url).await?,
+            Backend::Sqlite => {
+                // Checkpoints run in the background (see `checkpoint`), not in the writer's
+                // commits.
+                let writer = options(1, checkpoint::WRITER_PRAGMAS).connect(&url).await?;
+                checkpoint::start(pool.clone());
+                writer
+            }
             Backend::Postgres => pool.clone(),
         };
         let rotations = (backend == Backend::Sqlite).then(|| RotationQueue::start(writer.clone()));
+        let current_rotations =
+            (backend == Backend::Postgres).then(|| PgRotationQueue::start(writer.clone()));
         let writer_task = (backend == Backend::Sqlite).then(tokio::runtime::Handle::current);
         Ok(Self {
             pool,
             writer,
             rotations,
+            current_rotations,
             writer_task,
             backend,
         })
@@ -727,42 +784,10 @@ impl RefreshTokenStore for SqlStore {
         &self,
         r: &CurrentRotation<'_>,
     ) -> StoreResult<Option<RefreshGrant>> {
-        if !self.rotates_in_one_statement() {
-            return Ok(None);
+        match &self.current_rotations {
+            Some(queue) => queue.rotate(r).await,
+            None => Ok(None),
         }
-        sqlx::query(concat!(
-            "WITH won AS (\
-               UPDATE refresh_tokens r SET rotated_at = $1, successor_hash = $2, successor_enc = $3 \
-               WHERE r.token_hash = $4 AND r.client_id = $5 \
-                 AND r.rotated_at IS NULL AND r.revoked_at IS NULL \
-                 AND r.expires_at > $1 AND r.idle_expires_at > $1 \
-                 AND EXISTS (SELECT 1 FROM users u WHERE u.id = r.user_id AND u.disabled = 0) \
-                 AND (r.session_id IS NULL OR EXISTS \
-                   (SELECT 1 FROM sessions s WHERE s.id = r.session_id AND s.revoked_at IS NULL)) \
-               RETURNING r.*), \
-             successor AS (\
-               INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, \
-                 audience, auth_time, amr, created_at, idle_expires_at, expires_at) \
-               SELECT $2, family_id, client_id, user_id, session_id, scope, audience, auth_time, amr, \
-                 $1, LEAST($1 + $6, expires_at), expires_at FROM won) \
-             SELECT won.token_hash, won.family_id, won.client_id, won.user_id, won.session_id, won.scope, \
-               won.audience, won.auth_time, won.amr, won.created_at, won.idle_expires_at, won.expires_at, \
-               won.rotated_at, won.successor_hash, won.successor_enc, won.revoked_at, ",
-            joined_user_columns!(),
-            ", won.session_id AS s_id, NULL::BIGINT AS s_revoked_at \
-             FROM won JOIN users u ON u.id = won.user_id"
-        ))
-        .bind(r.now)
-        .bind(r.successor_hash.to_vec())
-        .bind(r.successor_enc.to_vec())
-        .bind(r.old_hash.to_vec())
-        .bind(r.client_id)
-        .bind(r.idle_ttl)
-        .fetch_optional(&self.writer)
-        .await?
-        .as_ref()
-        .map(refresh_grant_from)
-        .transpose()
     }
 
     /// PostgreSQL only: one statement instead of a read and a write. SQLite already batches its

@@ -1,0 +1,163 @@
+//! Group commit for the one-statement refresh rotation on PostgreSQL.
+//!
+//! A rotation of a current token is one statement (see
+//! [`RefreshTokenStore::rotate_if_current`](super::RefreshTokenStore::rotate_if_current)), but
+//! most of what PostgreSQL spends on it is per statement, not per row: starting the executor for
+//! a CTE with its sub-plans, the commit and its WAL flush, two network round trips (the query and
+//! the pool's check when the connection is returned). Rotations therefore queue here and one task
+//! sends whatever has queued as a single statement over a JSON array, with up to
+//! [`IN_FLIGHT`] such statements running at once on separate connections. Alone, a rotation is a
+//! batch of one and costs what it did before.
+//!
+//! Each row is still its own compare-and-set: the UPDATE's row lock decides the winner and a
+//! concurrent statement re-checks its WHERE clause after the winner commits. Two rotations of the
+//! same token in one batch join the same row, which PostgreSQL updates once; the one whose
+//! successor the row now names has won, the other gets `None` and takes the general path like any
+//! loser. Two batches could deadlock only if each held a token the other wants; PostgreSQL then
+//! aborts one of them, and a batch that fails for any reason is retried one rotation at a time,
+//! so its callers see an error only when a rotation fails on its own.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sqlx::AnyPool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::sql::{ROTATE_CURRENT, refresh_grant_from};
+use super::{CurrentRotation, RefreshGrant, StoreError, StoreResult};
+
+/// Rotations waiting beyond this make callers wait for room.
+const QUEUE: usize = 4096;
+/// The most rotations in one statement.
+const BATCH: usize = 64;
+/// Batches running at once, each on its own connection.
+const IN_FLIGHT: usize = 3;
+
+struct Rotation {
+    old_hash: Vec<u8>,
+    client_id: String,
+    successor_hash: Vec<u8>,
+    successor_enc: Vec<u8>,
+    now: i64,
+    idle_ttl: i64,
+    done: oneshot::Sender<StoreResult<Option<RefreshGrant>>>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct PgRotationQueue {
+    tx: mpsc::Sender<Rotation>,
+}
+
+impl PgRotationQueue {
+    /// Starts the batching task on the current runtime.
+    pub(crate) fn start(pool: AnyPool) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, rx));
+        Self { tx }
+    }
+
+    /// Queues a rotation and waits for the statement holding it. `None`: the token was not
+    /// current and live (or another rotation of it won); the caller's general path decides.
+    pub(crate) async fn rotate(
+        &self,
+        r: &CurrentRotation<'_>,
+    ) -> StoreResult<Option<RefreshGrant>> {
+        let (done, result) = oneshot::channel();
+        let job = Rotation {
+            old_hash: r.old_hash.to_vec(),
+            client_id: r.client_id.to_string(),
+            successor_hash: r.successor_hash.to_vec(),
+            successor_enc: r.successor_enc.to_vec(),
+            now: r.now,
+            idle_ttl: r.idle_ttl,
+            done,
+        };
+        self.tx.send(job).await.map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the PostgreSQL rotation queue has stopped".into())
+}
+
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Rotation>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        // Waiting for a slot first lets rotations pile up while every slot is busy: the busier
+        // the database, the larger the next batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        if rx.recv_many(&mut batch, BATCH).await == 0 {
+            return;
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            execute(&pool, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn execute(pool: &AnyPool, batch: Vec<Rotation>) {
+    if batch.len() > 1 {
+        match rotate_all(pool, &batch).await {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job.done.send(Ok(result));
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rotations = batch.len(), "batched refresh rotation failed; retrying one by one");
+            }
+        }
+    }
+    for job in batch {
+        let result = rotate_all(pool, std::slice::from_ref(&job))
+            .await
+            .map(|mut won| won.pop().flatten());
+        let _ = job.done.send(result);
+    }
+}
+
+/// One statement for the whole batch; for each rotation, its grant if it won.
+async fn rotate_all(pool: &AnyPool, batch: &[Rotation]) -> StoreResult<Vec<Option<RefreshGrant>>> {
+    let input: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "o": STANDARD.encode(&r.old_hash),
+                "c": r.client_id,
+                "s": STANDARD.encode(&r.successor_hash),
+                "e": STANDARD.encode(&r.successor_enc),
+                "n": r.now,
+                "t": r.idle_ttl,
+            })
+        })
+        .collect();
+    let rows = sqlx::query(ROTATE_CURRENT)
+        .bind(serde_json::Value::Array(input).to_string())
+        .fetch_all(pool)
+        .await?;
+    let grants = rows
+        .iter()
+        .map(refresh_grant_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+    // A rotation won if its predecessor now names its successor.
+    Ok(batch
+        .iter()
+        .map(|r| {
+            grants
+                .iter()
+                .find(|g| {
+                    g.token.token_hash == r.old_hash
+                        && g.token.successor_hash.as_deref() == Some(r.successor_hash.as_slice())
+                })
+                .cloned()
+        })
+        .collect())
+}
