@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use sqlx::AnyPool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::sql::{ROTATE_CURRENT, refresh_grant_from};
+use super::sql::refresh_grant_from;
 use super::{CurrentRotation, RefreshGrant, StoreError, StoreResult};
 
 /// Rotations waiting beyond this make callers wait for room.
@@ -161,3 +161,43 @@ async fn rotate_all(pool: &AnyPool, batch: &[Rotation]) -> StoreResult<Vec<Optio
         })
         .collect())
 }
+
+/// PostgreSQL: rotates every current, live token of a JSON array of rotations (`o` the
+/// predecessor's hash, `c` the client, `s` and `e` the successor's hash and sealed value, in
+/// base64; `n` now, `t` the idle lifetime) in one statement; returns the predecessors it rotated,
+/// with their users. The successor's idle limit is the rule of
+/// `Provider::new_refresh_token`, `min(now + idle lifetime, the family's expiry)`.
+/// The token is found through its primary key (`= ANY`), and user and session are checked by
+/// scalar sub-queries on theirs, so the plan cannot start from a table whose statistics are stale
+/// (a generic plan made while `users` looked tiny scanned it and every token of each user).
+const ROTATE_CURRENT: &str = concat!(
+    "WITH input AS (\
+       SELECT decode(i->>'o', 'base64') AS old_hash, i->>'c' AS client_id, \
+         decode(i->>'s', 'base64') AS successor_hash, decode(i->>'e', 'base64') AS successor_enc, \
+         (i->>'n')::BIGINT AS now, (i->>'t')::BIGINT AS idle_ttl \
+       FROM jsonb_array_elements($1::jsonb) AS i), \
+     won AS (\
+       UPDATE refresh_tokens r SET rotated_at = i.now, successor_hash = i.successor_hash, \
+         successor_enc = i.successor_enc \
+       FROM input i \
+       WHERE r.token_hash = ANY (ARRAY(SELECT old_hash FROM input)) \
+         AND r.token_hash = i.old_hash AND r.client_id = i.client_id \
+         AND r.rotated_at IS NULL AND r.revoked_at IS NULL \
+         AND r.expires_at > i.now AND r.idle_expires_at > i.now \
+         AND (SELECT u.disabled = 0 FROM users u WHERE u.id = r.user_id) \
+         AND (r.session_id IS NULL OR \
+           (SELECT s.revoked_at IS NULL FROM sessions s WHERE s.id = r.session_id)) \
+       RETURNING r.*, i.idle_ttl AS successor_idle_ttl), \
+     successor AS (\
+       INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, \
+         audience, auth_time, amr, created_at, idle_expires_at, expires_at) \
+       SELECT successor_hash, family_id, client_id, user_id, session_id, scope, audience, \
+         auth_time, amr, rotated_at, LEAST(rotated_at + successor_idle_ttl, expires_at), expires_at \
+       FROM won) \
+     SELECT won.token_hash, won.family_id, won.client_id, won.user_id, won.session_id, won.scope, \
+       won.audience, won.auth_time, won.amr, won.created_at, won.idle_expires_at, won.expires_at, \
+       won.rotated_at, won.successor_hash, won.successor_enc, won.revoked_at, ",
+    joined_user_columns!(),
+    ", won.session_id AS s_id, NULL::BIGINT AS s_revoked_at \
+     FROM won JOIN users u ON u.id = won.user_id"
+);

@@ -5,6 +5,9 @@
 //! Conventions: timestamps are Unix seconds; secrets are stored only as keyed hashes
 //! (`*_hash: Vec<u8>`) or encrypted (`*_enc`); lists are stored as JSON text.
 
+#[macro_use]
+mod columns;
+
 mod checkpoint;
 mod group_commit;
 mod group_commit_pg;
@@ -321,15 +324,11 @@ pub trait RefreshTokenStore {
     /// family issued to `client_id`, its user is enabled and its session (if any) active,
     /// rotates it to a successor with the same grant (created now, idle limit `now + idle_ttl`
     /// capped by the family's) and returns the predecessor with its user. `None` means "use the
-    /// general path", which also says why a token is refused; a store may always answer `None`.
-    /// Callers ask [`RefreshTokenStore::rotates_in_one_statement`] first, so a store without it
-    /// costs them nothing.
+    /// general path", which also says why a token is refused.
     async fn rotate_if_current(
         &self,
         rotation: &CurrentRotation<'_>,
     ) -> StoreResult<Option<RefreshGrant>>;
-    /// Whether [`RefreshTokenStore::rotate_if_current`] can ever rotate.
-    fn rotates_in_one_statement(&self) -> bool;
     /// Revokes every token of a family. Idempotent.
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()>;
 }

@@ -22,13 +22,19 @@ pub struct SqlStore {
     /// far cheaper than connections contending for the lock in SQLite's busy handler (which
     /// sleeps in steps of up to 100 ms). On PostgreSQL the same pool as reads.
     writer: AnyPool,
-    /// SQLite: refresh rotations are committed in batches by one task (see `group_commit`).
-    rotations: Option<RotationQueue>,
-    /// PostgreSQL: rotations of current tokens, batched into one statement (`group_commit_pg`).
-    current_rotations: Option<PgRotationQueue>,
+    /// Refresh rotations, committed in batches (see `group_commit` and `group_commit_pg`).
+    rotations: Rotations,
     /// SQLite: the runtime whose task owns the writer (see [`SqlStore::write`]).
     writer_task: Option<tokio::runtime::Handle>,
     backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+enum Rotations {
+    /// Every rotation, in one transaction per batch on the single writer.
+    Sqlite(RotationQueue),
+    /// Rotations of current tokens, one statement per batch; the rest in place.
+    Postgres(PgRotationQueue),
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -54,22 +60,6 @@ fn parse_list(row: &AnyRow, col: &str) -> StoreResult<Vec<String>> {
 
 fn flag(row: &AnyRow, col: &str) -> StoreResult<bool> {
     Ok(row.try_get::<i64, _>(col)? != 0)
-}
-
-/// The users columns, for `concat!` into static SQL.
-macro_rules! user_columns {
-    () => {
-        "id, email, name, roles, password_hash, disabled, email_verified, created_at"
-    };
-}
-
-/// The users columns of a join on `users u`, as `u_{column}` for [`user_from_prefixed`].
-macro_rules! joined_user_columns {
-    () => {
-        "u.id AS u_id, u.email AS u_email, u.name AS u_name, u.roles AS u_roles, \
-         u.password_hash AS u_password_hash, u.disabled AS u_disabled, \
-         u.email_verified AS u_email_verified, u.created_at AS u_created_at"
-    };
 }
 
 fn user_from(row: &AnyRow) -> StoreResult<User> {
@@ -162,46 +152,6 @@ fn refresh_from(row: &AnyRow) -> StoreResult<RefreshToken> {
 }
 
 /// A refresh token with its user (`u_` columns) and session (`s_id`, `s_revoked_at`).
-/// PostgreSQL: rotates every current, live token of a JSON array of rotations (`o` the
-/// predecessor's hash, `c` the client, `s` and `e` the successor's hash and sealed value, in
-/// base64; `n` now, `t` the idle lifetime) in one statement; returns the predecessors it rotated,
-/// with their users (see `group_commit_pg`). The successor's idle limit is the rule of
-/// `Provider::new_refresh_token`, `min(now + idle lifetime, the family's expiry)`.
-/// The token is found through its primary key (`= ANY`), and user and session are checked by
-/// scalar sub-queries on theirs, so the plan cannot start from a table whose statistics are stale
-/// (a generic plan made while `users` looked tiny scanned it and every token of each user).
-pub(super) const ROTATE_CURRENT: &str = concat!(
-    "WITH input AS (\
-       SELECT decode(i->>'o', 'base64') AS old_hash, i->>'c' AS client_id, \
-         decode(i->>'s', 'base64') AS successor_hash, decode(i->>'e', 'base64') AS successor_enc, \
-         (i->>'n')::BIGINT AS now, (i->>'t')::BIGINT AS idle_ttl \
-       FROM jsonb_array_elements($1::jsonb) AS i), \
-     won AS (\
-       UPDATE refresh_tokens r SET rotated_at = i.now, successor_hash = i.successor_hash, \
-         successor_enc = i.successor_enc \
-       FROM input i \
-       WHERE r.token_hash = ANY (ARRAY(SELECT old_hash FROM input)) \
-         AND r.token_hash = i.old_hash AND r.client_id = i.client_id \
-         AND r.rotated_at IS NULL AND r.revoked_at IS NULL \
-         AND r.expires_at > i.now AND r.idle_expires_at > i.now \
-         AND (SELECT u.disabled = 0 FROM users u WHERE u.id = r.user_id) \
-         AND (r.session_id IS NULL OR \
-           (SELECT s.revoked_at IS NULL FROM sessions s WHERE s.id = r.session_id)) \
-       RETURNING r.*, i.idle_ttl AS successor_idle_ttl), \
-     successor AS (\
-       INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, \
-         audience, auth_time, amr, created_at, idle_expires_at, expires_at) \
-       SELECT successor_hash, family_id, client_id, user_id, session_id, scope, audience, \
-         auth_time, amr, rotated_at, LEAST(rotated_at + successor_idle_ttl, expires_at), expires_at \
-       FROM won) \
-     SELECT won.token_hash, won.family_id, won.client_id, won.user_id, won.session_id, won.scope, \
-       won.audience, won.auth_time, won.amr, won.created_at, won.idle_expires_at, won.expires_at, \
-       won.rotated_at, won.successor_hash, won.successor_enc, won.revoked_at, ",
-    joined_user_columns!(),
-    ", won.session_id AS s_id, NULL::BIGINT AS s_revoked_at \
-     FROM won JOIN users u ON u.id = won.user_id"
-);
-
 pub(super) fn refresh_grant_from(row: &AnyRow) -> StoreResult<RefreshGrant> {
     let token = refresh_from(row)?;
     let user = match row.try_get::<Option<String>, _>("u_id")? {
@@ -308,15 +258,15 @@ impl SqlStore {
             }
             Backend::Postgres => pool.clone(),
         };
-        let rotations = (backend == Backend::Sqlite).then(|| RotationQueue::start(writer.clone()));
-        let current_rotations =
-            (backend == Backend::Postgres).then(|| PgRotationQueue::start(writer.clone()));
+        let rotations = match backend {
+            Backend::Sqlite => Rotations::Sqlite(RotationQueue::start(writer.clone())),
+            Backend::Postgres => Rotations::Postgres(PgRotationQueue::start(writer.clone())),
+        };
         let writer_task = (backend == Backend::Sqlite).then(tokio::runtime::Handle::current);
         Ok(Self {
             pool,
             writer,
             rotations,
-            current_rotations,
             writer_task,
             backend,
         })
@@ -727,20 +677,10 @@ impl RefreshTokenStore for SqlStore {
     }
 
     async fn find_refresh_grant(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshGrant>> {
-        let Some(row) = sqlx::query(concat!(
-            "SELECT r.token_hash, r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.audience, \
-             r.auth_time, r.amr, r.created_at, r.idle_expires_at, r.expires_at, r.rotated_at, \
-             r.successor_hash, r.successor_enc, r.revoked_at, ",
-            joined_user_columns!(),
-            ", s.id AS s_id, s.revoked_at AS s_revoked_at \
-             FROM refresh_tokens r \
-             LEFT JOIN users u ON u.id = r.user_id \
-             LEFT JOIN sessions s ON s.id = r.session_id \
-             WHERE r.token_hash = $1"
-        ))
-        .bind(token_hash.to_vec())
-        .fetch_optional(&self.pool)
-        .await?
+        let Some(row) = sqlx::query(concat!(refresh_grant_select!(), "WHERE r.token_hash = $1"))
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?
         else {
             return Ok(None);
         };
@@ -755,7 +695,7 @@ impl RefreshTokenStore for SqlStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         // SQLite: batched with concurrent rotations into one transaction (group commit).
-        if let Some(queue) = &self.rotations {
+        if let Rotations::Sqlite(queue) = &self.rotations {
             return queue.rotate(old_hash, successor, successor_enc, now).await;
         }
         // PostgreSQL: one statement, one round trip. The UPDATE's row lock decides the winner (a
@@ -784,16 +724,10 @@ impl RefreshTokenStore for SqlStore {
         &self,
         r: &CurrentRotation<'_>,
     ) -> StoreResult<Option<RefreshGrant>> {
-        match &self.current_rotations {
-            Some(queue) => queue.rotate(r).await,
-            None => Ok(None),
+        match &self.rotations {
+            Rotations::Sqlite(queue) => queue.rotate_current(r).await,
+            Rotations::Postgres(queue) => queue.rotate(r).await,
         }
-    }
-
-    /// PostgreSQL only: one statement instead of a read and a write. SQLite already batches its
-    /// rotations (group commit) and reads on its own connections.
-    fn rotates_in_one_statement(&self) -> bool {
-        self.backend == Backend::Postgres
     }
 
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()> {
@@ -819,7 +753,7 @@ fn insert_refresh_query(t: &RefreshToken) -> AnyQuery<'_> {
     )
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Binds a refresh token's columns as `$1..$16`, in the column order used by every insert.
 pub(super) fn bind_refresh<'q>(q: AnyQuery<'q>, t: &'q RefreshToken) -> AnyQuery<'q> {

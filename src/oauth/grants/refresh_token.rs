@@ -37,10 +37,10 @@ impl Grant for RefreshTokenGrant {
         }
         let now = p.now();
         let hash = p.crypto.token_hash(presented);
-        // The common case first: a current token, same scope, rotated in one statement where
-        // the store can. Everything else (and the reason for a refusal) takes the path below.
+        // The common case first: a current token, same scope, rotated in one statement (batched
+        // with concurrent ones) without reading it first. Everything else, and the reason for a
+        // refusal, takes the path below.
         if params.get("scope").is_none()
-            && p.store.rotates_in_one_statement()
             && let Some(response) = rotate_current(p, client, presented, &hash, now).await?
         {
             return Ok(response);
