@@ -613,24 +613,30 @@ impl AuthCodeStore for SqlStore {
         redemption: &CodeRedemption,
         now: Timestamp,
     ) -> StoreResult<CodeOutcome> {
-        // A conditional UPDATE is the compare-and-set: one caller flips used_at, all others see 0 rows.
+        // A conditional UPDATE is the compare-and-set: one caller flips used_at (and gets the
+        // code back in the same statement), all others see no row.
         let (hash, r) = (code_hash.to_vec(), redemption.clone());
-        let won = self
+        let redeemed = self
             .write(move |writer| async move {
-                let done = sqlx::query(
+                sqlx::query(
                     "UPDATE auth_codes SET used_at = $1, family_id = $2, access_jti = $3, access_expires_at = $4 \
-                     WHERE code_hash = $5 AND used_at IS NULL",
+                     WHERE code_hash = $5 AND used_at IS NULL RETURNING *",
                 )
                 .bind(now)
                 .bind(&r.family_id)
                 .bind(&r.access_jti)
                 .bind(r.access_expires_at)
                 .bind(hash)
-                .execute(&writer)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                .fetch_optional(&writer)
+                .await?
+                .as_ref()
+                .map(code_from)
+                .transpose()
             })
             .await?;
+        if let Some(code) = redeemed {
+            return Ok(CodeOutcome::Redeemed(code));
+        }
         let Some(row) = sqlx::query("SELECT * FROM auth_codes WHERE code_hash = $1")
             .bind(code_hash.to_vec())
             .fetch_optional(&self.pool)
@@ -639,9 +645,6 @@ impl AuthCodeStore for SqlStore {
             return Ok(CodeOutcome::NotFound);
         };
         let code = code_from(&row)?;
-        if won {
-            return Ok(CodeOutcome::Redeemed(code));
-        }
         let first = CodeRedemption {
             family_id: row
                 .try_get::<Option<String>, _>("family_id")?
