@@ -60,14 +60,51 @@ struct Rotation {
     now: Timestamp,
 }
 
-/// A rotation of a current, live token (see `RefreshTokenStore::rotate_if_current`).
-struct Current {
-    old_hash: Vec<u8>,
-    client_id: String,
-    successor_hash: Vec<u8>,
-    successor_enc: Vec<u8>,
-    now: Timestamp,
-    idle_ttl: i64,
+/// A rotation of a current, live token (see `RefreshTokenStore::rotate_if_current`), owned so it
+/// can wait in a queue (here and in `group_commit_pg`).
+pub(super) struct Current {
+    pub(super) old_hash: Vec<u8>,
+    pub(super) client_id: String,
+    pub(super) successor_hash: Vec<u8>,
+    pub(super) successor_enc: Vec<u8>,
+    pub(super) now: Timestamp,
+    pub(super) idle_ttl: i64,
+}
+
+impl From<&CurrentRotation<'_>> for Current {
+    fn from(r: &CurrentRotation<'_>) -> Self {
+        Self {
+            old_hash: r.old_hash.to_vec(),
+            client_id: r.client_id.to_string(),
+            successor_hash: r.successor_hash.to_vec(),
+            successor_enc: r.successor_enc.to_vec(),
+            now: r.now,
+            idle_ttl: r.idle_ttl,
+        }
+    }
+}
+
+/// For each rotation, its grant if it won: its predecessor (among `rows`, read with
+/// `refresh_grant_from`'s columns) now names its successor.
+pub(super) fn won<'a>(
+    rows: &[AnyRow],
+    rotations: impl Iterator<Item = &'a Current>,
+) -> StoreResult<Vec<Option<RefreshGrant>>> {
+    let grants = rows
+        .iter()
+        .map(refresh_grant_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(rotations
+        .map(|r| {
+            grants
+                .iter()
+                .find(|g| {
+                    g.token.token_hash == r.old_hash
+                        && g.token.successor_hash.as_deref() == Some(r.successor_hash.as_slice())
+                })
+                .cloned()
+        })
+        .collect())
 }
 
 /// The sending sides; cloned into every handle of the store.
@@ -116,15 +153,7 @@ impl RotationQueue {
         &self,
         r: &CurrentRotation<'_>,
     ) -> StoreResult<Option<RefreshGrant>> {
-        let job = Current {
-            old_hash: r.old_hash.to_vec(),
-            client_id: r.client_id.to_string(),
-            successor_hash: r.successor_hash.to_vec(),
-            successor_enc: r.successor_enc.to_vec(),
-            now: r.now,
-            idle_ttl: r.idle_ttl,
-        };
-        submit(&self.current, job).await
+        submit(&self.current, Current::from(r)).await
     }
 }
 
@@ -295,24 +324,7 @@ impl Job for Current {
     }
 
     fn outcomes(batch: &[Queued<Self>], rows: &[AnyRow]) -> StoreResult<Vec<Self::Output>> {
-        let grants = rows
-            .iter()
-            .map(refresh_grant_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        // A rotation won if its predecessor now names its successor.
-        Ok(batch
-            .iter()
-            .map(|q| {
-                grants
-                    .iter()
-                    .find(|g| {
-                        g.token.token_hash == q.job.old_hash
-                            && g.token.successor_hash.as_deref()
-                                == Some(q.job.successor_hash.as_slice())
-                    })
-                    .cloned()
-            })
-            .collect())
+        won(rows, batch.iter().map(|q| &q.job))
     }
 }
 

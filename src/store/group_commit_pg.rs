@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use sqlx::AnyPool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::sql::refresh_grant_from;
+use super::group_commit::{Current, won};
 use super::{CurrentRotation, RefreshGrant, StoreError, StoreResult};
 
 /// Rotations waiting beyond this make callers wait for room.
@@ -35,12 +35,7 @@ const BATCH: usize = 64;
 const IN_FLIGHT: usize = 3;
 
 struct Rotation {
-    old_hash: Vec<u8>,
-    client_id: String,
-    successor_hash: Vec<u8>,
-    successor_enc: Vec<u8>,
-    now: i64,
-    idle_ttl: i64,
+    job: Current,
     done: oneshot::Sender<StoreResult<Option<RefreshGrant>>>,
 }
 
@@ -65,12 +60,7 @@ impl PgRotationQueue {
     ) -> StoreResult<Option<RefreshGrant>> {
         let (done, result) = oneshot::channel();
         let job = Rotation {
-            old_hash: r.old_hash.to_vec(),
-            client_id: r.client_id.to_string(),
-            successor_hash: r.successor_hash.to_vec(),
-            successor_enc: r.successor_enc.to_vec(),
-            now: r.now,
-            idle_ttl: r.idle_ttl,
+            job: Current::from(r),
             done,
         };
         self.tx.send(job).await.map_err(|_| stopped())?;
@@ -128,7 +118,7 @@ async fn execute(pool: &AnyPool, batch: Vec<Rotation>) {
 async fn rotate_all(pool: &AnyPool, batch: &[Rotation]) -> StoreResult<Vec<Option<RefreshGrant>>> {
     let input: Vec<serde_json::Value> = batch
         .iter()
-        .map(|r| {
+        .map(|Rotation { job: r, .. }| {
             serde_json::json!({
                 "o": STANDARD.encode(&r.old_hash),
                 "c": r.client_id,
@@ -143,23 +133,7 @@ async fn rotate_all(pool: &AnyPool, batch: &[Rotation]) -> StoreResult<Vec<Optio
         .bind(serde_json::Value::Array(input).to_string())
         .fetch_all(pool)
         .await?;
-    let grants = rows
-        .iter()
-        .map(refresh_grant_from)
-        .collect::<StoreResult<Vec<_>>>()?;
-    // A rotation won if its predecessor now names its successor.
-    Ok(batch
-        .iter()
-        .map(|r| {
-            grants
-                .iter()
-                .find(|g| {
-                    g.token.token_hash == r.old_hash
-                        && g.token.successor_hash.as_deref() == Some(r.successor_hash.as_slice())
-                })
-                .cloned()
-        })
-        .collect())
+    won(&rows, batch.iter().map(|r| &r.job))
 }
 
 /// PostgreSQL: rotates every current, live token of a JSON array of rotations (`o` the
