@@ -30,6 +30,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_session_order.sql"),
         postgres: include_str!("../../migrations/postgres/0003_session_order.sql"),
     },
+    Migration {
+        version: 4,
+        name: "purge_indexes",
+        sqlite: include_str!("../../migrations/sqlite/0004_purge_indexes.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_purge_indexes.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.
