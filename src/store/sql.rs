@@ -1180,7 +1180,10 @@ mod tests {
                 steps.iter().all(|s| !s.starts_with("SCAN")),
                 "{sql}: {steps:?}"
             );
-            assert!(steps.iter().any(|s| s.contains("USING")), "{sql}: {steps:?}");
+            assert!(
+                steps.iter().any(|s| s.contains("USING")),
+                "{sql}: {steps:?}"
+            );
         }
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
