@@ -47,10 +47,13 @@ trait Job: Send + Sync + Sized + 'static {
     fn outcomes(batch: &[Queued<Self>], rows: &[AnyRow]) -> StoreResult<Vec<Self::Output>>;
 }
 
-struct Queued<J: Job> {
-    job: J,
-    done: oneshot::Sender<StoreResult<J::Output>>,
+/// A job waiting in a queue (here and in `group_commit_pg`), with where its outcome goes.
+pub(super) struct Pending<J, O> {
+    pub(super) job: J,
+    pub(super) done: oneshot::Sender<StoreResult<O>>,
 }
+
+type Queued<J> = Pending<J, <J as Job>::Output>;
 
 /// A general rotation: `successor` replaces `old_hash` if that is still current.
 struct Rotation {
@@ -114,7 +117,7 @@ pub(crate) struct RotationQueue {
     current: mpsc::Sender<Queued<Current>>,
 }
 
-impl<J: Job> std::fmt::Debug for Queued<J> {
+impl<J, O> std::fmt::Debug for Pending<J, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Queued")
     }
@@ -163,17 +166,15 @@ fn spawn<J: Job>(writer: AnyPool) -> mpsc::Sender<Queued<J>> {
     tx
 }
 
-async fn submit<J: Job>(queue: &mpsc::Sender<Queued<J>>, job: J) -> StoreResult<J::Output> {
+/// Queues `job` and waits for its outcome.
+pub(super) async fn submit<J, O>(queue: &mpsc::Sender<Pending<J, O>>, job: J) -> StoreResult<O> {
+    let stopped = || StoreError::Unavailable("the refresh rotation queue has stopped".into());
     let (done, result) = oneshot::channel();
     queue
-        .send(Queued { job, done })
+        .send(Pending { job, done })
         .await
         .map_err(|_| stopped())?;
     result.await.map_err(|_| stopped())?
-}
-
-fn stopped() -> StoreError {
-    StoreError::Unavailable("the SQLite write queue has stopped".into())
 }
 
 async fn run<J: Job>(writer: AnyPool, mut rx: mpsc::Receiver<Queued<J>>) {

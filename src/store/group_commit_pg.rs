@@ -22,10 +22,10 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sqlx::AnyPool;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
-use super::group_commit::{Current, won};
-use super::{CurrentRotation, RefreshGrant, StoreError, StoreResult};
+use super::group_commit::{Current, Pending, submit, won};
+use super::{CurrentRotation, RefreshGrant, StoreResult};
 
 /// Rotations waiting beyond this make callers wait for room.
 const QUEUE: usize = 4096;
@@ -34,10 +34,7 @@ const BATCH: usize = 64;
 /// Batches running at once, each on its own connection.
 const IN_FLIGHT: usize = 3;
 
-struct Rotation {
-    job: Current,
-    done: oneshot::Sender<StoreResult<Option<RefreshGrant>>>,
-}
+type Rotation = Pending<Current, Option<RefreshGrant>>;
 
 #[derive(Clone, Debug)]
 pub(crate) struct PgRotationQueue {
@@ -58,18 +55,8 @@ impl PgRotationQueue {
         &self,
         r: &CurrentRotation<'_>,
     ) -> StoreResult<Option<RefreshGrant>> {
-        let (done, result) = oneshot::channel();
-        let job = Rotation {
-            job: Current::from(r),
-            done,
-        };
-        self.tx.send(job).await.map_err(|_| stopped())?;
-        result.await.map_err(|_| stopped())?
+        submit(&self.tx, Current::from(r)).await
     }
-}
-
-fn stopped() -> StoreError {
-    StoreError::Unavailable("the PostgreSQL rotation queue has stopped".into())
 }
 
 async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Rotation>) {
