@@ -6,6 +6,7 @@
 //!   cargo build --release && cargo run --release -p tessera-bench -- --backend both --compare --scale
 //!   cargo run -p tessera-bench -- --smoke          (seconds; what CI runs)
 
+mod lean;
 mod runner;
 mod scenarios;
 mod servers;
@@ -168,7 +169,6 @@ async fn main() {
         if args.runs("cc") {
             let o = sc::client_credentials(
                 "client_credentials (ES256 JWT)",
-                c.clone(),
                 t.base.clone(),
                 None,
                 32,
@@ -200,8 +200,8 @@ async fn main() {
         if args.runs("introspection") {
             let o = sc::introspection(
                 "introspection (JWT + revocation check)",
-                c.clone(),
-                format!("{}/introspect", t.base),
+                t.base.clone(),
+                "/introspect",
                 "rs",
                 access.clone(),
                 32,
@@ -212,8 +212,7 @@ async fn main() {
         }
 
         if args.runs("jwks") {
-            let o =
-                sc::jwks_and_discovery("JWKS + discovery", c.clone(), t.base.clone(), 32, d).await;
+            let o = sc::jwks_and_discovery("JWKS + discovery", t.base.clone(), 32, d).await;
             push(&mut rows, o, t.pid());
         }
 
@@ -262,14 +261,7 @@ async fn main() {
                     flood_workers,
                     d,
                 ));
-                let cc = tokio::spawn(sc::client_credentials(
-                    cc_name,
-                    c.clone(),
-                    t.base.clone(),
-                    None,
-                    16,
-                    d,
-                ));
+                let cc = tokio::spawn(sc::client_credentials(cc_name, t.base.clone(), None, 16, d));
                 let rr =
                     sc::refresh_rotation(rr_name, c.clone(), t.base.clone(), chains2, 16, d).await;
                 let (flood, cc) = (flood.await.expect("flood"), cc.await.expect("cc"));
@@ -304,8 +296,8 @@ async fn main() {
                 push(&mut rows, o, t.pid());
                 let o = sc::introspection(
                     &format!("scale {target} rows: introspection"),
-                    c.clone(),
-                    format!("{}/introspect", t.base),
+                    t.base.clone(),
+                    "/introspect",
                     "rs",
                     access.clone(),
                     32,
@@ -325,7 +317,6 @@ async fn main() {
         let c = sc::http_client(64);
         let o = sc::client_credentials(
             "client_credentials (ES256 JWT)",
-            c.clone(),
             p.base.clone(),
             Some("https://api.bench"),
             32,
@@ -340,8 +331,8 @@ async fn main() {
         let opaque = sc::mint_access_tokens(&c, &p.base, 1000, Some("urn:bench:opaque")).await;
         let o = sc::introspection(
             "introspection (opaque)",
-            c.clone(),
-            format!("{}/token/introspection", p.base),
+            p.base.clone(),
+            "/token/introspection",
             "svc",
             opaque,
             32,

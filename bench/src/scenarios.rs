@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::sync::Mutex;
 
+use crate::lean;
 use crate::runner::{Outcome, closed_loop};
 use crate::servers::{Backend, Tessera};
 
@@ -25,14 +26,6 @@ pub fn http_client(connections: usize) -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
-}
-
-/// A 2xx whose body was read completely (so the connection is reused).
-async fn drained_ok(resp: reqwest::Result<reqwest::Response>) -> bool {
-    match resp {
-        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-        _ => false,
-    }
 }
 
 pub fn basic(id: &str, secret: &str) -> String {
@@ -217,29 +210,24 @@ pub async fn refresh_chains(c: &reqwest::Client, base: &str, n: usize) -> Vec<St
 
 pub async fn client_credentials(
     name: &str,
-    c: reqwest::Client,
     base: String,
     resource: Option<&'static str>,
     workers: usize,
     d: Duration,
 ) -> Outcome {
-    let auth = basic("svc", SECRET);
-    closed_loop(name, workers, d, move |_, _| {
-        let (c, url, auth) = (c.clone(), format!("{base}/token"), auth.clone());
-        async move {
-            let mut form = vec![("grant_type", "client_credentials")];
-            if let Some(r) = resource {
-                form.push(("resource", r));
-            }
-            drained_ok(
-                c.post(url)
-                    .header("authorization", auth)
-                    .form(&form)
-                    .send()
-                    .await,
-            )
-            .await
-        }
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(r) = resource {
+        form.push(("resource", r));
+    }
+    let request = Arc::new(lean::Fixed::post_form(
+        "/token",
+        &basic("svc", SECRET),
+        &form,
+    ));
+    let conns = lean::connections(&base, workers);
+    closed_loop(name, workers, d, move |w, _| {
+        let (conns, request) = (conns.clone(), request.clone());
+        async move { lean::ok(&conns[w].send(&request).await) }
     })
     .await
 }
@@ -276,28 +264,30 @@ pub async fn mint_access_tokens(
     out
 }
 
-/// Introspection by a resource server. `caller` is the client id used to authenticate.
+/// Introspection by a resource server at `base` + `path`. `caller` is the client id used to
+/// authenticate.
 pub async fn introspection(
     name: &str,
-    c: reqwest::Client,
-    url: String,
+    base: String,
+    path: &str,
     caller: &str,
     tokens: Vec<String>,
     workers: usize,
     d: Duration,
 ) -> Outcome {
-    let tokens = Arc::new(tokens);
     let auth = basic(caller, SECRET);
+    let requests: Arc<Vec<lean::Fixed>> = Arc::new(
+        tokens
+            .iter()
+            .map(|t| lean::Fixed::post_form(path, &auth, &[("token", t.as_str())]))
+            .collect(),
+    );
+    let conns = lean::connections(&base, workers);
     closed_loop(name, workers, d, move |w, i| {
-        let (c, url, auth, tokens) = (c.clone(), url.clone(), auth.clone(), tokens.clone());
+        let (conns, requests) = (conns.clone(), requests.clone());
         async move {
-            let token = &tokens[(w * 7919 + i as usize) % tokens.len()];
-            match c.post(url).header("authorization", auth).form(&[("token", token.as_str())]).send().await {
-                Ok(r) if r.status().is_success() => {
-                    matches!(r.json::<serde_json::Value>().await, Ok(v) if v["active"] == serde_json::Value::Bool(true))
-                }
-                _ => false,
-            }
+            let request = &requests[(w * 7919 + i as usize) % requests.len()];
+            lean::active(&conns[w].send(request).await)
         }
     })
     .await
@@ -349,21 +339,15 @@ pub async fn refresh_rotation(
     .await
 }
 
-pub async fn jwks_and_discovery(
-    name: &str,
-    c: reqwest::Client,
-    base: String,
-    workers: usize,
-    d: Duration,
-) -> Outcome {
-    closed_loop(name, workers, d, move |_, i| {
-        let path = if i % 2 == 0 {
-            "/jwks.json"
-        } else {
-            "/.well-known/openid-configuration"
-        };
-        let (c, url) = (c.clone(), format!("{base}{path}"));
-        async move { drained_ok(c.get(url).send().await).await }
+pub async fn jwks_and_discovery(name: &str, base: String, workers: usize, d: Duration) -> Outcome {
+    let requests = Arc::new([
+        lean::Fixed::get("/jwks.json"),
+        lean::Fixed::get("/.well-known/openid-configuration"),
+    ]);
+    let conns = lean::connections(&base, workers);
+    closed_loop(name, workers, d, move |w, i| {
+        let (conns, requests) = (conns.clone(), requests.clone());
+        async move { lean::ok(&conns[w].send(&requests[i as usize % 2]).await) }
     })
     .await
 }
