@@ -1,7 +1,86 @@
 //! A few counters that matter to operators, in the Prometheus text format at `/metrics`.
-//! They tell a harmless refresh race from a replay, and show sign-in outcomes.
+//! They tell a harmless refresh race from a replay, and show sign-in outcomes; a histogram per
+//! endpoint shows how long Tessera itself takes to answer, apart from the network and the client.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds, in seconds, of the request-duration buckets.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The endpoints timed separately; every other path counts as `other` (a fixed set keeps the
+/// number of series bounded whatever paths clients request).
+pub const ENDPOINTS: [&str; 9] = [
+    "token",
+    "introspect",
+    "revoke",
+    "userinfo",
+    "authorize",
+    "login",
+    "jwks",
+    "discovery",
+    "other",
+];
+
+/// The index in [`ENDPOINTS`] of a request path.
+pub fn endpoint(path: &str) -> usize {
+    let name = match path {
+        "/token" => "token",
+        "/introspect" => "introspect",
+        "/revoke" => "revoke",
+        "/userinfo" => "userinfo",
+        "/authorize" => "authorize",
+        "/login" => "login",
+        "/jwks.json" => "jwks",
+        "/.well-known/openid-configuration" => "discovery",
+        _ => "other",
+    };
+    ENDPOINTS
+        .iter()
+        .position(|e| *e == name)
+        .unwrap_or(ENDPOINTS.len() - 1)
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Requests per bucket (not cumulative); slower than the last bound: only in `count`.
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, endpoint: &str, out: &mut String) {
+        let name = "tessera_http_request_duration_seconds";
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "{name}_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {cumulative}\n"
+            ));
+        }
+        // Read last, so `+Inf` and `count` are never below a bucket read before them.
+        let count = self.count.load(Ordering::Relaxed).max(cumulative);
+        out.push_str(&format!(
+            "{name}_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {count}\n\
+             {name}_sum{{endpoint=\"{endpoint}\"}} {}\n\
+             {name}_count{{endpoint=\"{endpoint}\"}} {count}\n",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        ));
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -12,6 +91,8 @@ pub struct Metrics {
     pub signins_ok: AtomicU64,
     pub signins_failed: AtomicU64,
     pub tokens_issued: AtomicU64,
+    /// Per endpoint of [`ENDPOINTS`], in that order.
+    request_durations: [Histogram; ENDPOINTS.len()],
 }
 
 pub fn inc(counter: &AtomicU64) {
@@ -19,6 +100,13 @@ pub fn inc(counter: &AtomicU64) {
 }
 
 impl Metrics {
+    /// Records how long Tessera took to answer a request to endpoint `index` (see [`endpoint`]).
+    pub fn observe_request(&self, index: usize, took: Duration) {
+        if let Some(h) = self.request_durations.get(index) {
+            h.observe(took);
+        }
+    }
+
     pub fn render(&self, revocations_in_memory: usize) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::with_capacity(1024);
@@ -65,6 +153,43 @@ impl Metrics {
         out.push_str(&format!(
             "# HELP tessera_revocations_in_memory Revocations held for live access tokens.\n# TYPE tessera_revocations_in_memory gauge\ntessera_revocations_in_memory {revocations_in_memory}\n"
         ));
+        out.push_str(
+            "# HELP tessera_http_request_duration_seconds Time from a request's arrival to its response, by endpoint.\n\
+             # TYPE tessera_http_request_duration_seconds histogram\n",
+        );
+        for (endpoint, h) in ENDPOINTS.iter().zip(&self.request_durations) {
+            h.render(endpoint, &mut out);
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_durations_render_as_cumulative_buckets_per_endpoint() {
+        let m = Metrics::default();
+        let token = endpoint("/token");
+        m.observe_request(token, Duration::from_micros(300));
+        m.observe_request(token, Duration::from_millis(3));
+        m.observe_request(token, Duration::from_secs(5));
+        m.observe_request(endpoint("/account"), Duration::from_millis(1));
+        let text = m.render(0);
+        let series = "tessera_http_request_duration_seconds";
+        for line in [
+            format!("{series}_bucket{{endpoint=\"token\",le=\"0.0005\"}} 1\n"),
+            format!("{series}_bucket{{endpoint=\"token\",le=\"0.0025\"}} 1\n"),
+            format!("{series}_bucket{{endpoint=\"token\",le=\"0.005\"}} 2\n"),
+            format!("{series}_bucket{{endpoint=\"token\",le=\"2.5\"}} 2\n"),
+            format!("{series}_bucket{{endpoint=\"token\",le=\"+Inf\"}} 3\n"),
+            format!("{series}_count{{endpoint=\"token\"}} 3\n"),
+            format!("{series}_sum{{endpoint=\"token\"}} 5.0033\n"),
+            format!("{series}_count{{endpoint=\"other\"}} 1\n"),
+            format!("{series}_count{{endpoint=\"jwks\"}} 0\n"),
+        ] {
+            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+        }
     }
 }

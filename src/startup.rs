@@ -241,6 +241,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
             .app_data(state.clone())
             .wrap(http::security_headers(https))
             .wrap(TracingLogger::default())
+            .wrap(actix_web::middleware::from_fn(http::timed))
             .configure(http::routes)
     })
     .workers(workers)

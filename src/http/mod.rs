@@ -23,7 +23,9 @@ pub mod views;
 
 use std::sync::Arc;
 
-use actix_web::middleware::DefaultHeaders;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::web;
 
 use crate::auth::password::PasswordHasher;
@@ -119,4 +121,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/metrics", web::get().to(health::metrics))
     .route("/static/{file}", web::get().to(health::static_file))
     .default_service(web::to(errors::not_found));
+}
+
+/// Records how long each request took to answer, by endpoint (`/metrics`).
+pub async fn timed(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let endpoint = crate::metrics::endpoint(req.path());
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.provider.metrics.clone());
+    let response = next.call(req).await;
+    if let Some(metrics) = metrics {
+        metrics.observe_request(endpoint, started.elapsed());
+    }
+    response
 }

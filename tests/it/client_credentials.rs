@@ -213,3 +213,47 @@ async fn a_service_token_is_for_the_requested_registered_resource_or_else_the_fi
         .await;
     expect_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_target").await;
 }
+
+#[tokio::test]
+async fn metrics_time_each_request_by_endpoint() {
+    let app = spawn_app().await;
+    let client = service_with_api_scopes(&app).await;
+    let series = "tessera_http_request_duration_seconds";
+    let count = |m: &MetricsSnapshot, endpoint: &str| {
+        m.get(&format!("{series}_count{{endpoint=\"{endpoint}\"}}"))
+    };
+    let before = app.metrics().await;
+
+    for _ in 0..2 {
+        expect_tokens(app.client_credentials(&client.auth(), &[]).await).await;
+    }
+    let bad = app
+        .client_credentials(
+            &ClientAuth::Basic {
+                id: client.id.clone(),
+                secret: "wrong secret".into(),
+            },
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    app.get("/no/such/page").await;
+
+    let after = app.metrics().await;
+    assert_eq!(
+        count(&after, "token") - count(&before, "token"),
+        3,
+        "every /token request is timed, refused ones too"
+    );
+    assert!(count(&after, "other") > count(&before, "other"));
+    assert_eq!(count(&after, "introspect"), count(&before, "introspect"));
+    let inf = after.get(&format!(
+        "{series}_bucket{{endpoint=\"token\",le=\"+Inf\"}}"
+    ));
+    let under_a_second = after.get(&format!("{series}_bucket{{endpoint=\"token\",le=\"1\"}}"));
+    assert_eq!(inf, count(&after, "token"));
+    assert!(
+        under_a_second <= inf && under_a_second >= 1,
+        "buckets are cumulative: {under_a_second} of {inf} under a second"
+    );
+}
