@@ -762,3 +762,37 @@ contract!(
         assert!(s.find_refresh(&live.token_hash).await.unwrap().is_some());
     }
 );
+
+/// On PostgreSQL each refresh-token page keeps room (migration 5), so a rotation's mark of the
+/// old token is an in-place (HOT) update: the row stays on its page and no index gains an entry.
+/// On full pages the new row version moved to another page and every index grew.
+#[tokio::test]
+async fn a_rotation_marks_the_old_token_on_its_own_page_on_postgresql() {
+    let Some(s) = postgres().await else {
+        return;
+    };
+    let (_, _, tokens) = live_tokens(&s, "page", 300).await;
+    let page = |hash: Vec<u8>| {
+        let pool = s.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT (ctid::text::point)[0]::bigint FROM refresh_tokens WHERE token_hash = $1",
+            )
+            .bind(hash)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    for (i, t) in tokens.iter().enumerate().step_by(10) {
+        let before = page(t.token_hash.clone()).await;
+        let successor = format!("page-succ-{i}").into_bytes();
+        let grant = spawn_rotation(&s, t, successor).await.unwrap().unwrap();
+        assert!(grant.is_some(), "token {i} rotates");
+        assert_eq!(
+            page(t.token_hash.clone()).await,
+            before,
+            "token {i} was rewritten to another page"
+        );
+    }
+}

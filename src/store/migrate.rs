@@ -36,6 +36,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_purge_indexes.sql"),
         postgres: include_str!("../../migrations/postgres/0004_purge_indexes.sql"),
     },
+    Migration {
+        version: 5,
+        name: "refresh_fillfactor",
+        sqlite: include_str!("../../migrations/sqlite/0005_refresh_fillfactor.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_refresh_fillfactor.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.
