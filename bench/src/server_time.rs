@@ -1,0 +1,148 @@
+//! Tessera's own view of a run: its request-duration histogram at `/metrics`
+//! (`tessera_http_request_duration_seconds`), read before and after a path is driven, so that a
+//! row can tell the time spent inside Tessera (from the request's first byte read to its answer)
+//! from the time the request spent in the kernel, the scheduler queues and the load generator.
+
+const SERIES: &str = "tessera_http_request_duration_seconds_bucket{";
+
+/// Cumulative request counts by bucket upper bound (seconds; the last is `+Inf`), summed over
+/// the endpoints asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot(Vec<(f64, u64)>);
+
+/// Reads the histogram of `endpoints` (labels such as `token`, `introspect`). `None` when the
+/// server does not answer or exposes no such series (oidc-provider, or an older Tessera).
+pub async fn snapshot(c: &reqwest::Client, base: &str, endpoints: &[&str]) -> Option<Snapshot> {
+    let text = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    parse(&text, endpoints)
+}
+
+fn parse(text: &str, endpoints: &[&str]) -> Option<Snapshot> {
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(SERIES) else {
+            continue;
+        };
+        let (labels, count) = rest.split_once("} ")?;
+        let label = |name: &str| {
+            labels.split(',').find_map(|kv| {
+                kv.strip_prefix(name)?
+                    .strip_prefix("=\"")?
+                    .strip_suffix('"')
+            })
+        };
+        if !endpoints.contains(&label("endpoint")?) {
+            continue;
+        }
+        let le = match label("le")? {
+            "+Inf" => f64::INFINITY,
+            bound => bound.parse().ok()?,
+        };
+        let count: u64 = count.trim().parse().ok()?;
+        match buckets.iter_mut().find(|(b, _)| *b == le) {
+            Some((_, n)) => *n += count,
+            None => buckets.push((le, count)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (!buckets.is_empty()).then_some(Snapshot(buckets))
+}
+
+/// The `q`-quantile, in milliseconds, of the requests answered between two snapshots,
+/// interpolated linearly within its bucket as Prometheus's `histogram_quantile` does (so it is
+/// as coarse as the buckets: 5, 7.5, 10, 15, 20, 25, 50 ms ...). A quantile that falls in the
+/// `+Inf` bucket reads as the last finite bound.
+pub fn quantile_ms(before: &Snapshot, after: &Snapshot, q: f64) -> Option<f64> {
+    let delta: Vec<(f64, u64)> = after
+        .0
+        .iter()
+        .map(|&(le, n)| {
+            let earlier = before
+                .0
+                .iter()
+                .find(|(b, _)| *b == le)
+                .map_or(0, |(_, m)| *m);
+            (le, n.saturating_sub(earlier))
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let (mut lower, mut below) = (0.0, 0u64);
+    for &(le, cumulative) in &delta {
+        if cumulative as f64 >= rank {
+            if le.is_infinite() {
+                return Some(lower * 1e3);
+            }
+            let within = (cumulative - below).max(1) as f64;
+            return Some((lower + (le - lower) * (rank - below as f64) / within) * 1e3);
+        }
+        (lower, below) = (le, cumulative);
+    }
+    Some(lower * 1e3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(token: [u64; 4], jwks: [u64; 4]) -> String {
+        let mut out = String::from("# TYPE tessera_http_request_duration_seconds histogram\n");
+        for (endpoint, counts) in [("token", token), ("jwks", jwks)] {
+            for (le, n) in ["0.005", "0.01", "0.025", "+Inf"].iter().zip(counts) {
+                out.push_str(&format!(
+                    "{SERIES}endpoint=\"{endpoint}\",le=\"{le}\"}} {n}\n"
+                ));
+            }
+            out.push_str(&format!(
+                "tessera_http_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}\n",
+                counts[3]
+            ));
+        }
+        out.push_str("tessera_refresh_rotations_total 7\n");
+        out
+    }
+
+    #[test]
+    fn reads_only_the_endpoints_asked_for_and_sums_them() {
+        let text = exposition([1, 2, 3, 4], [10, 20, 30, 40]);
+        let token = parse(&text, &["token"]).unwrap();
+        assert_eq!(
+            token,
+            Snapshot(vec![(0.005, 1), (0.01, 2), (0.025, 3), (f64::INFINITY, 4)])
+        );
+        let both = parse(&text, &["token", "jwks"]).unwrap();
+        assert_eq!(both.0[3], (f64::INFINITY, 44));
+        assert_eq!(parse(&text, &["introspect"]), None);
+        assert_eq!(parse("no metrics here", &["token"]), None);
+    }
+
+    #[test]
+    fn the_quantile_counts_only_requests_between_the_snapshots() {
+        // Before: 100 fast requests. Between: 90 under 5 ms, 10 between 10 and 25 ms.
+        let before = parse(&exposition([100, 100, 100, 100], [0; 4]), &["token"]).unwrap();
+        let after = parse(&exposition([190, 190, 200, 200], [0; 4]), &["token"]).unwrap();
+        let p50 = quantile_ms(&before, &after, 0.5).unwrap();
+        assert!((p50 - 50.0 / 90.0 * 5.0).abs() < 1e-9, "{p50}");
+        // The 99th of 100 is the 9th of the 10 slow ones: 9/10 of the way from 10 to 25 ms.
+        let p99 = quantile_ms(&before, &after, 0.99).unwrap();
+        assert!((p99 - 23.5).abs() < 1e-9, "{p99}");
+    }
+
+    #[test]
+    fn a_quantile_beyond_the_last_bound_reads_as_that_bound_and_no_requests_give_none() {
+        let before = parse(&exposition([0; 4], [0; 4]), &["token"]).unwrap();
+        let after = parse(&exposition([0, 0, 1, 10], [0; 4]), &["token"]).unwrap();
+        assert_eq!(quantile_ms(&before, &after, 0.99), Some(25.0));
+        assert_eq!(quantile_ms(&after, &after, 0.99), None);
+    }
+}
