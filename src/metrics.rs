@@ -23,6 +23,15 @@ const TIMED: [(&str, &str); 8] = [
     ("discovery", "/.well-known/openid-configuration"),
 ];
 
+/// The grant types whose `/token` requests are also timed apart: they cost very different
+/// amounts (a refresh rotation writes to the database, client_credentials only signs).
+pub const TOKEN_GRANTS: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+
+/// The index of a grant type in [`TOKEN_GRANTS`]; `None` for any other value.
+pub fn token_grant(grant_type: &str) -> Option<usize> {
+    TOKEN_GRANTS.iter().position(|g| *g == grant_type)
+}
+
 /// The histogram index of a request path: its place in [`TIMED`], or the last one (`other`).
 pub fn endpoint(path: &str) -> usize {
     TIMED
@@ -50,21 +59,21 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn render(&self, endpoint: &str, out: &mut String) {
-        let name = "tessera_http_request_duration_seconds";
+    /// The series of histogram `name` whose one label is `label`, e.g. `endpoint="token"`.
+    fn render(&self, name: &str, label: &str, out: &mut String) {
         let mut cumulative = 0;
         for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
             cumulative += n.load(Ordering::Relaxed);
             out.push_str(&format!(
-                "{name}_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {cumulative}\n"
+                "{name}_bucket{{{label},le=\"{bound}\"}} {cumulative}\n"
             ));
         }
         // Read last, so `+Inf` and `count` are never below a bucket read before them.
         let count = self.count.load(Ordering::Relaxed).max(cumulative);
         out.push_str(&format!(
-            "{name}_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {count}\n\
-             {name}_sum{{endpoint=\"{endpoint}\"}} {}\n\
-             {name}_count{{endpoint=\"{endpoint}\"}} {count}\n",
+            "{name}_bucket{{{label},le=\"+Inf\"}} {count}\n\
+             {name}_sum{{{label}}} {}\n\
+             {name}_count{{{label}}} {count}\n",
             self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         ));
     }
@@ -81,6 +90,8 @@ pub struct Metrics {
     pub tokens_issued: AtomicU64,
     /// Per endpoint of [`TIMED`], in that order, then `other`.
     request_durations: [Histogram; TIMED.len() + 1],
+    /// `/token` requests again, per grant type of [`TOKEN_GRANTS`].
+    token_durations: [Histogram; TOKEN_GRANTS.len()],
 }
 
 pub fn inc(counter: &AtomicU64) {
@@ -91,6 +102,13 @@ impl Metrics {
     /// Records how long Tessera took to answer a request to endpoint `index` (see [`endpoint`]).
     pub fn observe_request(&self, index: usize, took: Duration) {
         if let Some(h) = self.request_durations.get(index) {
+            h.observe(took);
+        }
+    }
+
+    /// Records how long a `/token` request of grant type `index` (see [`token_grant`]) took.
+    pub fn observe_token(&self, index: usize, took: Duration) {
+        if let Some(h) = self.token_durations.get(index) {
             h.observe(took);
         }
     }
@@ -146,7 +164,23 @@ impl Metrics {
              # TYPE tessera_http_request_duration_seconds histogram\n",
         );
         for (i, h) in self.request_durations.iter().enumerate() {
-            h.render(TIMED.get(i).map_or("other", |(label, _)| label), &mut out);
+            let endpoint = TIMED.get(i).map_or("other", |(label, _)| label);
+            h.render(
+                "tessera_http_request_duration_seconds",
+                &format!("endpoint=\"{endpoint}\""),
+                &mut out,
+            );
+        }
+        out.push_str(
+            "# HELP tessera_token_request_duration_seconds Time from a /token request's arrival to its response, by grant type.\n\
+             # TYPE tessera_token_request_duration_seconds histogram\n",
+        );
+        for (grant, h) in TOKEN_GRANTS.iter().zip(&self.token_durations) {
+            h.render(
+                "tessera_token_request_duration_seconds",
+                &format!("grant_type=\"{grant}\""),
+                &mut out,
+            );
         }
         out
     }
@@ -176,6 +210,27 @@ mod tests {
             format!("{series}_sum{{endpoint=\"token\"}} 5.0033\n"),
             format!("{series}_count{{endpoint=\"other\"}} 1\n"),
             format!("{series}_count{{endpoint=\"jwks\"}} 0\n"),
+        ] {
+            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn token_requests_are_also_timed_per_grant_type() {
+        let m = Metrics::default();
+        assert_eq!(token_grant("password"), None);
+        let refresh = token_grant("refresh_token").unwrap();
+        m.observe_token(refresh, Duration::from_millis(12));
+        m.observe_token(refresh, Duration::from_millis(4));
+        let text = m.render(0);
+        let series = "tessera_token_request_duration_seconds";
+        for line in [
+            format!("{series}_bucket{{grant_type=\"refresh_token\",le=\"0.005\"}} 1\n"),
+            format!("{series}_bucket{{grant_type=\"refresh_token\",le=\"0.01\"}} 1\n"),
+            format!("{series}_bucket{{grant_type=\"refresh_token\",le=\"0.015\"}} 2\n"),
+            format!("{series}_count{{grant_type=\"refresh_token\"}} 2\n"),
+            format!("{series}_count{{grant_type=\"client_credentials\"}} 0\n"),
+            format!("{series}_count{{grant_type=\"authorization_code\"}} 0\n"),
         ] {
             assert!(text.contains(&line), "missing {line:?} in:\n{text}");
         }

@@ -102,17 +102,17 @@ struct Row {
     server_p99: Option<f64>,
 }
 
-/// Reads Tessera's request-duration histogram for `endpoints` before and after `work`: the
+/// Reads Tessera's request-duration histogram `series` before and after `work`: the
 /// outcome, and Tessera's own p99 over the requests answered meanwhile.
 async fn timed(
     c: &reqwest::Client,
     base: &str,
-    endpoints: &[&str],
+    series: server_time::Series,
     work: impl std::future::Future<Output = Outcome>,
 ) -> (Outcome, Option<f64>) {
-    let before = server_time::snapshot(c, base, endpoints).await;
+    let before = server_time::snapshot(c, base, series).await;
     let outcome = work.await;
-    let after = server_time::snapshot(c, base, endpoints).await;
+    let after = server_time::snapshot(c, base, series).await;
     let p99 = before
         .zip(after)
         .and_then(|(b, a)| server_time::quantile_ms(&b, &a, 0.99));
@@ -193,7 +193,7 @@ async fn main() {
             let o = timed(
                 &c,
                 &t.base,
-                &["token"],
+                server_time::CLIENT_CREDENTIALS,
                 sc::client_credentials(
                     "client_credentials (ES256 JWT)",
                     t.base.clone(),
@@ -211,7 +211,7 @@ async fn main() {
             let o = timed(
                 &c,
                 &t.base,
-                &["token"],
+                server_time::REFRESH,
                 sc::refresh_rotation(
                     &format!("refresh rotation ({chains} chains)"),
                     c.clone(),
@@ -234,7 +234,7 @@ async fn main() {
             let o = timed(
                 &c,
                 &t.base,
-                &["introspect"],
+                server_time::INTROSPECT,
                 sc::introspection(
                     "introspection (JWT + revocation check)",
                     t.base.clone(),
@@ -253,7 +253,7 @@ async fn main() {
             let o = timed(
                 &c,
                 &t.base,
-                &["jwks", "discovery"],
+                server_time::JWKS_AND_DISCOVERY,
                 sc::jwks_and_discovery("JWKS + discovery", t.base.clone(), 32, d),
             )
             .await;
@@ -273,7 +273,7 @@ async fn main() {
             let o = timed(
                 &c,
                 &t.base,
-                &["login"],
+                server_time::LOGIN,
                 sc::password_sign_in(
                     "password sign-in (full flow)",
                     c.clone(),
@@ -304,8 +304,10 @@ async fn main() {
                     )
                 };
                 let chains2 = sc::refresh_chains(&c, &t.base, chains).await;
-                let token_before = server_time::snapshot(&c, &t.base, &["token"]).await;
-                let login_before = server_time::snapshot(&c, &t.base, &["login"]).await;
+                let snapshot = |series| server_time::snapshot(&c, &t.base, series);
+                let cc_before = snapshot(server_time::CLIENT_CREDENTIALS).await;
+                let rr_before = snapshot(server_time::REFRESH).await;
+                let login_before = snapshot(server_time::LOGIN).await;
                 let flood = tokio::spawn(sc::password_sign_in(
                     "isolation: sign-in flood",
                     c.clone(),
@@ -317,22 +319,18 @@ async fn main() {
                 let rr =
                     sc::refresh_rotation(rr_name, c.clone(), t.base.clone(), chains2, 16, d).await;
                 let (flood, cc) = (flood.await.expect("flood"), cc.await.expect("cc"));
-                // Both token loads share /token, so Tessera's own p99 is over both of them.
-                let since = |before: Option<server_time::Snapshot>, endpoint| {
-                    let c = c.clone();
-                    let base = t.base.clone();
-                    async move {
-                        let after = server_time::snapshot(&c, &base, &[endpoint]).await;
-                        before
-                            .zip(after)
-                            .and_then(|(b, a)| server_time::quantile_ms(&b, &a, 0.99))
-                    }
+                let since = |before: Option<server_time::Snapshot>, series| async move {
+                    let after = snapshot(series).await;
+                    before
+                        .zip(after)
+                        .and_then(|(b, a)| server_time::quantile_ms(&b, &a, 0.99))
                 };
-                let token_p99 = since(token_before, "token").await;
-                let login_p99 = since(login_before, "login").await;
+                let cc_p99 = since(cc_before, server_time::CLIENT_CREDENTIALS).await;
+                let rr_p99 = since(rr_before, server_time::REFRESH).await;
+                let login_p99 = since(login_before, server_time::LOGIN).await;
                 let pid = t.pid();
-                push(&mut rows, (cc, token_p99), pid);
-                push(&mut rows, (rr, token_p99), pid);
+                push(&mut rows, (cc, cc_p99), pid);
+                push(&mut rows, (rr, rr_p99), pid);
                 if flood_workers > 0 {
                     push(&mut rows, (flood, login_p99), pid);
                 }
@@ -352,7 +350,7 @@ async fn main() {
                 let o = timed(
                     &c,
                     &t.base,
-                    &["token"],
+                    server_time::REFRESH,
                     sc::refresh_rotation(
                         &format!("scale {target} rows: refresh"),
                         c.clone(),
@@ -367,7 +365,7 @@ async fn main() {
                 let o = timed(
                     &c,
                     &t.base,
-                    &["introspect"],
+                    server_time::INTROSPECT,
                     sc::introspection(
                         &format!("scale {target} rows: introspection"),
                         t.base.clone(),

@@ -1,18 +1,50 @@
-//! Tessera's own view of a run: its request-duration histogram at `/metrics`
-//! (`tessera_http_request_duration_seconds`), read before and after a path is driven, so that a
-//! row can tell the time spent inside Tessera (from the request's first byte read to its answer)
-//! from the time the request spent in the kernel, the scheduler queues and the load generator.
+//! Tessera's own view of a run: its request-duration histograms at `/metrics`, read before and
+//! after a path is driven, so that a row can tell the time spent inside Tessera (from the parsed
+//! request to its answer) from the time the request spent in the kernel, the scheduler's queues
+//! and the load generator.
 
-const SERIES: &str = "tessera_http_request_duration_seconds_bucket{";
+/// One histogram's series: a metric and the values of its one label to sum.
+#[derive(Debug, Clone, Copy)]
+pub struct Series {
+    metric: &'static str,
+    label: &'static str,
+    values: &'static [&'static str],
+}
+
+const BY_ENDPOINT: &str = "tessera_http_request_duration_seconds";
+const BY_GRANT: &str = "tessera_token_request_duration_seconds";
+
+const fn endpoint(values: &'static [&'static str]) -> Series {
+    Series {
+        metric: BY_ENDPOINT,
+        label: "endpoint",
+        values,
+    }
+}
+
+const fn grant(values: &'static [&'static str]) -> Series {
+    Series {
+        metric: BY_GRANT,
+        label: "grant_type",
+        values,
+    }
+}
+
+pub const CLIENT_CREDENTIALS: Series = grant(&["client_credentials"]);
+pub const REFRESH: Series = grant(&["refresh_token"]);
+pub const INTROSPECT: Series = endpoint(&["introspect"]);
+pub const JWKS_AND_DISCOVERY: Series = endpoint(&["jwks", "discovery"]);
+/// The sign-in POST: the step that hashes the password.
+pub const LOGIN: Series = endpoint(&["login"]);
 
 /// Cumulative request counts by bucket upper bound (seconds; the last is `+Inf`), summed over
 /// the endpoints asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot(Vec<(f64, u64)>);
 
-/// Reads the histogram of `endpoints` (labels such as `token`, `introspect`). `None` when the
-/// server does not answer or exposes no such series (oidc-provider, or an older Tessera).
-pub async fn snapshot(c: &reqwest::Client, base: &str, endpoints: &[&str]) -> Option<Snapshot> {
+/// Reads `series`. `None` when the server does not answer or exposes no such series
+/// (oidc-provider, or an older Tessera).
+pub async fn snapshot(c: &reqwest::Client, base: &str, series: Series) -> Option<Snapshot> {
     let text = c
         .get(format!("{base}/metrics"))
         .send()
@@ -21,13 +53,14 @@ pub async fn snapshot(c: &reqwest::Client, base: &str, endpoints: &[&str]) -> Op
         .text()
         .await
         .ok()?;
-    parse(&text, endpoints)
+    parse(&text, series)
 }
 
-fn parse(text: &str, endpoints: &[&str]) -> Option<Snapshot> {
+fn parse(text: &str, series: Series) -> Option<Snapshot> {
+    let prefix = format!("{}_bucket{{", series.metric);
     let mut buckets: Vec<(f64, u64)> = Vec::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix(SERIES) else {
+        let Some(rest) = line.strip_prefix(&prefix) else {
             continue;
         };
         let (labels, count) = rest.split_once("} ")?;
@@ -38,7 +71,7 @@ fn parse(text: &str, endpoints: &[&str]) -> Option<Snapshot> {
                     .strip_suffix('"')
             })
         };
-        if !endpoints.contains(&label("endpoint")?) {
+        if !series.values.contains(&label(series.label)?) {
             continue;
         }
         let le = match label("le")? {
@@ -95,18 +128,24 @@ pub fn quantile_ms(before: &Snapshot, after: &Snapshot, q: f64) -> Option<f64> {
 mod tests {
     use super::*;
 
+    const TOKEN: Series = endpoint(&["token"]);
+
+    /// Two endpoints' series, and the same counts again per grant type (which must not mix in).
     fn exposition(token: [u64; 4], jwks: [u64; 4]) -> String {
         let mut out = String::from("# TYPE tessera_http_request_duration_seconds histogram\n");
-        for (endpoint, counts) in [("token", token), ("jwks", jwks)] {
-            for (le, n) in ["0.005", "0.01", "0.025", "+Inf"].iter().zip(counts) {
-                out.push_str(&format!(
-                    "{SERIES}endpoint=\"{endpoint}\",le=\"{le}\"}} {n}\n"
-                ));
+        for (metric, label) in [
+            (BY_ENDPOINT, ["endpoint=\"token\"", "endpoint=\"jwks\""]),
+            (
+                BY_GRANT,
+                ["grant_type=\"refresh_token\"", "grant_type=\"other\""],
+            ),
+        ] {
+            for (label, counts) in label.iter().zip([token, jwks]) {
+                for (le, n) in ["0.005", "0.01", "0.025", "+Inf"].iter().zip(counts) {
+                    out.push_str(&format!("{metric}_bucket{{{label},le=\"{le}\"}} {n}\n"));
+                }
+                out.push_str(&format!("{metric}_count{{{label}}} {}\n", counts[3]));
             }
-            out.push_str(&format!(
-                "tessera_http_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}\n",
-                counts[3]
-            ));
         }
         out.push_str("tessera_refresh_rotations_total 7\n");
         out
@@ -115,22 +154,23 @@ mod tests {
     #[test]
     fn reads_only_the_endpoints_asked_for_and_sums_them() {
         let text = exposition([1, 2, 3, 4], [10, 20, 30, 40]);
-        let token = parse(&text, &["token"]).unwrap();
+        let token = parse(&text, TOKEN).unwrap();
         assert_eq!(
             token,
             Snapshot(vec![(0.005, 1), (0.01, 2), (0.025, 3), (f64::INFINITY, 4)])
         );
-        let both = parse(&text, &["token", "jwks"]).unwrap();
+        let both = parse(&text, endpoint(&["token", "jwks"])).unwrap();
         assert_eq!(both.0[3], (f64::INFINITY, 44));
-        assert_eq!(parse(&text, &["introspect"]), None);
-        assert_eq!(parse("no metrics here", &["token"]), None);
+        assert_eq!(parse(&text, REFRESH), Some(token));
+        assert_eq!(parse(&text, INTROSPECT), None);
+        assert_eq!(parse("no metrics here", TOKEN), None);
     }
 
     #[test]
     fn the_quantile_counts_only_requests_between_the_snapshots() {
         // Before: 100 fast requests. Between: 90 under 5 ms, 10 between 10 and 25 ms.
-        let before = parse(&exposition([100, 100, 100, 100], [0; 4]), &["token"]).unwrap();
-        let after = parse(&exposition([190, 190, 200, 200], [0; 4]), &["token"]).unwrap();
+        let before = parse(&exposition([100, 100, 100, 100], [0; 4]), TOKEN).unwrap();
+        let after = parse(&exposition([190, 190, 200, 200], [0; 4]), TOKEN).unwrap();
         let p50 = quantile_ms(&before, &after, 0.5).unwrap();
         assert!((p50 - 50.0 / 90.0 * 5.0).abs() < 1e-9, "{p50}");
         // The 99th of 100 is the 9th of the 10 slow ones: 9/10 of the way from 10 to 25 ms.
@@ -140,8 +180,8 @@ mod tests {
 
     #[test]
     fn a_quantile_beyond_the_last_bound_reads_as_that_bound_and_no_requests_give_none() {
-        let before = parse(&exposition([0; 4], [0; 4]), &["token"]).unwrap();
-        let after = parse(&exposition([0, 0, 1, 10], [0; 4]), &["token"]).unwrap();
+        let before = parse(&exposition([0; 4], [0; 4]), TOKEN).unwrap();
+        let after = parse(&exposition([0, 0, 1, 10], [0; 4]), TOKEN).unwrap();
         assert_eq!(quantile_ms(&before, &after, 0.99), Some(25.0));
         assert_eq!(quantile_ms(&after, &after, 0.99), None);
     }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{DefaultHeaders, Next};
-use actix_web::web;
+use actix_web::{HttpMessage, web};
 
 use crate::auth::password::PasswordHasher;
 use crate::config::Config;
@@ -123,7 +123,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .default_service(web::to(errors::not_found));
 }
 
-/// Records how long each request took to answer, by endpoint (`/metrics`).
+/// Set by the token endpoint: the grant type a `/token` request asked for (its index in
+/// [`crate::metrics::TOKEN_GRANTS`]), so [`timed`] records it per grant as well.
+#[derive(Clone, Copy, Debug)]
+pub struct TimedGrant(pub usize);
+
+/// Records how long each request took to answer, by endpoint, and `/token` requests also by
+/// grant type (`/metrics`).
 pub async fn timed(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -135,7 +141,15 @@ pub async fn timed(
         .map(|state| state.provider.metrics.clone());
     let response = next.call(req).await;
     if let Some(metrics) = metrics {
-        metrics.observe_request(endpoint, started.elapsed());
+        let took = started.elapsed();
+        metrics.observe_request(endpoint, took);
+        let grant = response
+            .as_ref()
+            .ok()
+            .and_then(|r| r.request().extensions().get::<TimedGrant>().copied());
+        if let Some(TimedGrant(grant)) = grant {
+            metrics.observe_token(grant, took);
+        }
     }
     response
 }

@@ -1,7 +1,7 @@
 //! The machine-facing endpoints: token, revocation, introspection, userinfo, discovery, JWKS.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 
 use super::errors::OAuthJson;
@@ -60,6 +60,12 @@ pub async fn token(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthJson> {
     let body = form_body(&req, payload).await?;
+    if let Some(grant) = url::form_urlencoded::parse(body.as_bytes())
+        .find(|(k, _)| k == "grant_type")
+        .and_then(|(_, v)| crate::metrics::token_grant(&v))
+    {
+        req.extensions_mut().insert(super::TimedGrant(grant));
+    }
     let ip = req.peer_addr().map(|a| a.ip().to_string());
     let response =
         grants::exchange(&state.provider, authorization(&req), &body, ip.as_deref()).await?;

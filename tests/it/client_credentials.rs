@@ -237,13 +237,31 @@ async fn metrics_time_each_request_by_endpoint() {
         )
         .await;
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let unsupported = app
+        .token(&client.auth(), &[("grant_type", "password")])
+        .await;
+    assert_eq!(unsupported.status(), StatusCode::BAD_REQUEST);
     app.get("/no/such/page").await;
 
     let after = app.metrics().await;
     assert_eq!(
         count(&after, "token") - count(&before, "token"),
-        3,
+        4,
         "every /token request is timed, refused ones too"
+    );
+    let per_grant = |m: &MetricsSnapshot, grant: &str| {
+        m.get(&format!(
+            "tessera_token_request_duration_seconds_count{{grant_type=\"{grant}\"}}"
+        ))
+    };
+    assert_eq!(
+        per_grant(&after, "client_credentials") - per_grant(&before, "client_credentials"),
+        3,
+        "the client_credentials requests are timed as such; a grant type Tessera does not offer is not"
+    );
+    assert_eq!(
+        per_grant(&after, "refresh_token"),
+        per_grant(&before, "refresh_token")
     );
     assert!(count(&after, "other") > count(&before, "other"));
     assert_eq!(count(&after, "introspect"), count(&before, "introspect"));
