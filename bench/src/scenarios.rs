@@ -127,16 +127,20 @@ fn code_from(resp: &reqwest::Response) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The whole password sign-in: authorize -> sign-in page -> POST -> code. Returns (session
-/// cookie, code).
+/// The whole password sign-in as the bench user: authorize -> sign-in page -> POST -> code.
+/// Returns (session cookie, code).
 pub async fn sign_in(c: &reqwest::Client, base: &str) -> Option<(String, String)> {
+    sign_in_as(c, base, "bench@example.com").await
+}
+
+async fn sign_in_as(c: &reqwest::Client, base: &str, email: &str) -> Option<(String, String)> {
     let page = c.get(authorize_url(base)).send().await.ok()?;
     let csrf_cookie = set_cookie(&page, "tessera_csrf")?;
     let html = page.text().await.ok()?;
     let form = [
         ("csrf_token", input_value(&html, "csrf_token")?),
         ("request", input_value(&html, "request")?),
-        ("email", "bench@example.com".to_string()),
+        ("email", email.to_string()),
         ("password", PASSWORD.to_string()),
     ];
     let resp = c
@@ -185,19 +189,61 @@ async fn redeem(c: &reqwest::Client, base: &str, code: &str) -> Option<serde_jso
     resp.json().await.ok()
 }
 
-/// `n` independent refresh-token chains (one sign-in, then codes from the SSO session).
-pub async fn refresh_chains(c: &reqwest::Client, base: &str, n: usize) -> Vec<String> {
-    let (session, first) = sign_in(c, base).await.expect("bench sign-in");
-    let mut out = Vec::with_capacity(n);
-    let mut code = Some(first);
-    while out.len() < n {
-        let this = match code.take() {
-            Some(c0) => c0,
-            None => code_with_session(c, base, &session)
-                .await
-                .expect("code from the SSO session"),
-        };
-        let tokens = redeem(c, base, &this).await.expect("code exchange");
+/// Adds users `chain-1@bench.example` .. `chain-{n}@bench.example`, with the bench user's
+/// password, straight into the database (the CLI would hash each password again): the refresh
+/// paths rotate one chain per session and one session per user, as a fleet of browsers would.
+pub async fn add_chain_users(database_url: &str, n: usize) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url)
+        .await
+        .expect("bench database");
+    let sql = format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
+         INSERT INTO users (id, email, roles, password_hash, disabled, created_at, updated_at) \
+         SELECT 'chain-' || x, 'chain-' || x || '@bench.example', '[]', u.password_hash, 0, \
+         u.created_at, u.updated_at FROM c, users u WHERE u.email = 'bench@example.com'"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&pool)
+        .await
+        .expect("chain users");
+    pool.close().await;
+}
+
+/// Signs each of the `n` chain users in once (eight at a time): their session cookies.
+pub async fn chain_sessions(c: &reqwest::Client, base: &str, n: usize) -> Vec<String> {
+    const AT_ONCE: usize = 8;
+    let tasks: Vec<_> = (0..AT_ONCE)
+        .map(|w| {
+            let (c, base) = (c.clone(), base.to_string());
+            tokio::spawn(async move {
+                let mut sessions = Vec::new();
+                for i in (w..n).step_by(AT_ONCE) {
+                    let email = format!("chain-{}@bench.example", i + 1);
+                    let (session, _) = sign_in_as(&c, &base, &email)
+                        .await
+                        .expect("chain user sign-in");
+                    sessions.push(session);
+                }
+                sessions
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(n);
+    for t in tasks {
+        all.extend(t.await.expect("sign-in task"));
+    }
+    all
+}
+
+/// A fresh refresh-token chain in each session (a code from the SSO session, redeemed).
+pub async fn refresh_chains(c: &reqwest::Client, base: &str, sessions: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(sessions.len());
+    for session in sessions {
+        let code = code_with_session(c, base, session)
+            .await
+            .expect("code from the SSO session");
+        let tokens = redeem(c, base, &code).await.expect("code exchange");
         out.push(
             tokens["refresh_token"]
                 .as_str()

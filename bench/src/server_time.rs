@@ -88,11 +88,11 @@ fn parse(text: &str, series: Series) -> Option<Snapshot> {
     (!buckets.is_empty()).then_some(Snapshot(buckets))
 }
 
-/// The `q`-quantile, in milliseconds, of the requests answered between two snapshots,
-/// interpolated linearly within its bucket as Prometheus's `histogram_quantile` does (so it is
-/// as coarse as the buckets: 5, 7.5, 10, 15, 20, 25, 50 ms ...). A quantile that falls in the
-/// `+Inf` bucket reads as the last finite bound.
-pub fn quantile_ms(before: &Snapshot, after: &Snapshot, q: f64) -> Option<f64> {
+/// The bucket, in milliseconds (lower, upper), holding the `q`-quantile of the requests
+/// answered between two snapshots: as precise as the buckets are (5, 7.5, 10, 15, 20, 25, 50,
+/// 100 ms ...), with no interpolation inside one. A quantile beyond the last bound reads as
+/// (that bound, infinity).
+pub fn quantile_bucket(before: &Snapshot, after: &Snapshot, q: f64) -> Option<(f64, f64)> {
     let delta: Vec<(f64, u64)> = after
         .0
         .iter()
@@ -110,18 +110,23 @@ pub fn quantile_ms(before: &Snapshot, after: &Snapshot, q: f64) -> Option<f64> {
         return None;
     }
     let rank = q * total as f64;
-    let (mut lower, mut below) = (0.0, 0u64);
+    let mut lower = 0.0;
     for &(le, cumulative) in &delta {
         if cumulative as f64 >= rank {
-            if le.is_infinite() {
-                return Some(lower * 1e3);
-            }
-            let within = (cumulative - below).max(1) as f64;
-            return Some((lower + (le - lower) * (rank - below as f64) / within) * 1e3);
+            return Some((lower * 1e3, le * 1e3));
         }
-        (lower, below) = (le, cumulative);
+        lower = le;
     }
-    Some(lower * 1e3)
+    Some((lower * 1e3, f64::INFINITY))
+}
+
+/// A bucket as a table cell: `7.5-10`, or `>2500` past the last bound.
+pub fn cell((lower, upper): (f64, f64)) -> String {
+    if upper.is_infinite() {
+        format!(">{lower}")
+    } else {
+        format!("{lower}-{upper}")
+    }
 }
 
 #[cfg(test)]
@@ -171,18 +176,19 @@ mod tests {
         // Before: 100 fast requests. Between: 90 under 5 ms, 10 between 10 and 25 ms.
         let before = parse(&exposition([100, 100, 100, 100], [0; 4]), TOKEN).unwrap();
         let after = parse(&exposition([190, 190, 200, 200], [0; 4]), TOKEN).unwrap();
-        let p50 = quantile_ms(&before, &after, 0.5).unwrap();
-        assert!((p50 - 50.0 / 90.0 * 5.0).abs() < 1e-9, "{p50}");
-        // The 99th of 100 is the 9th of the 10 slow ones: 9/10 of the way from 10 to 25 ms.
-        let p99 = quantile_ms(&before, &after, 0.99).unwrap();
-        assert!((p99 - 23.5).abs() < 1e-9, "{p99}");
+        assert_eq!(quantile_bucket(&before, &after, 0.5), Some((0.0, 5.0)));
+        assert_eq!(quantile_bucket(&before, &after, 0.9), Some((0.0, 5.0)));
+        assert_eq!(quantile_bucket(&before, &after, 0.99), Some((10.0, 25.0)));
+        assert_eq!(cell((10.0, 25.0)), "10-25");
     }
 
     #[test]
-    fn a_quantile_beyond_the_last_bound_reads_as_that_bound_and_no_requests_give_none() {
+    fn a_quantile_beyond_the_last_bound_is_open_ended_and_no_requests_give_none() {
         let before = parse(&exposition([0; 4], [0; 4]), TOKEN).unwrap();
         let after = parse(&exposition([0, 0, 1, 10], [0; 4]), TOKEN).unwrap();
-        assert_eq!(quantile_ms(&before, &after, 0.99), Some(25.0));
-        assert_eq!(quantile_ms(&after, &after, 0.99), None);
+        let beyond = quantile_bucket(&before, &after, 0.99).unwrap();
+        assert_eq!(beyond, (25.0, f64::INFINITY));
+        assert_eq!(cell(beyond), ">25");
+        assert_eq!(quantile_bucket(&after, &after, 0.99), None);
     }
 }
