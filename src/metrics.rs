@@ -190,6 +190,15 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    /// Asserts that `metrics` renders each `(series, count)` line exactly.
+    fn assert_renders(metrics: &Metrics, lines: &[(&str, &str)]) {
+        let text = metrics.render(0);
+        for (series, value) in lines {
+            let line = format!("{series} {value}\n");
+            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+        }
+    }
+
     #[test]
     fn request_durations_render_as_cumulative_buckets_per_endpoint() {
         let m = Metrics::default();
@@ -198,21 +207,33 @@ mod tests {
         m.observe_request(token, Duration::from_millis(3));
         m.observe_request(token, Duration::from_secs(5));
         m.observe_request(endpoint("/account"), Duration::from_millis(1));
-        let text = m.render(0);
-        let series = "tessera_http_request_duration_seconds";
-        for line in [
-            format!("{series}_bucket{{endpoint=\"token\",le=\"0.0005\"}} 1\n"),
-            format!("{series}_bucket{{endpoint=\"token\",le=\"0.0025\"}} 1\n"),
-            format!("{series}_bucket{{endpoint=\"token\",le=\"0.005\"}} 2\n"),
-            format!("{series}_bucket{{endpoint=\"token\",le=\"2.5\"}} 2\n"),
-            format!("{series}_bucket{{endpoint=\"token\",le=\"+Inf\"}} 3\n"),
-            format!("{series}_count{{endpoint=\"token\"}} 3\n"),
-            format!("{series}_sum{{endpoint=\"token\"}} 5.0033\n"),
-            format!("{series}_count{{endpoint=\"other\"}} 1\n"),
-            format!("{series}_count{{endpoint=\"jwks\"}} 0\n"),
-        ] {
-            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
-        }
+        let h = "tessera_http_request_duration_seconds";
+        assert_renders(
+            &m,
+            &[
+                (
+                    &format!("{h}_bucket{{endpoint=\"token\",le=\"0.0005\"}}"),
+                    "1",
+                ),
+                (
+                    &format!("{h}_bucket{{endpoint=\"token\",le=\"0.0025\"}}"),
+                    "1",
+                ),
+                (
+                    &format!("{h}_bucket{{endpoint=\"token\",le=\"0.005\"}}"),
+                    "2",
+                ),
+                (&format!("{h}_bucket{{endpoint=\"token\",le=\"2.5\"}}"), "2"),
+                (
+                    &format!("{h}_bucket{{endpoint=\"token\",le=\"+Inf\"}}"),
+                    "3",
+                ),
+                (&format!("{h}_count{{endpoint=\"token\"}}"), "3"),
+                (&format!("{h}_sum{{endpoint=\"token\"}}"), "5.0033"),
+                (&format!("{h}_count{{endpoint=\"other\"}}"), "1"),
+                (&format!("{h}_count{{endpoint=\"jwks\"}}"), "0"),
+            ],
+        );
     }
 
     #[test]
@@ -222,17 +243,32 @@ mod tests {
         let refresh = token_grant("refresh_token").unwrap();
         m.observe_token(refresh, Duration::from_millis(12));
         m.observe_token(refresh, Duration::from_millis(4));
-        let text = m.render(0);
-        let series = "tessera_token_request_duration_seconds";
-        for line in [
-            format!("{series}_bucket{{grant_type=\"refresh_token\",le=\"0.005\"}} 1\n"),
-            format!("{series}_bucket{{grant_type=\"refresh_token\",le=\"0.01\"}} 1\n"),
-            format!("{series}_bucket{{grant_type=\"refresh_token\",le=\"0.015\"}} 2\n"),
-            format!("{series}_count{{grant_type=\"refresh_token\"}} 2\n"),
-            format!("{series}_count{{grant_type=\"client_credentials\"}} 0\n"),
-            format!("{series}_count{{grant_type=\"authorization_code\"}} 0\n"),
-        ] {
-            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
-        }
+        let h = "tessera_token_request_duration_seconds";
+        assert_renders(
+            &m,
+            &[
+                (
+                    &format!("{h}_bucket{{grant_type=\"refresh_token\",le=\"0.005\"}}"),
+                    "1",
+                ),
+                (
+                    &format!("{h}_bucket{{grant_type=\"refresh_token\",le=\"0.01\"}}"),
+                    "1",
+                ),
+                (
+                    &format!("{h}_bucket{{grant_type=\"refresh_token\",le=\"0.015\"}}"),
+                    "2",
+                ),
+                (&format!("{h}_count{{grant_type=\"refresh_token\"}}"), "2"),
+                (
+                    &format!("{h}_count{{grant_type=\"client_credentials\"}}"),
+                    "0",
+                ),
+                (
+                    &format!("{h}_count{{grant_type=\"authorization_code\"}}"),
+                    "0",
+                ),
+            ],
+        );
     }
 }

@@ -152,6 +152,20 @@ fn row(out: &mut String, r: &Row, baseline: Option<&Row>, argon2: Option<f64>) {
     );
 }
 
+/// A fresh chain in every session, then 32 workers rotating them: the outcome and Tessera's own
+/// p99 for the refresh grant.
+async fn refresh_row(
+    c: &reqwest::Client,
+    base: &str,
+    sessions: &[String],
+    name: &str,
+    d: Duration,
+) -> (Outcome, Option<(f64, f64)>) {
+    let tokens = sc::refresh_chains(c, base, sessions).await;
+    let work = sc::refresh_rotation(name, c.clone(), base.to_string(), tokens, 32, d);
+    timed(c, base, server_time::REFRESH, work).await
+}
+
 #[tokio::main]
 async fn main() {
     let args = parse_args();
@@ -216,21 +230,8 @@ async fn main() {
         }
 
         if args.runs("refresh") {
-            let tokens = sc::refresh_chains(&c, &t.base, &sessions).await;
-            let o = timed(
-                &c,
-                &t.base,
-                server_time::REFRESH,
-                sc::refresh_rotation(
-                    &format!("refresh rotation ({chains} sessions)"),
-                    c.clone(),
-                    t.base.clone(),
-                    tokens,
-                    32,
-                    d,
-                ),
-            )
-            .await;
+            let name = format!("refresh rotation ({chains} sessions)");
+            let o = refresh_row(&c, &t.base, &sessions, &name, d).await;
             push(&mut rows, o, t.pid());
         }
 
@@ -355,21 +356,8 @@ async fn main() {
                     .unwrap_or(0);
                 sc::seed_rows(&t.database_url, backend, seeded, target, now).await;
                 seeded = target;
-                let tokens = sc::refresh_chains(&c, &t.base, &sessions).await;
-                let o = timed(
-                    &c,
-                    &t.base,
-                    server_time::REFRESH,
-                    sc::refresh_rotation(
-                        &format!("scale {target} rows: refresh"),
-                        c.clone(),
-                        t.base.clone(),
-                        tokens,
-                        32,
-                        d,
-                    ),
-                )
-                .await;
+                let name = format!("scale {target} rows: refresh");
+                let o = refresh_row(&c, &t.base, &sessions, &name, d).await;
                 push(&mut rows, o, t.pid());
                 let o = timed(
                     &c,
