@@ -4,15 +4,23 @@
 use super::*;
 use crate::crypto::random_id;
 
-async fn sqlite() -> SqlStore {
+fn sqlite_url() -> String {
     let dir = std::env::temp_dir().join(format!("tessera-contract-{}", random_id()));
-    let url = format!("sqlite://{}/t.db", dir.display());
-    let store = SqlStore::connect(&url, 4).await.unwrap();
+    format!("sqlite://{}/t.db", dir.display())
+}
+
+async fn open(url: &str, max_connections: u32) -> SqlStore {
+    let store = SqlStore::connect(url, max_connections).await.unwrap();
     store.migrate().await.unwrap();
     store
 }
 
-async fn postgres() -> Option<SqlStore> {
+async fn sqlite() -> SqlStore {
+    open(&sqlite_url(), 4).await
+}
+
+/// A new, empty PostgreSQL database when `TESSERA_TEST_BACKEND=postgres`: its URL.
+async fn postgres_url() -> Option<String> {
     if std::env::var("TESSERA_TEST_BACKEND").as_deref() != Ok("postgres") {
         return None;
     }
@@ -31,11 +39,11 @@ async fn postgres() -> Option<SqlStore> {
         .unwrap();
     admin.close().await;
     let (prefix, _) = base.rsplit_once('/').unwrap();
-    let store = SqlStore::connect(&format!("{prefix}/{name}"), 8)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    Some(store)
+    Some(format!("{prefix}/{name}"))
+}
+
+async fn postgres() -> Option<SqlStore> {
+    Some(open(&postgres_url().await?, 8).await)
 }
 
 /// Runs one contract check on every configured backend.
@@ -795,4 +803,66 @@ async fn a_rotation_marks_the_old_token_on_its_own_page_on_postgresql() {
             "token {i} was rewritten to another page"
         );
     }
+}
+
+/// Two processes (two stores on one database) appending in turn and at once keep one unbroken
+/// chain. On PostgreSQL a process appends in one statement after the head it last saw, and
+/// falls back to the locked append when another process moved the head meanwhile.
+#[tokio::test]
+async fn two_processes_appending_to_the_audit_log_keep_one_chain() {
+    let url = sqlite_url();
+    two_appenders(open(&url, 2).await, open(&url, 2).await).await;
+    if let Some(url) = postgres_url().await {
+        two_appenders(open(&url, 4).await, open(&url, 4).await).await;
+    }
+}
+
+async fn two_appenders(a: SqlStore, b: SqlStore) {
+    use crate::audit::{AuditEvent, ChainVerifier};
+    use crate::crypto::{Crypto, MasterKey};
+    let crypto = std::sync::Arc::new(Crypto::new(&MasterKey::generate()));
+    let event = |i: i64| AuditEvent::new("signin.success").subject(format!("u{i}"));
+    let mut seqs = Vec::new();
+    // In turn: a, a, b, a, a, b, ...
+    for i in 0..9 {
+        let s = if i % 3 == 2 { &b } else { &a };
+        seqs.push(s.append_audit(&crypto, 100 + i, &event(i)).await.unwrap());
+    }
+    // At once.
+    let tasks: Vec<_> = (9..40)
+        .map(|i| {
+            let (s, crypto) = (
+                if i % 2 == 0 { a.clone() } else { b.clone() },
+                crypto.clone(),
+            );
+            tokio::spawn(async move { s.append_audit(&crypto, 100 + i, &event(i)).await })
+        })
+        .collect();
+    for t in tasks {
+        seqs.push(t.await.unwrap().unwrap());
+    }
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (1..=40).collect::<Vec<i64>>(),
+        "each append got its own number"
+    );
+    if a.backend() == Backend::Postgres {
+        // The one-statement append takes effect only right after the head it names.
+        let head = a.audit_head().await.unwrap();
+        let stale = (head.0 - 1, head.1.clone());
+        let refused = a.append_audit_after(&crypto, stale, 200, &event(40)).await;
+        assert_eq!(refused.unwrap(), None);
+        let after = a
+            .append_audit_after(&crypto, head.clone(), 200, &event(40))
+            .await;
+        assert_eq!(after.unwrap().map(|(seq, _)| seq), Some(head.0 + 1));
+    }
+    let (head, hash) = b.audit_head().await.unwrap();
+    let mut v = ChainVerifier::new(&crypto);
+    for r in b.audit_after(0, 100).await.unwrap() {
+        v.next(&r).unwrap();
+    }
+    assert_eq!(v.finish(head, &hash).unwrap(), head);
+    assert!(head >= 40);
 }

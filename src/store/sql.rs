@@ -14,6 +14,9 @@ use super::group_commit::RotationQueue;
 use super::group_commit_pg::PgRotationQueue;
 use super::*;
 
+/// The audit chain's head: the last entry's sequence number and hash.
+type AuditHead = (i64, Vec<u8>);
+
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     /// Reads.
@@ -26,6 +29,10 @@ pub struct SqlStore {
     rotations: Rotations,
     /// SQLite: the runtime whose task owns the writer (see [`SqlStore::write`]).
     writer_task: Option<tokio::runtime::Handle>,
+    /// PostgreSQL: the audit chain's head (sequence number, hash) as this process last wrote or
+    /// read it, so the next append can be one conditional statement (see `append_audit`).
+    /// Holding its lock also queues this process's appends.
+    audit_head: Arc<tokio::sync::Mutex<Option<AuditHead>>>,
     backend: Backend,
 }
 
@@ -268,6 +275,7 @@ impl SqlStore {
             writer,
             rotations,
             writer_task,
+            audit_head: Arc::default(),
             backend,
         })
     }
@@ -939,17 +947,49 @@ fn audit_from(row: &AnyRow) -> StoreResult<crate::audit::AuditRecord> {
     })
 }
 
-impl AuditStore for SqlStore {
-    async fn append_audit(
+/// PostgreSQL: appends an event as the successor of the head this process last saw, in one
+/// statement: the head moves only if it is still where this process left it (compare-and-set on
+/// its sequence number), and the event is inserted only if it moved.
+const APPEND_AFTER_KNOWN_HEAD: &str = "WITH head AS (UPDATE audit_head SET seq = $1, last_hash = $10 \
+     WHERE id = 1 AND seq = $1 - 1 RETURNING seq) \
+     INSERT INTO audit_events (seq, at, action, actor, subject, ip, user_agent, detail, prev_hash, hash) \
+     SELECT seq, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM head";
+
+/// The chain hash of `e` as entry `seq` after `prev`.
+fn audit_link(
+    crypto: &crate::crypto::Crypto,
+    prev: &[u8],
+    seq: i64,
+    at: Timestamp,
+    e: &crate::audit::AuditEvent,
+    detail: &str,
+) -> Vec<u8> {
+    crate::audit::link(
+        crypto,
+        prev,
+        seq,
+        at,
+        &e.action,
+        e.actor.as_deref(),
+        e.subject.as_deref(),
+        e.ip.as_deref(),
+        e.user_agent.as_deref(),
+        detail,
+    )
+}
+
+impl SqlStore {
+    /// Appends after whatever the head is: takes the head row's lock first, so appends from
+    /// every process queue there. Returns the new head.
+    async fn append_audit_locked(
         &self,
         crypto: &Arc<crate::crypto::Crypto>,
         at: Timestamp,
         e: &crate::audit::AuditEvent,
-    ) -> StoreResult<i64> {
+    ) -> StoreResult<AuditHead> {
         let (crypto, e) = (Arc::clone(crypto), e.clone());
         self.write(move |writer| async move {
             let mut tx = writer.begin().await?;
-            // Writing the head row first takes its lock: appends from every process queue here.
             let head = sqlx::query(
                 "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash",
             )
@@ -958,18 +998,7 @@ impl AuditStore for SqlStore {
             let seq: i64 = head.try_get("seq")?;
             let prev: Vec<u8> = head.try_get("last_hash")?;
             let detail = e.detail.to_string();
-            let hash = crate::audit::link(
-                &crypto,
-                &prev,
-                seq,
-                at,
-                &e.action,
-                e.actor.as_deref(),
-                e.subject.as_deref(),
-                e.ip.as_deref(),
-                e.user_agent.as_deref(),
-                &detail,
-            );
+            let hash = audit_link(&crypto, &prev, seq, at, &e, &detail);
             sqlx::query(
                 "INSERT INTO audit_events (seq, at, action, actor, subject, ip, user_agent, detail, prev_hash, hash) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -987,13 +1016,70 @@ impl AuditStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
-                .bind(hash)
+                .bind(hash.clone())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(seq)
+            Ok((seq, hash))
         })
         .await
+    }
+
+    /// PostgreSQL: one round trip instead of five when no other process appended since this one
+    /// last did; `None` when one did (the caller then takes the locked path).
+    pub(super) async fn append_audit_after(
+        &self,
+        crypto: &crate::crypto::Crypto,
+        (seq, prev): AuditHead,
+        at: Timestamp,
+        e: &crate::audit::AuditEvent,
+    ) -> StoreResult<Option<AuditHead>> {
+        let next = seq + 1;
+        let detail = e.detail.to_string();
+        let hash = audit_link(crypto, &prev, next, at, e, &detail);
+        let appended = sqlx::query(APPEND_AFTER_KNOWN_HEAD)
+            .bind(next)
+            .bind(at)
+            .bind(&e.action)
+            .bind(&e.actor)
+            .bind(&e.subject)
+            .bind(&e.ip)
+            .bind(&e.user_agent)
+            .bind(&detail)
+            .bind(prev)
+            .bind(hash.clone())
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok((appended == 1).then_some((next, hash)))
+    }
+}
+
+impl AuditStore for SqlStore {
+    async fn append_audit(
+        &self,
+        crypto: &Arc<crate::crypto::Crypto>,
+        at: Timestamp,
+        e: &crate::audit::AuditEvent,
+    ) -> StoreResult<i64> {
+        if self.backend == Backend::Sqlite {
+            // One writer in one process: the transaction costs no round trips.
+            return Ok(self.append_audit_locked(crypto, at, e).await?.0);
+        }
+        let mut known = self.audit_head.lock().await;
+        if let Some(head) = known.take() {
+            // On an error the head is unknown (the statement may have committed): it stays
+            // `None`, and the next append takes the locked path.
+            if let Some(new) = self.append_audit_after(crypto, head, at, e).await? {
+                let seq = new.0;
+                *known = Some(new);
+                return Ok(seq);
+            }
+        }
+        let new = self.append_audit_locked(crypto, at, e).await?;
+        let seq = new.0;
+        *known = Some(new);
+        Ok(seq)
     }
 
     async fn audit_after(
