@@ -978,6 +978,29 @@ fn audit_link(
     )
 }
 
+/// Binds an audit entry's columns as `$1`..`$10`, in `audit_events` order: sequence number,
+/// time, the event's fields, detail, the previous hash and the entry's hash.
+fn bind_entry<'q>(
+    query: AnyQuery<'q>,
+    (seq, at): (i64, Timestamp),
+    e: &'q crate::audit::AuditEvent,
+    detail: &'q str,
+    prev: Vec<u8>,
+    hash: Vec<u8>,
+) -> AnyQuery<'q> {
+    query
+        .bind(seq)
+        .bind(at)
+        .bind(&e.action)
+        .bind(&e.actor)
+        .bind(&e.subject)
+        .bind(&e.ip)
+        .bind(&e.user_agent)
+        .bind(detail)
+        .bind(prev)
+        .bind(hash)
+}
+
 impl SqlStore {
     /// Appends after whatever the head is: takes the head row's lock first, so appends from
     /// every process queue there. Returns the new head.
@@ -999,22 +1022,13 @@ impl SqlStore {
             let prev: Vec<u8> = head.try_get("last_hash")?;
             let detail = e.detail.to_string();
             let hash = audit_link(&crypto, &prev, seq, at, &e, &detail);
-            sqlx::query(
+            let insert = sqlx::query(
                 "INSERT INTO audit_events (seq, at, action, actor, subject, ip, user_agent, detail, prev_hash, hash) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(seq)
-            .bind(at)
-            .bind(&e.action)
-            .bind(&e.actor)
-            .bind(&e.subject)
-            .bind(&e.ip)
-            .bind(&e.user_agent)
-            .bind(&detail)
-            .bind(prev)
-            .bind(hash.clone())
-            .execute(&mut *tx)
-            .await?;
+            );
+            bind_entry(insert, (seq, at), &e, &detail, prev, hash.clone())
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
                 .bind(hash.clone())
                 .execute(&mut *tx)
@@ -1037,17 +1051,8 @@ impl SqlStore {
         let next = seq + 1;
         let detail = e.detail.to_string();
         let hash = audit_link(crypto, &prev, next, at, e, &detail);
-        let appended = sqlx::query(APPEND_AFTER_KNOWN_HEAD)
-            .bind(next)
-            .bind(at)
-            .bind(&e.action)
-            .bind(&e.actor)
-            .bind(&e.subject)
-            .bind(&e.ip)
-            .bind(&e.user_agent)
-            .bind(&detail)
-            .bind(prev)
-            .bind(hash.clone())
+        let query = sqlx::query(APPEND_AFTER_KNOWN_HEAD);
+        let appended = bind_entry(query, (next, at), e, &detail, prev, hash.clone())
             .execute(&self.writer)
             .await?
             .rows_affected();
