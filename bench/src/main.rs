@@ -112,11 +112,18 @@ async fn timed(
 ) -> (Outcome, Option<(f64, f64)>) {
     let before = server_time::snapshot(c, base, series).await;
     let outcome = work.await;
+    (outcome, p99_since(c, base, series, before).await)
+}
+
+/// Tessera's own p99 bucket for `series` over the requests answered since `before` was read.
+async fn p99_since(
+    c: &reqwest::Client,
+    base: &str,
+    series: server_time::Series,
+    before: Option<server_time::Snapshot>,
+) -> Option<(f64, f64)> {
     let after = server_time::snapshot(c, base, series).await;
-    let p99 = before
-        .zip(after)
-        .and_then(|(b, a)| server_time::quantile_bucket(&b, &a, 0.99));
-    (outcome, p99)
+    server_time::quantile_bucket(&before?, &after?, 0.99)
 }
 
 fn mib(kib: Option<u64>) -> f64 {
@@ -329,15 +336,10 @@ async fn main() {
                 let rr =
                     sc::refresh_rotation(rr_name, c.clone(), t.base.clone(), chains2, 16, d).await;
                 let (flood, cc) = (flood.await.expect("flood"), cc.await.expect("cc"));
-                let since = |before: Option<server_time::Snapshot>, series| async move {
-                    let after = snapshot(series).await;
-                    before
-                        .zip(after)
-                        .and_then(|(b, a)| server_time::quantile_bucket(&b, &a, 0.99))
-                };
-                let cc_p99 = since(cc_before, server_time::CLIENT_CREDENTIALS).await;
-                let rr_p99 = since(rr_before, server_time::REFRESH).await;
-                let login_p99 = since(login_before, server_time::LOGIN).await;
+                let cc_p99 =
+                    p99_since(&c, &t.base, server_time::CLIENT_CREDENTIALS, cc_before).await;
+                let rr_p99 = p99_since(&c, &t.base, server_time::REFRESH, rr_before).await;
+                let login_p99 = p99_since(&c, &t.base, server_time::LOGIN, login_before).await;
                 let pid = t.pid();
                 push(&mut rows, (cc, cc_p99), pid);
                 push(&mut rows, (rr, rr_p99), pid);
