@@ -38,7 +38,7 @@ pub const JWKS_AND_DISCOVERY: Series = endpoint(&["jwks", "discovery"]);
 pub const LOGIN: Series = endpoint(&["login"]);
 
 /// Cumulative request counts by bucket upper bound (seconds; the last is `+Inf`), summed over
-/// the endpoints asked for.
+/// the series' label values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot(Vec<(f64, u64)>);
 
