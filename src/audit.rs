@@ -99,6 +99,29 @@ pub fn link(
     crypto.mac("audit-chain", &buf)
 }
 
+/// The MAC of event `e` appended as entry `seq` after `prev`; `detail` is `e.detail` as stored.
+pub fn event_link(
+    crypto: &Crypto,
+    prev: &[u8],
+    seq: i64,
+    at: Timestamp,
+    e: &AuditEvent,
+    detail: &str,
+) -> Vec<u8> {
+    link(
+        crypto,
+        prev,
+        seq,
+        at,
+        &e.action,
+        e.actor.as_deref(),
+        e.subject.as_deref(),
+        e.ip.as_deref(),
+        e.user_agent.as_deref(),
+        detail,
+    )
+}
+
 pub fn record_link(crypto: &Crypto, r: &AuditRecord) -> Vec<u8> {
     link(
         crypto,

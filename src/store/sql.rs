@@ -955,29 +955,6 @@ const APPEND_AFTER_KNOWN_HEAD: &str = "WITH head AS (UPDATE audit_head SET seq =
      INSERT INTO audit_events (seq, at, action, actor, subject, ip, user_agent, detail, prev_hash, hash) \
      SELECT seq, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM head";
 
-/// The chain hash of `e` as entry `seq` after `prev`.
-fn audit_link(
-    crypto: &crate::crypto::Crypto,
-    prev: &[u8],
-    seq: i64,
-    at: Timestamp,
-    e: &crate::audit::AuditEvent,
-    detail: &str,
-) -> Vec<u8> {
-    crate::audit::link(
-        crypto,
-        prev,
-        seq,
-        at,
-        &e.action,
-        e.actor.as_deref(),
-        e.subject.as_deref(),
-        e.ip.as_deref(),
-        e.user_agent.as_deref(),
-        detail,
-    )
-}
-
 /// Binds an audit entry's columns as `$1`..`$10`, in `audit_events` order: sequence number,
 /// time, the event's fields, detail, the previous hash and the entry's hash.
 fn bind_entry<'q>(
@@ -1021,7 +998,7 @@ impl SqlStore {
             let seq: i64 = head.try_get("seq")?;
             let prev: Vec<u8> = head.try_get("last_hash")?;
             let detail = e.detail.to_string();
-            let hash = audit_link(&crypto, &prev, seq, at, &e, &detail);
+            let hash = crate::audit::event_link(&crypto, &prev, seq, at, &e, &detail);
             let insert = sqlx::query(
                 "INSERT INTO audit_events (seq, at, action, actor, subject, ip, user_agent, detail, prev_hash, hash) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -1050,7 +1027,7 @@ impl SqlStore {
     ) -> StoreResult<Option<AuditHead>> {
         let next = seq + 1;
         let detail = e.detail.to_string();
-        let hash = audit_link(crypto, &prev, next, at, e, &detail);
+        let hash = crate::audit::event_link(crypto, &prev, next, at, e, &detail);
         let query = sqlx::query(APPEND_AFTER_KNOWN_HEAD);
         let appended = bind_entry(query, (next, at), e, &detail, prev, hash.clone())
             .execute(&self.writer)
@@ -1072,16 +1049,16 @@ impl AuditStore for SqlStore {
             return Ok(self.append_audit_locked(crypto, at, e).await?.0);
         }
         let mut known = self.audit_head.lock().await;
-        if let Some(head) = known.take() {
-            // On an error the head is unknown (the statement may have committed): it stays
-            // `None`, and the next append takes the locked path.
-            if let Some(new) = self.append_audit_after(crypto, head, at, e).await? {
-                let seq = new.0;
-                *known = Some(new);
-                return Ok(seq);
-            }
-        }
-        let new = self.append_audit_locked(crypto, at, e).await?;
+        // On an error the head is unknown (the statement may have committed): it stays `None`,
+        // and the next append takes the locked path.
+        let appended = match known.take() {
+            Some(head) => self.append_audit_after(crypto, head, at, e).await?,
+            None => None,
+        };
+        let new = match appended {
+            Some(new) => new,
+            None => self.append_audit_locked(crypto, at, e).await?,
+        };
         let seq = new.0;
         *known = Some(new);
         Ok(seq)
