@@ -87,15 +87,28 @@ fn phc(params: &Params, salt: &[u8], hash: &[u8]) -> String {
     )
 }
 
-/// Hashing threads run at a lower CPU priority (nice 10) than the request workers: a sign-in
-/// flood then uses the CPU the token endpoints leave idle, instead of delaying them.
+/// Hashing threads run under Linux's `SCHED_IDLE` policy: they get the CPU only when request
+/// workers, the database and the token paths leave it idle, and any of those preempts them on
+/// wake-up. A sign-in flood then fills idle CPU instead of queueing ahead of refreshes; with no
+/// other load the hashing threads still have every core. Where `SCHED_IDLE` is refused, nice 19.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority with PRIO_PROCESS and a thread id only changes this thread's nice value.
+    // SAFETY: both calls take a thread id (0 = the calling thread) and only change this thread's
+    // scheduling policy or nice value; `param` outlives the call.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        }
     }
+}
+
+/// The scheduling policy of the calling thread (for tests).
+#[cfg(all(test, target_os = "linux"))]
+fn current_policy() -> i32 {
+    // SAFETY: reads the calling thread's policy; no memory is passed.
+    unsafe { libc::sched_getscheduler(0) }
 }
 
 fn same_costs(a: &Params, b: &Params) -> bool {
@@ -260,5 +273,18 @@ mod tests {
         let v = new.verify(&pw, Some(&stored)).await.unwrap();
         assert!(v.valid && v.needs_rehash, "{v:?}");
         assert!(!old.verify(&pw, Some(&stored)).await.unwrap().needs_rehash);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_yield_the_cpu_to_everything_else() {
+        let h = PasswordHasher::new(19456, 2, 1, 2).unwrap();
+        assert_ne!(
+            current_policy(),
+            libc::SCHED_IDLE,
+            "the caller keeps its policy"
+        );
+        let policy = h.run(|_| current_policy()).await.unwrap();
+        assert_eq!(policy, libc::SCHED_IDLE);
     }
 }
