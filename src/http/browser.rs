@@ -164,11 +164,11 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
     let p = &state.provider;
     let params = match Params::parse(req.query_string()) {
         Ok(p) => p,
-        Err(_) => {
+        Err(e) => {
             return page(
                 StatusCode::BAD_REQUEST,
                 "This sign-in link is not valid",
-                "A parameter is repeated or malformed.",
+                &format!("The link is malformed: {}.", e.description()),
             );
         }
     };

@@ -119,12 +119,15 @@ async fn end_current(state: &AppState, req: &HttpRequest) -> Result<(), HttpResp
 /// GET /logout
 pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let p = &state.provider;
-    let Ok(params) = Params::parse(req.query_string()) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "This sign-out link is not valid",
-            "A parameter is repeated or malformed.",
-        );
+    let params = match Params::parse(req.query_string()) {
+        Ok(params) => params,
+        Err(e) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "This sign-out link is not valid",
+                &format!("The link is malformed: {}.", e.description()),
+            );
+        }
     };
     let request = match understand(p, &params).await {
         Ok(r) => r,

@@ -121,7 +121,11 @@ fn link_token(req: &HttpRequest) -> String {
         #[serde(default)]
         token: String,
     }
-    serde_urlencoded::from_str::<Query>(req.query_string())
+    let query = req.query_string();
+    if crate::oauth::params::check_count(query).is_err() {
+        return String::new();
+    }
+    serde_urlencoded::from_str::<Query>(query)
         .map(|q| q.token)
         .unwrap_or_default()
 }

@@ -1,0 +1,121 @@
+//! Hostile and unlucky input: oversized parameter lists (refused before any work).
+
+use reqwest::StatusCode;
+use reqwest::header;
+
+use crate::helpers::*;
+
+/// The parameter cap Tessera documents (docs/DESIGN.md, "Request size and parsing").
+const MAX_PARAMS: usize = 100;
+
+/// `n` distinct `name=value` pairs joined with `&`.
+fn padding(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("p{i}=x"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn post_raw(app: &TestApp, path: &str, body: String) -> reqwest::Response {
+    app.backchannel
+        .post(app.url(path))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+#[tokio::test]
+async fn protocol_endpoints_refuse_thousands_of_parameters_before_authenticating() {
+    let app = spawn_app().await;
+    // 8,000 distinct parameters, 64 KiB at most: what used to cost ~166 ms of parsing each.
+    let mut body = padding(8_000);
+    body.truncate(60 * 1024);
+    for path in ["/token", "/introspect", "/revoke"] {
+        let resp = post_raw(&app, path, body.clone()).await;
+        let answer = expect_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_request").await;
+        assert!(
+            answer["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("too many parameters")),
+            "{path} says why: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_request_at_the_parameter_cap_is_served_and_one_more_is_refused() {
+    let app = spawn_app().await;
+    let client = app
+        .add_client(ClientSpec::service("billing").scope("api.read"))
+        .await;
+    let (id, secret) = (
+        &client.id,
+        client.secret.clone().expect("a confidential client"),
+    );
+    let base = format!(
+        "grant_type=client_credentials&client_id={id}&client_secret={}",
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()
+    );
+    let at_cap = format!("{base}&{}", padding(MAX_PARAMS - 3));
+    expect_tokens(post_raw(&app, "/token", at_cap).await).await;
+
+    let over_cap = format!("{base}&{}", padding(MAX_PARAMS - 2));
+    expect_oauth_error(
+        post_raw(&app, "/token", over_cap).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_authorization_request_with_too_many_parameters_gets_a_friendly_400_page() {
+    let app = spawn_app().await;
+    let client = app.add_client(ClientSpec::first_party("webapp")).await;
+    let request = AuthRequest::new(&client);
+    // The request itself is valid: without the padding it shows the sign-in page.
+    expect_sign_in_page(app.authorize(&request).await).await;
+
+    let resp = app
+        .get(&format!(
+            "/authorize?{}&{}",
+            request.query(),
+            padding(MAX_PARAMS)
+        ))
+        .await;
+    let html = expect_error_page(resp, StatusCode::BAD_REQUEST).await;
+    assert!(
+        visible_text(&html).contains("too many parameters"),
+        "the page says what is wrong: {html}"
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_form_with_too_many_fields_gets_a_friendly_400_page() {
+    let app = spawn_app().await;
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("webapp")).await;
+    let page = expect_sign_in_page(app.authorize(&AuthRequest::new(&client)).await).await;
+
+    let mut form: Vec<(String, String)> = vec![
+        ("csrf_token".into(), page.csrf_token.clone()),
+        ("request".into(), page.request.clone()),
+        ("email".into(), user.email.clone()),
+        ("password".into(), user.password.clone()),
+    ];
+    form.extend((0..MAX_PARAMS).map(|i| (format!("p{i}"), "x".to_owned())));
+    let resp = app
+        .client
+        .post(app.url("/login"))
+        .form(&form)
+        .send()
+        .await
+        .expect("POST /login");
+    let html = expect_error_page(resp, StatusCode::BAD_REQUEST).await;
+    assert!(
+        visible_text(&html).contains("too many parameters"),
+        "the page says what is wrong: {html}"
+    );
+}
