@@ -1,4 +1,5 @@
-//! Hostile and unlucky input: oversized parameter lists (refused before any work).
+//! Hostile input: oversized parameter lists (refused before any work) and public clients at the
+//! introspection endpoint.
 
 use reqwest::StatusCode;
 use reqwest::header;
@@ -117,5 +118,51 @@ async fn a_sign_in_form_with_too_many_fields_gets_a_friendly_400_page() {
     assert!(
         visible_text(&html).contains("too many parameters"),
         "the page says what is wrong: {html}"
+    );
+}
+
+#[tokio::test]
+async fn a_public_client_cannot_introspect_even_its_own_tokens() {
+    let app = spawn_app().await;
+    let user = app.add_user("ada@example.test").await;
+    let spa = app
+        .add_client(ClientSpec::first_party("spa").public())
+        .await;
+    let tokens = app.tokens_for(&spa, &user).await;
+
+    for token in [tokens.access_token.as_str(), tokens.refresh_token()] {
+        let resp = app
+            .post_as_client("/introspect", &spa.auth(), &[("token", token)])
+            .await;
+        expect_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    }
+
+    // A resource server (confidential) still can.
+    let resource_server = app.add_client(ClientSpec::service("api")).await;
+    assert!(
+        app.is_active(&resource_server.auth(), &tokens.access_token)
+            .await
+    );
+    // RFC 7009 lets a public client revoke its own tokens, and discovery says what is true.
+    let resp = app.revoke(&spa.auth(), tokens.refresh_token(), None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    expect_oauth_error(
+        app.refresh(&spa.auth(), tokens.refresh_token()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    let discovery = app.discovery().await;
+    let methods = |key: &str| -> Vec<String> {
+        serde_json::from_value::<Vec<String>>(discovery[key].clone())
+            .unwrap_or_else(|_| panic!("{key} is a list: {discovery}"))
+    };
+    assert!(
+        !methods("introspection_endpoint_auth_methods_supported").contains(&"none".to_owned()),
+        "{discovery}"
+    );
+    assert!(
+        methods("revocation_endpoint_auth_methods_supported").contains(&"none".to_owned()),
+        "{discovery}"
     );
 }
