@@ -1,8 +1,10 @@
-//! Hostile input: oversized parameter lists (refused before any work) and public clients at the
-//! introspection endpoint.
+//! Hostile and unlucky input: oversized parameter lists (refused before any work), public
+//! clients at the introspection endpoint, and a database that stops answering for a while.
 
 use reqwest::StatusCode;
 use reqwest::header;
+use serde_json::Value;
+use sqlx::Connection as _;
 
 use crate::helpers::*;
 
@@ -165,4 +167,116 @@ async fn a_public_client_cannot_introspect_even_its_own_tokens() {
         methods("revocation_endpoint_auth_methods_supported").contains(&"none".to_owned()),
         "{discovery}"
     );
+}
+
+/// Runs `sql` on the administration database (not the test's own).
+async fn admin_sql(admin_url: &str, sql: String) {
+    let mut conn = sqlx::postgres::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the administration database");
+    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.ok();
+}
+
+async fn expect_try_again_json(resp: reqwest::Response, what: &str) {
+    let retry_after = header_str(resp.headers(), "retry-after").map(str::to_owned);
+    let body: Value = expect_oauth_error(
+        resp,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+    )
+    .await;
+    assert!(
+        retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n > 0)),
+        "{what}: a 503 says when to retry: {body}"
+    );
+}
+
+/// PostgreSQL only. The test's database stops accepting connections and its sessions are
+/// terminated (as in a fast restart): the token, introspection and revocation endpoints answer
+/// 503 `temporarily_unavailable` with `Retry-After` (not 500, not `invalid_grant`), pages answer a
+/// friendly 503, `/readyz` is not ready; once the database is back the same refresh token works.
+/// On SQLite (the default run) there is no way to make the file refuse connections from outside,
+/// so the test prints `SKIPPED (SQLite)` and returns early; run it with
+/// `TESSERA_TEST_BACKEND=postgres`.
+#[tokio::test]
+async fn a_database_outage_answers_try_again_and_keeps_the_refresh_chain() {
+    let app = spawn_app().await;
+    let Some((admin_url, name)) = app.postgres_database() else {
+        eprintln!(
+            "SKIPPED (SQLite): a_database_outage_answers_try_again_and_keeps_the_refresh_chain \
+             needs TESSERA_TEST_BACKEND=postgres"
+        );
+        return;
+    };
+    let (admin_url, name) = (admin_url.to_owned(), name.to_owned());
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("webapp")).await;
+    let resource_server = app.add_client(ClientSpec::service("api")).await;
+    let tokens = app.tokens_for(&client, &user).await;
+    assert_eq!(app.get("/account").await.status(), StatusCode::OK);
+
+    admin_sql(
+        &admin_url,
+        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+    )
+    .await;
+    admin_sql(
+        &admin_url,
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ),
+    )
+    .await;
+
+    expect_try_again_json(
+        app.refresh(&client.auth(), tokens.refresh_token()).await,
+        "refresh",
+    )
+    .await;
+    expect_try_again_json(
+        app.post_as_client(
+            "/introspect",
+            &resource_server.auth(),
+            &[("token", &tokens.access_token)],
+        )
+        .await,
+        "introspection",
+    )
+    .await;
+    expect_try_again_json(
+        app.revoke(&client.auth(), &random_token(), Some("refresh_token"))
+            .await,
+        "revocation",
+    )
+    .await;
+
+    let resp = app.get("/account").await;
+    assert!(
+        header_str(resp.headers(), "retry-after").is_some(),
+        "a 503 page says when to retry"
+    );
+    let html = expect_error_page(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        visible_text(&html).contains("try again"),
+        "the page asks the person to try again: {html}"
+    );
+    assert_eq!(
+        app.get("/readyz").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    admin_sql(
+        &admin_url,
+        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+    )
+    .await;
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    let next = expect_tokens(app.refresh(&client.auth(), tokens.refresh_token()).await).await;
+    expect_tokens(app.refresh(&client.auth(), next.refresh_token()).await).await;
+    assert_eq!(app.get("/account").await.status(), StatusCode::OK);
 }
