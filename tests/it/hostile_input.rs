@@ -195,6 +195,18 @@ async fn expect_try_again_json(resp: reqwest::Response, what: &str) {
     );
 }
 
+async fn expect_try_again_page(resp: reqwest::Response, what: &str) {
+    assert!(
+        header_str(resp.headers(), "retry-after").is_some(),
+        "{what}: a 503 page says when to retry"
+    );
+    let html = expect_error_page(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        visible_text(&html).contains("try again"),
+        "{what}: the page asks the person to try again: {html}"
+    );
+}
+
 /// PostgreSQL only. The test's database stops accepting connections and its sessions are
 /// terminated (as in a fast restart): the token, introspection and revocation endpoints answer
 /// 503 `temporarily_unavailable` with `Retry-After` (not 500, not `invalid_grant`), pages answer a
@@ -218,6 +230,17 @@ async fn a_database_outage_answers_try_again_and_keeps_the_refresh_chain() {
     let resource_server = app.add_client(ClientSpec::service("api")).await;
     let tokens = app.tokens_for(&client, &user).await;
     assert_eq!(app.get("/account").await.status(), StatusCode::OK);
+    // Pages opened before the outage and submitted during it: consent (signed-in browser) and
+    // sign-in (another browser); and an application this server has not looked up yet.
+    let wiki = app.add_client(ClientSpec::new("wiki")).await;
+    let consent = expect_consent_page(app.authorize(&AuthRequest::new(&wiki)).await).await;
+    let stranger = app.new_browser();
+    let sign_in = expect_sign_in_page(
+        app.authorize_in(&stranger, &AuthRequest::new(&client))
+            .await,
+    )
+    .await;
+    let unseen = app.add_client(ClientSpec::first_party("unseen")).await;
 
     admin_sql(
         &admin_url,
@@ -255,16 +278,19 @@ async fn a_database_outage_answers_try_again_and_keeps_the_refresh_chain() {
     )
     .await;
 
-    let resp = app.get("/account").await;
-    assert!(
-        header_str(resp.headers(), "retry-after").is_some(),
-        "a 503 page says when to retry"
-    );
-    let html = expect_error_page(resp, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(
-        visible_text(&html).contains("try again"),
-        "the page asks the person to try again: {html}"
-    );
+    expect_try_again_page(app.get("/account").await, "account page").await;
+    expect_try_again_page(app.post_consent(&consent, "allow").await, "consent").await;
+    expect_try_again_page(
+        app.post_login_in(&stranger, &sign_in, &user.email, &user.password)
+            .await,
+        "sign-in",
+    )
+    .await;
+    expect_try_again_page(
+        app.authorize(&AuthRequest::new(&unseen)).await,
+        "authorization request",
+    )
+    .await;
     assert_eq!(
         app.get("/readyz").await.status(),
         StatusCode::SERVICE_UNAVAILABLE
