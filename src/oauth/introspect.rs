@@ -88,7 +88,10 @@ pub async fn introspect(
                 "auth_time": c.auth_time,
                 "roles": c.roles,
             }),
-            Err(_) => inactive(),
+            Err(OAuthError::InvalidToken(_)) => inactive(),
+            // A revocation list that could not be brought up to date says nothing about the
+            // token: "inactive" would read as a revocation (see `store::Transient`).
+            Err(e) => return Err(e),
         });
     }
     let now = p.now();

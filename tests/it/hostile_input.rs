@@ -256,6 +256,22 @@ async fn a_database_outage_answers_try_again_and_keeps_the_refresh_chain() {
     )
     .await;
 
+    // A client known to this replica (its record is cached) introspects a live access token:
+    // the answer may come from memory (with Redis) but must never be "inactive", which would
+    // read as a revocation.
+    let resp = app
+        .post_as_client(
+            "/introspect",
+            &client.auth(),
+            &[("token", &tokens.access_token)],
+        )
+        .await;
+    if resp.status() == StatusCode::OK {
+        let answer = expect_json(resp, StatusCode::OK).await;
+        assert_eq!(answer["active"], true, "{answer}");
+    } else {
+        expect_try_again_json(resp, "introspection with a known client").await;
+    }
     expect_try_again_json(
         app.refresh(&client.auth(), tokens.refresh_token()).await,
         "refresh",
