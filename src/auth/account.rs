@@ -5,7 +5,7 @@ use crate::audit::AuditEvent;
 use crate::auth::password::PasswordHasher;
 use crate::crypto::SecretString;
 use crate::oauth::Provider;
-use crate::store::{StoreError, User, UserStore};
+use crate::store::{StoreError, Transient, User, UserStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -96,6 +96,12 @@ pub async fn set_password(
     Ok(())
 }
 
+impl Transient for AccountError {
+    fn is_transient(&self) -> bool {
+        matches!(self, AccountError::Store(e) if e.is_transient())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
     #[error("the current password is wrong")]
@@ -106,6 +112,12 @@ pub enum ChangeError {
     Policy(#[from] crate::auth::policy::PolicyViolation),
     #[error(transparent)]
     Account(#[from] AccountError),
+}
+
+impl Transient for ChangeError {
+    fn is_transient(&self) -> bool {
+        matches!(self, ChangeError::Account(e) if e.is_transient())
+    }
 }
 
 /// Changes a signed-in user's password: the current one is required (and its failures count

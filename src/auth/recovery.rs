@@ -11,7 +11,7 @@ use crate::auth::policy::{PasswordPolicy, PolicyViolation};
 use crate::crypto::{SecretString, random_id, random_token};
 use crate::mail::{Mail, Mailer};
 use crate::oauth::Provider;
-use crate::store::{AccountTokenKind, AccountTokenStore, StoreError, User, UserStore};
+use crate::store::{AccountTokenKind, AccountTokenStore, StoreError, Transient, User, UserStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
@@ -25,6 +25,12 @@ pub enum RecoveryError {
     Store(#[from] StoreError),
     #[error("password hashing failed")]
     Hash,
+}
+
+impl Transient for RecoveryError {
+    fn is_transient(&self) -> bool {
+        matches!(self, RecoveryError::Store(e) if e.is_transient())
+    }
 }
 
 impl From<account::AccountError> for RecoveryError {

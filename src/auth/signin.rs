@@ -10,7 +10,7 @@ use crate::config::SessionLimitPolicy;
 use crate::crypto::SecretString;
 use crate::metrics::inc;
 use crate::oauth::Provider;
-use crate::store::{StoreError, UserStore};
+use crate::store::{StoreError, Transient, UserStore};
 
 pub struct SignInRequest<'a> {
     pub email: &'a str,
@@ -49,11 +49,24 @@ pub enum SignInError {
     TooManySessions,
     #[error("internal: {0}")]
     Internal(String),
+    /// The database could not be reached for a moment (see `store::Transient`).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for SignInError {
     fn from(e: StoreError) -> Self {
-        SignInError::Internal(e.to_string())
+        if e.is_transient() {
+            SignInError::Unavailable(e.to_string())
+        } else {
+            SignInError::Internal(e.to_string())
+        }
+    }
+}
+
+impl Transient for SignInError {
+    fn is_transient(&self) -> bool {
+        matches!(self, SignInError::Unavailable(_))
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::browser::{checked_form, current_session, html, see_other};
 use super::cookies;
-use super::errors::server_error_page;
+use super::errors::failure_page;
 use super::views::{AccountPage, SessionLine, SessionsPage, SignedOutPage, when};
 use crate::audit::AuditEvent;
 use crate::auth::account;
@@ -65,7 +65,7 @@ async fn render_sessions(
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "could not list sessions");
-            return server_error_page();
+            return failure_page(&e);
         }
     };
     let mut lines = Vec::with_capacity(sessions.len());
@@ -154,12 +154,12 @@ pub async fn revoke_one(
         }
         Err(e) => {
             tracing::error!(error = %e, "session lookup failed");
-            return server_error_page();
+            return failure_page(&e);
         }
     };
     if let Err(e) = p.revoke_session(&target.id).await {
         tracing::error!(error = %e, "could not end a session");
-        return server_error_page();
+        return failure_page(&e);
     }
     p.audit(
         AuditEvent::new("session.revoked")
@@ -211,7 +211,7 @@ pub async fn revoke_all(
         Ok(n) => n,
         Err(e) => {
             tracing::error!(error = %e, "could not end sessions");
-            return server_error_page();
+            return failure_page(&e);
         }
     };
     if keep.is_none() {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::cookies::{self, Csrf};
-use super::errors::{page, server_error_page};
+use super::errors::{failure_page, page, server_error_page, unavailable_page};
 use super::protocol::form_body;
 use super::views::{ConsentPage, HomePage, LoginPage, ScopeLine, describe_scope};
 use crate::auth::session::{self, ActiveSession};
@@ -53,6 +53,7 @@ fn rejection(r: Rejection) -> HttpResponse {
             &message,
         ),
         Rejection::Redirect(location) => see_other(&location),
+        Rejection::Unavailable => unavailable_page(),
     }
 }
 
@@ -66,7 +67,7 @@ pub(crate) async fn current_session(
     };
     session::resolve(p, &cookie, p.now()).await.map_err(|e| {
         tracing::error!(error = %e, "session lookup failed");
-        server_error_page()
+        failure_page(&e)
     })
 }
 
@@ -164,11 +165,11 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
     let p = &state.provider;
     let params = match Params::parse(req.query_string()) {
         Ok(p) => p,
-        Err(_) => {
+        Err(e) => {
             return page(
                 StatusCode::BAD_REQUEST,
                 "This sign-in link is not valid",
-                "A parameter is repeated or malformed.",
+                &format!("The link is malformed: {}.", e.description()),
             );
         }
     };
@@ -361,9 +362,9 @@ pub async fn login(
         Err(SignInError::TooManySessions) => {
             return again(StatusCode::FORBIDDEN, TOO_MANY_SESSIONS);
         }
-        Err(SignInError::Internal(e)) => {
+        Err(e @ (SignInError::Internal(_) | SignInError::Unavailable(_))) => {
             tracing::error!(error = %e, "sign-in failed on our side");
-            return server_error_page();
+            return failure_page(&e);
         }
     };
     let mut res = match &pending {
@@ -471,7 +472,7 @@ pub async fn consent(
         .await
     {
         tracing::error!(error = %e, "could not save consent");
-        return server_error_page();
+        return failure_page(&e);
     }
     match authorize::issue_code(p, &authz, &active, now).await {
         Ok(location) => see_other(&location),

@@ -8,6 +8,7 @@ use askama::Template;
 
 use super::views::ErrorPage;
 use crate::oauth::OAuthError;
+use crate::store::Transient;
 
 /// An OAuth error answered as JSON.
 #[derive(Debug)]
@@ -40,6 +41,9 @@ impl ResponseError for OAuthJson {
             }
             OAuthError::RateLimited(wait) => {
                 res.insert_header((header::RETRY_AFTER, HeaderValue::from(*wait)));
+            }
+            OAuthError::TemporarilyUnavailable => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS)));
             }
             OAuthError::InvalidToken(_) | OAuthError::InsufficientScope(_) => {
                 let value = format!(
@@ -80,6 +84,34 @@ pub fn server_error_page() -> HttpResponse {
         "Something went wrong",
         "We could not complete your request. Please try again in a moment.",
     )
+}
+
+/// How long a client or a person is asked to wait when a dependency is unreachable: long enough
+/// for a database restart or fail-over, short enough not to matter to a person.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// 503 with `Retry-After`: the database (or Redis) cannot be reached for a moment. Nothing the
+/// person did is wrong and nothing was lost (their session included), so the page says so.
+pub fn unavailable_page() -> HttpResponse {
+    let mut res = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again in a moment",
+        "The service is briefly unavailable; nothing you did caused this. Wait a few seconds, \
+         then try again.",
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    res
+}
+
+/// The page for a failure on our side: [`unavailable_page`] when it is transient (see
+/// [`Transient`]), [`server_error_page`] otherwise. The caller has logged the error.
+pub fn failure_page(e: &impl Transient) -> HttpResponse {
+    if e.is_transient() {
+        unavailable_page()
+    } else {
+        server_error_page()
+    }
 }
 
 pub async fn not_found() -> HttpResponse {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::browser::{checked_form, current_session, html, see_other};
 use super::cookies;
-use super::errors::{page, server_error_page};
+use super::errors::{failure_page, page};
 use super::views::{LogoutPage, SignedOutPage};
 use crate::oauth::Provider;
 use crate::oauth::authorize::{LOGOUT_PURPOSE, open_params, seal_params, with_query};
@@ -102,7 +102,7 @@ async fn end_current(state: &AppState, req: &HttpRequest) -> Result<(), HttpResp
     if let Some(active) = current_session(state, req).await? {
         p.revoke_session(&active.session.id).await.map_err(|e| {
             tracing::error!(error = %e, "could not end a session");
-            server_error_page()
+            failure_page(&e)
         })?;
         tracing::info!(session_id = %active.session.id, user_id = %active.user.id, "signed out");
         p.audit(
@@ -119,12 +119,15 @@ async fn end_current(state: &AppState, req: &HttpRequest) -> Result<(), HttpResp
 /// GET /logout
 pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let p = &state.provider;
-    let Ok(params) = Params::parse(req.query_string()) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "This sign-out link is not valid",
-            "A parameter is repeated or malformed.",
-        );
+    let params = match Params::parse(req.query_string()) {
+        Ok(params) => params,
+        Err(e) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "This sign-out link is not valid",
+                &format!("The link is malformed: {}.", e.description()),
+            );
+        }
     };
     let request = match understand(p, &params).await {
         Ok(r) => r,

@@ -11,7 +11,7 @@ use super::AppState;
 use super::account::{render_account, signed_in};
 use super::browser::{checked_form, current_session, html, see_other, too_many_requests};
 use super::cookies;
-use super::errors::{page, server_error_page};
+use super::errors::{failure_page, page};
 use super::views::{ChangePasswordPage, ForgotPage, NoticePage, RegisterPage, ResetPage};
 use crate::auth::account::{self, ChangeError, ChangeRules};
 use crate::auth::recovery::{self, Links, RecoveryError};
@@ -100,7 +100,7 @@ pub async fn forgot(
         && let Err(e) = recovery::request_password_reset(p, &links(&state), &email).await
     {
         tracing::error!(error = %e, "password reset request failed");
-        return server_error_page();
+        return failure_page(&e);
     }
     let minutes = state.config.reset_link_ttl.as_secs().div_ceil(60);
     notice(
@@ -121,7 +121,11 @@ fn link_token(req: &HttpRequest) -> String {
         #[serde(default)]
         token: String,
     }
-    serde_urlencoded::from_str::<Query>(req.query_string())
+    let query = req.query_string();
+    if crate::oauth::params::check_count(query).is_err() {
+        return String::new();
+    }
+    serde_urlencoded::from_str::<Query>(query)
         .map(|q| q.token)
         .unwrap_or_default()
 }
@@ -165,7 +169,7 @@ pub async fn reset_page(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
         Ok(false) => expired_link(&state, &req),
         Err(e) => {
             tracing::error!(error = %e, "reset link lookup failed");
-            server_error_page()
+            failure_page(&e)
         }
     }
 }
@@ -233,7 +237,7 @@ pub async fn reset(
         Err(RecoveryError::InvalidLink) => expired_link(&state, &req),
         Err(e) => {
             tracing::error!(error = %e, "password reset failed");
-            server_error_page()
+            failure_page(&e)
         }
     }
 }
@@ -339,7 +343,7 @@ pub async fn change(
         ),
         Err(ChangeError::Account(e)) => {
             tracing::error!(error = %e, "password change failed");
-            server_error_page()
+            failure_page(&e)
         }
     }
 }
@@ -451,7 +455,7 @@ pub async fn register(
         ),
         Err(e) => {
             tracing::error!(error = %e, "registration failed");
-            server_error_page()
+            failure_page(&e)
         }
     }
 }
@@ -479,7 +483,7 @@ pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         }
         Err(e) => {
             tracing::error!(error = %e, "email verification failed");
-            server_error_page()
+            failure_page(&e)
         }
     }
 }
@@ -509,7 +513,7 @@ pub async fn send_verification(
     }
     if let Err(e) = recovery::send_verification(p, &links(&state), &active.user).await {
         tracing::error!(error = %e, "could not send a verification link");
-        return server_error_page();
+        return failure_page(&e);
     }
     let notice = format!("We sent a confirmation link to {}.", active.user.email);
     render_account(&state, &req, &active.user, Some(notice))

@@ -7,10 +7,12 @@ use futures_util::StreamExt;
 use super::errors::OAuthJson;
 use super::{AppState, MAX_BODY};
 use crate::oauth::{
-    OAuthError, grants, introspect as introspection, revoke as revocation, userinfo as user_info,
+    OAuthError, grants, introspect as introspection, params, revoke as revocation,
+    userinfo as user_info,
 };
 
-/// Reads a bounded `application/x-www-form-urlencoded` body as text.
+/// Reads a bounded `application/x-www-form-urlencoded` body as text: at most [`MAX_BODY`] bytes
+/// and [`params::MAX_PARAMS`] parameters. Serves the protocol endpoints and every page's form.
 pub async fn form_body(req: &HttpRequest, mut payload: web::Payload) -> Result<String, OAuthError> {
     let is_form = req
         .headers()
@@ -27,6 +29,7 @@ pub async fn form_body(req: &HttpRequest, mut payload: web::Payload) -> Result<S
         ));
     }
     let mut body = web::BytesMut::new();
+    let mut separators = 0;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
             .map_err(|_| OAuthError::InvalidRequest("the request body could not be read".into()))?;
@@ -34,6 +37,11 @@ pub async fn form_body(req: &HttpRequest, mut payload: web::Payload) -> Result<S
             return Err(OAuthError::InvalidRequest(
                 "the request body is too large".into(),
             ));
+        }
+        // The parameter cap, checked as the body arrives and before anything is decoded.
+        separators += params::separators(&chunk);
+        if separators >= params::MAX_PARAMS {
+            return Err(params::too_many());
         }
         body.extend_from_slice(&chunk);
     }

@@ -39,6 +39,8 @@ pub struct AuthorizationRequest {
 pub enum Rejection {
     /// Shown to the person; the client and redirect URI are not trusted.
     Page(String),
+    /// The database could not be reached for a moment: the person is asked to try again (503).
+    Unavailable,
     /// Sent back to the client's redirect URI.
     Redirect(String),
 }
@@ -104,6 +106,10 @@ pub async fn validate(
             return Err(Rejection::Page(
                 "The application is not registered (unknown client_id).".into(),
             ));
+        }
+        Err(e) if crate::store::Transient::is_transient(&e) => {
+            tracing::warn!(error = %e, "client lookup failed: store unavailable");
+            return Err(Rejection::Unavailable);
         }
         Err(e) => {
             tracing::error!(error = %e, "client lookup failed");

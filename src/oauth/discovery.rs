@@ -19,7 +19,9 @@ pub fn metadata(issuer: &str, signing_algs: &[&str]) -> Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": signing_algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        // RFC 7009 §2.1: a public client may revoke its own tokens, identified by client_id.
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        // RFC 7662 §2.1: introspection is for authenticated confidential clients only.
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],

@@ -105,9 +105,23 @@ impl OAuthError {
 }
 
 impl From<crate::store::StoreError> for OAuthError {
+    /// A database that cannot be reached for a moment is `temporarily_unavailable` (503 with
+    /// `Retry-After`), never a refusal of the request nor a `server_error`.
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "store failure");
-        OAuthError::ServerError
+        use crate::store::Transient as _;
+        if e.is_transient() {
+            tracing::warn!(error = %e, "store unavailable");
+            OAuthError::TemporarilyUnavailable
+        } else {
+            tracing::error!(error = %e, "store failure");
+            OAuthError::ServerError
+        }
+    }
+}
+
+impl crate::store::Transient for OAuthError {
+    fn is_transient(&self) -> bool {
+        matches!(self, OAuthError::TemporarilyUnavailable)
     }
 }
 

@@ -49,7 +49,10 @@ fn inactive() -> Value {
     json!({ "active": false })
 }
 
-/// Answers an introspection request from an authenticated client.
+/// Answers an introspection request from an authenticated client. RFC 7662 §2.1: the caller
+/// must be authorized to introspect, and Tessera authorizes confidential clients only (resource
+/// servers): a public client proves nothing by sending its client_id, so it gets the same
+/// `invalid_client` as a wrong secret, and discovery lists no `none` method for this endpoint.
 pub async fn introspect(
     p: &Provider,
     authorization: Option<&str>,
@@ -58,6 +61,11 @@ pub async fn introspect(
     let params = Params::parse(body)?;
     let creds = client_auth::extract(authorization, &params)?;
     let client = client_auth::authenticate(p, &creds).await?;
+    if client.secret_hash.is_none() || creds.method == client_auth::AuthMethod::None {
+        return Err(OAuthError::InvalidClient(
+            "client authentication failed".into(),
+        ));
+    }
     let token = params.require("token")?;
     if token.len() > 8192 {
         return Ok(inactive());
@@ -80,7 +88,10 @@ pub async fn introspect(
                 "auth_time": c.auth_time,
                 "roles": c.roles,
             }),
-            Err(_) => inactive(),
+            Err(OAuthError::InvalidToken(_)) => inactive(),
+            // A revocation list that could not be brought up to date says nothing about the
+            // token: "inactive" would read as a revocation (see `store::Transient`).
+            Err(e) => return Err(e),
         });
     }
     let now = p.now();

@@ -13,6 +13,7 @@ mod group_commit;
 mod group_commit_pg;
 pub mod migrate;
 pub mod sql;
+mod transient;
 
 #[cfg(test)]
 mod contract;
@@ -20,6 +21,7 @@ mod contract;
 use crate::clock::Timestamp;
 
 pub use sql::SqlStore;
+pub use transient::Transient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

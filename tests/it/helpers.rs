@@ -335,6 +335,13 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// On the PostgreSQL run, the administration URL and the name of this test's database.
+    pub fn postgres_database(&self) -> Option<(&str, &str)> {
+        self.postgres
+            .as_ref()
+            .map(|db| (db.admin_url.as_str(), db.name.as_str()))
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("server.log")
     }
