@@ -95,12 +95,9 @@ pub async fn forgot(
         return too_many_requests(wait);
     }
     // Over the per-email limit the answer stays the same; the mail is simply not sent again.
-    if email.len() <= 254
-        && mail_limited(&state, &email).await.is_none()
-        && let Err(e) = recovery::request_password_reset(p, &links(&state), &email).await
-    {
-        tracing::error!(error = %e, "password reset request failed");
-        return server_error_page();
+    // The work itself runs off the response path, for existing and unknown accounts alike.
+    if email.len() <= 254 && mail_limited(&state, &email).await.is_none() {
+        recovery::request_password_reset_in_background(p, &links(&state), &email);
     }
     let minutes = state.config.reset_link_ttl.as_secs().div_ceil(60);
     notice(
