@@ -315,10 +315,19 @@ pub async fn change(
     )
     .await;
     match result {
-        Ok(()) => {
+        Ok(Some(cookie)) => {
             let notice = "Your password was changed. Your other devices were signed out.";
-            render_account(&state, &req, &active.user, Some(notice.into()))
+            let mut res = render_account(&state, &req, &active.user, Some(notice.into()));
+            let secure = state.secure_cookies();
+            let renewed = cookies::session_cookie(cookie, secure, p.settings.session_absolute_ttl);
+            if res.add_cookie(&renewed).is_err() {
+                tracing::error!("could not set the renewed session cookie");
+                return server_error_page();
+            }
+            res
         }
+        // This session ended while the password changed (signed out elsewhere).
+        Ok(None) => see_other("/login"),
         Err(ChangeError::WrongPassword) => change_form(
             &state,
             &req,
