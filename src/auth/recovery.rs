@@ -208,6 +208,22 @@ pub async fn send_verification(
     Ok(())
 }
 
+/// Whether a confirmation link can still be used (to show its button, without spending it).
+pub async fn verification_link_usable(p: &Provider, token: &str) -> Result<bool, StoreError> {
+    if token.len() > 128 {
+        return Ok(false);
+    }
+    Ok(p.store
+        .peek_account_token(
+            &p.crypto.token_hash(token),
+            AccountTokenKind::EmailVerification,
+            p.now(),
+        )
+        .await?
+        .is_some())
+}
+
+/// Confirms the address behind a confirmation link and spends the link.
 pub async fn verify_email(p: &Provider, token: &str) -> Result<User, RecoveryError> {
     if token.len() > 128 {
         return Err(RecoveryError::InvalidLink);
