@@ -369,8 +369,9 @@ impl Config {
         if secs(self.access_token_ttl) == 0 || secs(self.access_token_ttl) > 86400 {
             return Err(bad("access_token_ttl", "must be between 1s and 24h"));
         }
-        if secs(self.auth_code_ttl) == 0 || secs(self.auth_code_ttl) > 600 {
-            return Err(bad("auth_code_ttl", "must be between 1s and 10m"));
+        // Codes are single use and redeemed within seconds (security checklist: <= 60 s).
+        if secs(self.auth_code_ttl) == 0 || secs(self.auth_code_ttl) > 60 {
+            return Err(bad("auth_code_ttl", "must be between 1s and 60s"));
         }
         if self.refresh_idle_ttl > self.refresh_absolute_ttl {
             return Err(bad(
@@ -491,6 +492,19 @@ mod tests {
     fn environment_overrides_durations_in_humantime() {
         let c = Config::load_from(None, &env(&[("TESSERA_ACCESS_TOKEN_TTL", "90s")])).unwrap();
         assert_eq!(c.access_token_ttl, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn an_authorization_code_may_live_at_most_a_minute() {
+        let ok = Config::load_from(None, &env(&[("TESSERA_AUTH_CODE_TTL", "60s")])).unwrap();
+        assert_eq!(ok.auth_code_ttl, Duration::from_secs(60));
+        let err = Config::load_from(None, &env(&[("TESSERA_AUTH_CODE_TTL", "61s")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("auth_code_ttl") && err.contains("60s"),
+            "the refusal names the setting and its limit: {err}"
+        );
     }
 
     #[test]

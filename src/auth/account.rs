@@ -120,8 +120,6 @@ impl Transient for ChangeError {
     }
 }
 
-/// Changes a signed-in user's password: the current one is required (and its failures count
-/// like sign-in failures), the new one must pass the policy, every other session ends.
 /// What a password change is checked against.
 pub struct ChangeRules<'a> {
     pub hasher: &'a PasswordHasher,
@@ -129,6 +127,10 @@ pub struct ChangeRules<'a> {
     pub throttle: &'a crate::auth::throttle::ThrottlePolicy,
 }
 
+/// Changes a signed-in user's password: the current one is required (and its failures count
+/// like sign-in failures), the new one must pass the policy, every other session ends, and this
+/// session gets a new cookie (no fixation across a privilege change). Returns the new cookie
+/// value (`None` if this session ended meanwhile).
 pub async fn change_password(
     p: &Provider,
     rules: &ChangeRules<'_>,
@@ -136,7 +138,7 @@ pub async fn change_password(
     current: &SecretString,
     new: &SecretString,
     keep_session: &str,
-) -> Result<(), ChangeError> {
+) -> Result<Option<String>, ChangeError> {
     use crate::auth::throttle::{self, Attempt, Factor, Gate};
     let attempt = Attempt {
         account: &user.email,
@@ -162,5 +164,8 @@ pub async fn change_password(
     throttle::succeeded(&p.fleet, &attempt).await;
     rules.policy.check(new.expose(), &user.email)?;
     set_password(p, rules.hasher, user, new, Some(keep_session), &user.id).await?;
-    Ok(())
+    let cookie = crate::auth::session::renew_cookie(p, keep_session)
+        .await
+        .map_err(AccountError::Store)?;
+    Ok(cookie)
 }

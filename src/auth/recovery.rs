@@ -71,8 +71,30 @@ async fn issue(
     Ok(token)
 }
 
+/// "Forgot password", answered at once: the lookup, and for an existing account the link, the
+/// audit entry and the mail, run in the background for every address, so the caller's response
+/// (its content, its status and its time) is the same whether or not the account exists.
+/// Failures are logged.
+pub fn request_password_reset_in_background(p: &Provider, links: &Links<'_>, email: &str) {
+    let p = p.clone();
+    let mailer = links.mailer.clone();
+    let reset_ttl = links.reset_ttl;
+    let email = email.to_string();
+    tokio::spawn(async move {
+        let links = Links {
+            mailer: &mailer,
+            reset_ttl,
+            verification_ttl: 0,
+        };
+        if let Err(e) = request_password_reset(&p, &links, &email).await {
+            tracing::error!(error = %e, "password reset request failed");
+        }
+    });
+}
+
 /// "Forgot password": mails a reset link if the account exists and is active; silent otherwise.
-pub async fn request_password_reset(
+/// Its duration depends on the account, so it only runs in the background.
+async fn request_password_reset(
     p: &Provider,
     links: &Links<'_>,
     email: &str,
@@ -192,6 +214,22 @@ pub async fn send_verification(
     Ok(())
 }
 
+/// Whether a confirmation link can still be used (to show its button, without spending it).
+pub async fn verification_link_usable(p: &Provider, token: &str) -> Result<bool, StoreError> {
+    if token.len() > 128 {
+        return Ok(false);
+    }
+    Ok(p.store
+        .peek_account_token(
+            &p.crypto.token_hash(token),
+            AccountTokenKind::EmailVerification,
+            p.now(),
+        )
+        .await?
+        .is_some())
+}
+
+/// Confirms the address behind a confirmation link and spends the link.
 pub async fn verify_email(p: &Provider, token: &str) -> Result<User, RecoveryError> {
     if token.len() > 128 {
         return Err(RecoveryError::InvalidLink);

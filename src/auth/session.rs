@@ -55,6 +55,18 @@ pub async fn start(
     ))
 }
 
+/// Gives a live session a new cookie value after a privilege change (a new password): the old
+/// cookie stops working, the session and what is bound to it (its `sid`, refresh tokens, limits)
+/// stay. Returns the new cookie value, or `None` if the session has ended meanwhile.
+pub async fn renew_cookie(p: &Provider, session_id: &str) -> StoreResult<Option<String>> {
+    let cookie = random_token();
+    let renewed = p
+        .store
+        .replace_session_token(session_id, &p.crypto.token_hash(&cookie))
+        .await?;
+    Ok(renewed.then_some(cookie))
+}
+
 /// Outcome of applying the per-user session limit before a new sign-in.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Room {

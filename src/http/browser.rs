@@ -14,7 +14,9 @@ use crate::auth::session::{self, ActiveSession};
 use crate::auth::signin::{self, SignInError, SignInRequest, SignInRules};
 use crate::auth::throttle;
 use crate::crypto::SecretString;
-use crate::oauth::authorize::{self, AuthorizationRequest, Next, Rejection};
+use crate::oauth::authorize::{
+    self, AuthorizationRequest, ConsentAnswer, Next, Rejection, ShownTo,
+};
 use crate::oauth::params::Params;
 use crate::store::{Client, ConsentStore};
 
@@ -118,7 +120,8 @@ fn consent_page(
     html(StatusCode::OK, &csrf, view.render())
 }
 
-/// Runs the decision for a validated request and answers it.
+/// Runs the decision for a validated request and answers it. Each page it shows seals the
+/// request for its own step; the consent page also names the session it is shown to.
 async fn proceed(
     state: &AppState,
     req: &HttpRequest,
@@ -130,13 +133,20 @@ async fn proceed(
 ) -> HttpResponse {
     let p = &state.provider;
     let now = p.now();
-    let sealed = || authorize::seal_params(p, authorize::AUTHORIZE_PURPOSE, params, now);
     match authorize::next_step(p, client, authz, active, fresh, now).await {
         Ok(Next::SignIn) => {
-            render_login(state, req, StatusCode::OK, sealed(), Some(client), "", None)
+            let sealed = authorize::seal_params(p, authorize::SIGN_IN_PURPOSE, params, now);
+            render_login(state, req, StatusCode::OK, sealed, Some(client), "", None)
         }
         Ok(Next::Consent(scopes)) => match active {
-            Some(a) => consent_page(state, req, sealed(), client, a, &scopes),
+            Some(a) => {
+                let shown_to = ShownTo {
+                    session_id: a.session.id.clone(),
+                    fresh,
+                };
+                let sealed = authorize::seal_consent(p, params, &shown_to, now);
+                consent_page(state, req, sealed, client, a, &scopes)
+            }
             None => server_error_page(),
         },
         Ok(Next::Issue) => match active {
@@ -261,7 +271,16 @@ pub(crate) async fn read_form<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Reopens the authorization request carried by a form; `None` for a plain sign-in.
+fn sign_in_expired() -> HttpResponse {
+    page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in took too long",
+        "For your security the sign-in expired. Go back to the application and start again.",
+    )
+}
+
+/// Reopens the authorization request carried by a sign-in form; `None` for a plain sign-in.
+/// A form sealed for another step (consent) is refused like an expired one.
 async fn reopen(
     state: &AppState,
     sealed: &str,
@@ -270,16 +289,20 @@ async fn reopen(
         return Ok(None);
     }
     let p = &state.provider;
-    let Some(params) = authorize::open_params(p, authorize::AUTHORIZE_PURPOSE, sealed, p.now())
+    let Some(params) = authorize::open_params(p, authorize::SIGN_IN_PURPOSE, sealed, p.now())
     else {
-        return Err(page(
-            StatusCode::BAD_REQUEST,
-            "This sign-in took too long",
-            "For your security the sign-in expired. Go back to the application and start again.",
-        ));
+        return Err(sign_in_expired());
     };
-    match authorize::validate(p, &params).await {
-        Ok((client, authz)) => Ok(Some((params, client, authz))),
+    revalidate(state, params).await.map(Some)
+}
+
+/// Validates a reopened request again (the client may have changed since the page was shown).
+async fn revalidate(
+    state: &AppState,
+    params: Params,
+) -> Result<(Params, Client, AuthorizationRequest), HttpResponse> {
+    match authorize::validate(&state.provider, &params).await {
+        Ok((client, authz)) => Ok((params, client, authz)),
         Err(r) => Err(rejection(r)),
     }
 }
@@ -440,23 +463,54 @@ pub async fn consent(
         Ok(f) => f,
         Err(res) => return res,
     };
-    let (params, client, authz) = match reopen(&state, &form.request).await {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "Nothing to approve",
-                "There is no pending request.",
-            );
-        }
+    if form.request.is_empty() {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Nothing to approve",
+            "There is no pending request.",
+        );
+    }
+    // Only a form sealed for the consent step, by the session it was shown to.
+    let Some((params, shown_to)) = authorize::open_consent(p, &form.request, p.now()) else {
+        return sign_in_expired();
+    };
+    let (params, client, authz) = match revalidate(&state, params).await {
+        Ok(v) => v,
         Err(res) => return res,
     };
     let active = match current_session(&state, &req).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return proceed(&state, &req, &params, &client, &authz, None, false).await,
+        Ok(a) => a,
         Err(res) => return res,
     };
     let now = p.now();
+    // The decision runs again: prompt=login, max_age and the session must still allow a code.
+    let active =
+        match authorize::consent_step(p, &client, &authz, active.as_ref(), &shown_to, now).await {
+            Ok(ConsentAnswer::Decide) => match active {
+                Some(a) => a,
+                None => return server_error_page(),
+            },
+            Ok(ConsentAnswer::Again) => {
+                return proceed(
+                    &state,
+                    &req,
+                    &params,
+                    &client,
+                    &authz,
+                    active.as_ref(),
+                    false,
+                )
+                .await;
+            }
+            Err(e) => {
+                return see_other(&authorize::error_redirect(
+                    p,
+                    &authz.redirect_uri,
+                    authz.state.as_deref(),
+                    &e,
+                ));
+            }
+        };
     if form.decision != "allow" {
         let err = crate::oauth::OAuthError::AccessDenied("the user denied the request".into());
         return see_other(&authorize::error_redirect(

@@ -107,7 +107,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/password/reset", web::post().to(password::reset))
     .route("/register", web::get().to(password::register_page))
     .route("/register", web::post().to(password::register))
-    .route("/verify-email", web::get().to(password::verify_email))
+    .route("/verify-email", web::get().to(password::verify_email_page))
+    .route("/verify-email", web::post().to(password::verify_email))
     .route(
         "/account/sessions/revoke",
         web::post().to(account::revoke_one),

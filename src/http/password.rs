@@ -9,10 +9,13 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::account::{render_account, signed_in};
+use super::browser::read_form;
 use super::browser::{checked_form, current_session, html, see_other, too_many_requests};
 use super::cookies;
-use super::errors::{failure_page, page};
-use super::views::{ChangePasswordPage, ForgotPage, NoticePage, RegisterPage, ResetPage};
+use super::errors::{failure_page, page, server_error_page};
+use super::views::{
+    ChangePasswordPage, ForgotPage, NoticePage, RegisterPage, ResetPage, VerifyEmailPage,
+};
 use crate::auth::account::{self, ChangeError, ChangeRules};
 use crate::auth::recovery::{self, Links, RecoveryError};
 use crate::auth::throttle;
@@ -95,12 +98,9 @@ pub async fn forgot(
         return too_many_requests(wait);
     }
     // Over the per-email limit the answer stays the same; the mail is simply not sent again.
-    if email.len() <= 254
-        && mail_limited(&state, &email).await.is_none()
-        && let Err(e) = recovery::request_password_reset(p, &links(&state), &email).await
-    {
-        tracing::error!(error = %e, "password reset request failed");
-        return failure_page(&e);
+    // The work itself runs off the response path, for existing and unknown accounts alike.
+    if email.len() <= 254 && mail_limited(&state, &email).await.is_none() {
+        recovery::request_password_reset_in_background(p, &links(&state), &email);
     }
     let minutes = state.config.reset_link_ttl.as_secs().div_ceil(60);
     notice(
@@ -322,10 +322,19 @@ pub async fn change(
     )
     .await;
     match result {
-        Ok(()) => {
+        Ok(Some(cookie)) => {
             let notice = "Your password was changed. Your other devices were signed out.";
-            render_account(&state, &req, &active.user, Some(notice.into()))
+            let mut res = render_account(&state, &req, &active.user, Some(notice.into()));
+            let secure = state.secure_cookies();
+            let renewed = cookies::session_cookie(cookie, secure, p.settings.session_absolute_ttl);
+            if res.add_cookie(&renewed).is_err() {
+                tracing::error!("could not set the renewed session cookie");
+                return server_error_page();
+            }
+            res
         }
+        // This session ended while the password changed (signed out elsewhere).
+        Ok(None) => see_other("/login"),
         Err(ChangeError::WrongPassword) => change_form(
             &state,
             &req,
@@ -460,9 +469,60 @@ pub async fn register(
     }
 }
 
-/// GET /verify-email?token=…
-pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    match recovery::verify_email(&state.provider, &link_token(&req)).await {
+fn used_confirmation_link(state: &AppState, req: &HttpRequest) -> HttpResponse {
+    let mut res = notice(
+        state,
+        req,
+        "This link has expired",
+        "The confirmation link was already used or is too old. Sign in and send a new one from your account page.",
+        Some(("/account", "Go to your account")),
+    );
+    *res.status_mut() = StatusCode::BAD_REQUEST;
+    res
+}
+
+/// GET /verify-email?token=…: a page with a button; opening the link spends nothing, so a mail
+/// scanner that prefetches it does not use it up.
+pub async fn verify_email_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let token = link_token(&req);
+    match recovery::verification_link_usable(&state.provider, &token).await {
+        Ok(true) => {
+            // The form needs no CSRF cookie (see `VerifyEmailForm`).
+            let no_csrf = cookies::Csrf {
+                token: String::new(),
+                set_cookie: None,
+            };
+            html(StatusCode::OK, &no_csrf, VerifyEmailPage { token }.render())
+        }
+        Ok(false) => used_confirmation_link(&state, &req),
+        Err(e) => {
+            tracing::error!(error = %e, "confirmation link lookup failed");
+            failure_page(&e)
+        }
+    }
+}
+
+/// The confirmation form. It carries no CSRF token on purpose: the link's token is the secret
+/// that authorises the action, and a forged post could only confirm an address for whoever
+/// already holds its link (it signs nobody in). So the link works in any browser, even one
+/// that has no cookie of ours yet.
+#[derive(Deserialize)]
+struct VerifyEmailForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// POST /verify-email: spends the link.
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let form: VerifyEmailForm = match read_form(&req, payload).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    match recovery::verify_email(&state.provider, &form.token).await {
         Ok(user) => notice(
             &state,
             &req,
@@ -470,17 +530,7 @@ pub async fn verify_email(state: web::Data<AppState>, req: HttpRequest) -> HttpR
             &format!("Thank you: {} is confirmed.", user.email),
             Some(("/account", "Go to your account")),
         ),
-        Err(RecoveryError::InvalidLink) => {
-            let mut res = notice(
-                &state,
-                &req,
-                "This link has expired",
-                "The confirmation link was already used or is too old. Sign in and send a new one from your account page.",
-                Some(("/account", "Go to your account")),
-            );
-            *res.status_mut() = StatusCode::BAD_REQUEST;
-            res
-        }
+        Err(RecoveryError::InvalidLink) => used_confirmation_link(&state, &req),
         Err(e) => {
             tracing::error!(error = %e, "email verification failed");
             failure_page(&e)

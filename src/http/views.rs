@@ -88,6 +88,14 @@ pub struct ForgotPage {
     pub csrf_token: String,
 }
 
+/// The page a confirmation link opens: a button that spends the link (mail scanners that
+/// prefetch links spend nothing).
+#[derive(Template)]
+#[template(path = "verify_email.html")]
+pub struct VerifyEmailPage {
+    pub token: String,
+}
+
 #[derive(Template)]
 #[template(path = "reset.html")]
 pub struct ResetPage {

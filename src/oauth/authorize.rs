@@ -302,32 +302,108 @@ pub async fn issue_code(
     Ok(with_query(&req.redirect_uri, &pairs))
 }
 
-pub const AUTHORIZE_PURPOSE: &str = "authorize-request";
+/// Each page of the flow seals the request with its own purpose, so a form sealed for one step
+/// is refused by every other step (a sign-in form cannot be answered as a consent form).
+pub const SIGN_IN_PURPOSE: &str = "authorize-sign-in";
+pub const CONSENT_PURPOSE: &str = "authorize-consent";
 pub const LOGOUT_PURPOSE: &str = "logout-request";
 
-/// Request parameters carried through a form (sign-in, consent, logout confirmation),
-/// MAC-protected for one `purpose` and short-lived, so no server-side state is needed between pages.
-pub fn seal_params(p: &Provider, purpose: &str, params: &Params, now: Timestamp) -> String {
-    let body = serde_json::json!({ "p": params.pairs(), "exp": now + 1800 }).to_string();
+/// How long a sign-in or logout form stays usable (typing a password takes a while).
+const FORM_TTL: i64 = 1800;
+/// How long a consent form stays usable: it may vouch for a sign-in that just happened.
+const CONSENT_TTL: i64 = 600;
+
+/// The session a consent page was shown to, and whether that session signed in during this
+/// very request (which satisfies prompt=login and max_age when the form comes back).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShownTo {
+    #[serde(rename = "s")]
+    pub session_id: String,
+    #[serde(rename = "f")]
+    pub fresh: bool,
+}
+
+/// What to do with a consent form that came back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConsentAnswer {
+    /// Apply the person's decision: the form was shown to this session and the request's
+    /// requirements still hold.
+    Decide,
+    /// Run the request again as a new visit would (sign in again, or ask this session).
+    Again,
+}
+
+/// Re-runs the decision when a consent form comes back (prompt=login, max_age, session
+/// validity): the form speaks only for the live session it was shown to, and counts as
+/// following a sign-in only if it was shown right after one.
+pub async fn consent_step(
+    p: &Provider,
+    client: &Client,
+    req: &AuthorizationRequest,
+    session: Option<&ActiveSession>,
+    shown_to: &ShownTo,
+    now: Timestamp,
+) -> Result<ConsentAnswer, OAuthError> {
+    let Some(session) = session.filter(|s| s.session.id == shown_to.session_id) else {
+        return Ok(ConsentAnswer::Again);
+    };
+    match next_step(p, client, req, Some(session), shown_to.fresh, now).await? {
+        Next::SignIn => Ok(ConsentAnswer::Again),
+        Next::Consent(_) | Next::Issue => Ok(ConsentAnswer::Decide),
+    }
+}
+
+fn seal(p: &Provider, purpose: &str, body: serde_json::Value) -> String {
+    let body = body.to_string();
     let tag = p.crypto.mac(purpose, body.as_bytes());
     format!("{}.{}", b64(body.as_bytes()), b64(&tag))
 }
 
-pub fn open_params(p: &Provider, purpose: &str, sealed: &str, now: Timestamp) -> Option<Params> {
+#[derive(serde::Deserialize)]
+struct Sealed {
+    p: Vec<(String, String)>,
+    exp: Timestamp,
+    #[serde(default)]
+    to: Option<ShownTo>,
+}
+
+fn open(p: &Provider, purpose: &str, sealed: &str, now: Timestamp) -> Option<Sealed> {
     let (body, tag) = sealed.split_once('.')?;
     let body = b64_decode(body)?;
     let tag = b64_decode(tag)?;
     if !p.crypto.verify_mac(purpose, &body, &tag) {
         return None;
     }
-    #[derive(serde::Deserialize)]
-    struct Sealed {
-        p: Vec<(String, String)>,
-        exp: Timestamp,
-    }
     let sealed: Sealed = serde_json::from_slice(&body).ok()?;
-    if sealed.exp <= now {
-        return None;
-    }
+    (sealed.exp > now).then_some(sealed)
+}
+
+/// Request parameters carried through a form (sign-in, logout confirmation), MAC-protected for
+/// one `purpose` and short-lived, so no server-side state is needed between pages.
+pub fn seal_params(p: &Provider, purpose: &str, params: &Params, now: Timestamp) -> String {
+    seal(
+        p,
+        purpose,
+        serde_json::json!({ "p": params.pairs(), "exp": now + FORM_TTL }),
+    )
+}
+
+pub fn open_params(p: &Provider, purpose: &str, sealed: &str, now: Timestamp) -> Option<Params> {
+    let sealed = open(p, purpose, sealed, now)?;
     Params::from_pairs(sealed.p).ok()
+}
+
+/// The request carried by a consent page, bound to the session it is shown to.
+pub fn seal_consent(p: &Provider, params: &Params, shown_to: &ShownTo, now: Timestamp) -> String {
+    seal(
+        p,
+        CONSENT_PURPOSE,
+        serde_json::json!({ "p": params.pairs(), "exp": now + CONSENT_TTL, "to": shown_to }),
+    )
+}
+
+pub fn open_consent(p: &Provider, sealed: &str, now: Timestamp) -> Option<(Params, ShownTo)> {
+    let sealed = open(p, CONSENT_PURPOSE, sealed, now)?;
+    let shown_to = sealed.to?;
+    Some((Params::from_pairs(sealed.p).ok()?, shown_to))
 }

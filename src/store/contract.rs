@@ -656,6 +656,32 @@ contract!(
 );
 
 contract!(
+    a_session_given_a_new_cookie_is_no_longer_found_by_the_old_one,
+    |s: SqlStore| async move {
+        let u = user("cy2@example.com");
+        s.insert_user(&u).await.unwrap();
+        let sess = session(&u.id);
+        s.insert_session(&sess).await.unwrap();
+        let new_hash = random_id().into_bytes();
+        assert!(s.replace_session_token(&sess.id, &new_hash).await.unwrap());
+        assert!(
+            s.find_session_by_token(&sess.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let found = s.find_session_by_token(&new_hash).await.unwrap().unwrap();
+        assert_eq!(found.id, sess.id);
+        s.revoke_session(&sess.id, 200).await.unwrap();
+        assert!(
+            !s.replace_session_token(&sess.id, &random_id().into_bytes())
+                .await
+                .unwrap()
+        );
+    }
+);
+
+contract!(
     revocations_are_replayed_in_order_until_they_expire,
     |s: SqlStore| async move {
         use crate::revocation::{Revocation, RevocationKind};

@@ -276,6 +276,10 @@ pub trait SessionStore {
     async fn find_session(&self, id: &str) -> StoreResult<Option<Session>>;
     /// Records activity (sliding idle limit).
     async fn touch_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+    /// Gives a live session a new cookie (its keyed hash): the old cookie no longer finds it,
+    /// everything else (id, tokens bound to it, limits) stays. False if the session is revoked
+    /// or unknown.
+    async fn replace_session_token(&self, id: &str, token_hash: &[u8]) -> StoreResult<bool>;
     /// Revokes one session and every refresh token bound to it. Idempotent.
     async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
     /// The user's sessions that are neither revoked nor past their absolute end, newest first.

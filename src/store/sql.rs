@@ -500,6 +500,22 @@ impl SessionStore for SqlStore {
         .await
     }
 
+    async fn replace_session_token(&self, id: &str, token_hash: &[u8]) -> StoreResult<bool> {
+        let id = id.to_string();
+        let token_hash = token_hash.to_vec();
+        self.write(move |writer| async move {
+            let done = sqlx::query(
+                "UPDATE sessions SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(&token_hash)
+            .bind(&id)
+            .execute(&writer)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
     async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
         let id = id.to_string();
         self.write(move |writer| async move {

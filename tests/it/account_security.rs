@@ -377,6 +377,25 @@ async fn mailed_confirmation_link(app: &TestApp, sink: &MailSink, email: &str) -
     mail.link(&format!("{}/verify-email?token=", app.issuer))
 }
 
+/// Opens a confirmation link and presses its button (opening it alone confirms nothing).
+async fn confirm_through(app: &TestApp, browser: &reqwest::Client, link: &Url) -> Page {
+    let page = open(app, browser, link.as_str()).await;
+    page.assert_says(StatusCode::OK, "Confirm your email address");
+    let token = link_token(link);
+    assert_eq!(
+        input_value(&page.html, "token").as_deref(),
+        Some(token.as_str()),
+        "the confirmation form carries the link's token"
+    );
+    let resp = browser
+        .post(app.url("/verify-email"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("POST /verify-email");
+    read_page(resp).await
+}
+
 /// Opens a reset link and sets `password` (repeated as `confirm`).
 async fn reset_through(
     app: &TestApp,
@@ -736,7 +755,7 @@ async fn a_self_registered_account_is_unverified_until_the_mailed_link_confirms_
     assert_eq!(claims["email_verified"], false, "{claims}");
     assert_eq!(jwt_claims(before.id_token())["email_verified"], false);
 
-    let confirmed = open(&app, &browser, link.as_str()).await;
+    let confirmed = confirm_through(&app, &browser, &link).await;
     confirmed.assert_says(StatusCode::OK, "Email confirmed");
 
     let after = tokens_signing_in_as(&app, &app.new_browser(), &client, email, NEW_PASSWORD).await;
@@ -861,7 +880,7 @@ async fn a_signed_in_user_can_have_a_new_confirmation_link_sent() {
         "We sent a confirmation link to jon@example.test.",
     );
     let link = mailed_confirmation_link(&app, &sink, &user.email).await;
-    open(&app, &browser, link.as_str())
+    confirm_through(&app, &browser, &link)
         .await
         .assert_says(StatusCode::OK, "Email confirmed");
 
