@@ -3,6 +3,11 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The workspace lists bench/ as a member: cargo reads its manifest (and needs a target) before it
+# builds anything, and Cargo.lock covers it, so the image gets the real crate (small) and
+# `--locked` keeps its meaning. scripts/check-docker-context.sh (run by .ci/run) checks this.
+COPY bench/Cargo.toml ./bench/
+COPY bench/src ./bench/src
 COPY src ./src
 COPY migrations ./migrations
 COPY templates ./templates

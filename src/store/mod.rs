@@ -299,12 +299,18 @@ pub trait SessionStore {
 #[allow(async_fn_in_trait)]
 pub trait AuthCodeStore {
     async fn insert_code(&self, code: &AuthCode) -> StoreResult<()>;
-    /// Atomically spends a code. Exactly one caller ever gets `Redeemed` for a given code, and
-    /// `redemption` is recorded with it; later callers get `Replayed` with that record.
+    /// The code, spent or not, without spending it (to check the request before redeeming).
+    async fn find_code(&self, code_hash: &[u8]) -> StoreResult<Option<AuthCode>>;
+    /// Atomically spends a code. Exactly one caller ever gets `Redeemed` for a given code; in the
+    /// same transaction `redemption` is recorded and `first_refresh` (the grant's first refresh
+    /// token, of `redemption`'s family) is stored. Later callers get `Replayed` with that record
+    /// and store nothing, and once a caller sees the code spent, the first refresh token is
+    /// there too: revoking the family then revokes it (no window between the two steps).
     async fn redeem_code(
         &self,
         code_hash: &[u8],
         redemption: &CodeRedemption,
+        first_refresh: Option<&RefreshToken>,
         now: Timestamp,
     ) -> StoreResult<CodeOutcome>;
 }

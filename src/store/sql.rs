@@ -631,18 +631,37 @@ impl AuthCodeStore for SqlStore {
         .await
     }
 
+    async fn find_code(&self, code_hash: &[u8]) -> StoreResult<Option<AuthCode>> {
+        sqlx::query("SELECT * FROM auth_codes WHERE code_hash = $1")
+            .bind(code_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(code_from)
+            .transpose()
+    }
+
     async fn redeem_code(
         &self,
         code_hash: &[u8],
         redemption: &CodeRedemption,
+        first_refresh: Option<&RefreshToken>,
         now: Timestamp,
     ) -> StoreResult<CodeOutcome> {
         // A conditional UPDATE is the compare-and-set: one caller flips used_at (and gets the
-        // code back in the same statement), all others see no row.
-        let (hash, r) = (code_hash.to_vec(), redemption.clone());
+        // code back in the same statement), all others see no row. The winner stores the first
+        // refresh token in the same transaction, so whoever sees the code spent (on PostgreSQL
+        // the row lock holds them until the commit) also sees the token, and a replay's
+        // `revoke_family` reaches it.
+        let (hash, r, first_refresh) = (
+            code_hash.to_vec(),
+            redemption.clone(),
+            first_refresh.cloned(),
+        );
         let redeemed = self
             .write(move |writer| async move {
-                sqlx::query(
+                let mut tx = writer.begin().await?;
+                let Some(code) = sqlx::query(
                     "UPDATE auth_codes SET used_at = $1, family_id = $2, access_jti = $3, access_expires_at = $4 \
                      WHERE code_hash = $5 AND used_at IS NULL RETURNING *",
                 )
@@ -651,11 +670,19 @@ impl AuthCodeStore for SqlStore {
                 .bind(&r.access_jti)
                 .bind(r.access_expires_at)
                 .bind(hash)
-                .fetch_optional(&writer)
+                .fetch_optional(&mut *tx)
                 .await?
                 .as_ref()
                 .map(code_from)
-                .transpose()
+                .transpose()?
+                else {
+                    return Ok(None);
+                };
+                if let Some(t) = &first_refresh {
+                    insert_result(insert_refresh_query(t).execute(&mut *tx).await)?;
+                }
+                tx.commit().await?;
+                Ok(Some(code))
             })
             .await?;
         if let Some(code) = redeemed {

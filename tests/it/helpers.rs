@@ -214,6 +214,17 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
     app
 }
 
+/// Starts a server whose issuer is `https://localhost:<port>`, as behind a TLS-terminating proxy;
+/// the server itself still listens on plain HTTP at `address`.
+pub async fn spawn_https_app() -> TestApp {
+    let mut app = prepare_app_with(|_| {}).await;
+    app.issuer = format!("https://localhost:{}", app.port);
+    let issuer = app.issuer.clone();
+    app.env.push(("TESSERA_ISSUER".to_owned(), issuer));
+    app.start().await;
+    app
+}
+
 /// Prepares everything a server needs (directory, database, settings) without starting it.
 pub async fn prepare_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
     let dir =

@@ -207,3 +207,32 @@ async fn an_expired_access_token_is_refused_and_a_refresh_gets_a_working_one() {
         StatusCode::OK
     );
 }
+
+/// DESIGN.md: within the grace window a rotated token gets its successor back only "as long as the
+/// successor is still the current token". A token two rotations old (A -> B -> C, then A) is
+/// therefore reuse even seconds later: the family and its session end, C included.
+#[tokio::test]
+async fn a_refresh_token_two_rotations_old_is_reuse_even_within_the_grace_window() {
+    let app = spawn_app_with(|c| {
+        c.env("TESSERA_REFRESH_REUSE_GRACE", "1h");
+    })
+    .await;
+    let (client, _user, a) = signed_in(&app).await;
+    let b = expect_tokens(app.refresh(&client.auth(), a.refresh_token()).await).await;
+    let c = expect_tokens(app.refresh(&client.auth(), b.refresh_token()).await).await;
+
+    app.assert_refresh_refused(&client, a.refresh_token(), "A, two rotations old")
+        .await;
+
+    app.assert_refresh_refused(&client, c.refresh_token(), "C, the newest of the family")
+        .await;
+    app.assert_refresh_refused(&client, b.refresh_token(), "B, C's predecessor")
+        .await;
+    app.assert_inactive(&client, c.refresh_token(), "C").await;
+    app.assert_inactive(
+        &client,
+        &c.access_token,
+        "C's access token, its session ended",
+    )
+    .await;
+}

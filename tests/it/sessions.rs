@@ -397,3 +397,98 @@ async fn tokens_and_sessions_survive_a_server_restart() {
         "the browser is still signed in"
     );
 }
+
+/// Under an `https://` issuer every cookie is `__Host-`-prefixed, `Secure`, host-only with
+/// `Path=/`, and pages carry HSTS (the server listens on plain HTTP behind a TLS proxy here).
+#[tokio::test]
+async fn under_an_https_issuer_cookies_are_host_prefixed_and_secure_and_hsts_is_sent() {
+    let app = spawn_https_app().await;
+    let (user, client) = user_and_webapp(&app).await;
+    // The back channel keeps no cookies: the test carries them itself (a cookie jar would not
+    // send `Secure` cookies over plain HTTP).
+    let browser = &app.backchannel;
+    let request = AuthRequest::new(&client);
+
+    let resp = app.authorize_in(browser, &request).await;
+    assert_hsts(&resp, "the sign-in page");
+    let csrf = host_cookie(&resp, "__Host-tessera_csrf");
+    let page = expect_sign_in_page(resp).await;
+
+    let resp = browser
+        .post(app.url("/login"))
+        .header("cookie", format!("__Host-tessera_csrf={}", csrf.value))
+        .form(&[
+            ("csrf_token", page.csrf_token.as_str()),
+            ("request", page.request.as_str()),
+            ("email", user.email.as_str()),
+            ("password", user.password.as_str()),
+        ])
+        .send()
+        .await
+        .expect("POST /login");
+    assert_hsts(&resp, "the sign-in answer");
+    let session = host_cookie(&resp, "__Host-tessera_session");
+    assert!(!session.value.is_empty(), "the session cookie has a value");
+    let callback = expect_callback(&resp, &request.redirect_uri());
+    app.assert_state_and_issuer(&callback, &request);
+}
+
+fn assert_hsts(resp: &reqwest::Response, what: &str) {
+    let hsts = header_str(resp.headers(), "strict-transport-security")
+        .unwrap_or_else(|| panic!("{what} sends Strict-Transport-Security under https"));
+    let max_age: u64 = hsts
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("max-age="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: HSTS has a max-age: {hsts}"));
+    assert!(
+        max_age >= 31_536_000,
+        "{what}: HSTS lasts a year or more: {hsts}"
+    );
+}
+
+/// Every cookie the response sets is `__Host-`-prefixed and shaped as the prefix demands; the
+/// one named `name` is returned.
+fn host_cookie(resp: &reqwest::Response, name: &str) -> SetCookie {
+    let cookies = set_cookies(resp);
+    for c in &cookies {
+        assert!(
+            c.name.starts_with("__Host-"),
+            "under https every cookie is __Host- prefixed: {c:?}"
+        );
+        assert!(
+            c.attribute("secure").is_some(),
+            "{} is Secure: {c:?}",
+            c.name
+        );
+        assert!(
+            c.attribute("httponly").is_some(),
+            "{} is HttpOnly: {c:?}",
+            c.name
+        );
+        assert_eq!(
+            c.attribute("path"),
+            Some("/"),
+            "{} has Path=/: {c:?}",
+            c.name
+        );
+        assert_eq!(
+            c.attribute("domain"),
+            None,
+            "{} is host-only: {c:?}",
+            c.name
+        );
+        assert_eq!(
+            c.attribute("samesite")
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("lax"),
+            "{} is SameSite=Lax: {c:?}",
+            c.name
+        );
+    }
+    cookies
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("the response sets {name}: {:?}", set_cookies(resp)))
+}

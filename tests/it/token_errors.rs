@@ -93,6 +93,58 @@ async fn two_simultaneous_redemptions_of_one_code_succeed_at_most_once() {
     expect_oauth_error(loser, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
 
+/// One code fired many times at once: at most one use wins, and once a replay has been answered,
+/// nothing the winner issued is alive (RFC 6749 §4.1.2). A replay that arrived while the winner
+/// was still issuing its tokens used to find no refresh token to revoke yet, and the one inserted
+/// after it stayed valid.
+#[tokio::test]
+async fn a_code_fired_many_times_at_once_leaves_none_of_its_tokens_alive() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("webapp")).await;
+    for round in 0..6 {
+        let request = AuthRequest::new(&client);
+        let code = app.obtain_code(&request, &user).await;
+        let mut redemptions = tokio::task::JoinSet::new();
+        // Some at once, the rest spread over the next milliseconds, while the winner issues.
+        for i in 0..12_u64 {
+            let (app, auth, request, code) =
+                (app.clone(), client.auth(), request.clone(), code.clone());
+            redemptions.spawn(async move {
+                tokio::time::sleep(Duration::from_micros(i.saturating_sub(3) * 700)).await;
+                app.redeem_code(&auth, &request, &code).await
+            });
+        }
+        let mut issued = Vec::new();
+        while let Some(answer) = redemptions.join_next().await {
+            let answer = answer.expect("the redemption task finishes");
+            if answer.status() == StatusCode::OK {
+                issued.push(expect_tokens(answer).await);
+            } else {
+                expect_oauth_error(answer, StatusCode::BAD_REQUEST, "invalid_grant").await;
+            }
+        }
+        assert!(
+            issued.len() <= 1,
+            "round {round}: at most one redemption wins"
+        );
+        for tokens in &issued {
+            app.assert_refresh_refused(
+                &client,
+                tokens.refresh_token(),
+                &format!("round {round}: the refresh token of a replayed code"),
+            )
+            .await;
+            app.assert_inactive(
+                &client,
+                &tokens.access_token,
+                &format!("round {round}: the access token of a replayed code"),
+            )
+            .await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_code_verifier_is_refused_with_invalid_grant() {
     let app = spawn_app().await;

@@ -2,12 +2,15 @@
 
 use super::{Grant, active_user, session_not_revoked};
 use crate::audit::AuditEvent;
+use crate::clock::Timestamp;
 use crate::crypto::random_id;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{TokenResponse, UserGrant, audience};
 use crate::oauth::{Provider, pkce};
-use crate::store::{AuthCodeStore, Client, CodeOutcome, CodeRedemption, RefreshTokenStore};
+use crate::store::{
+    AuthCode, AuthCodeStore, Client, CodeOutcome, CodeRedemption, RefreshToken, RefreshTokenStore,
+};
 
 pub struct AuthorizationCode;
 
@@ -20,31 +23,46 @@ impl Grant for AuthorizationCode {
         params: &Params,
     ) -> Result<TokenResponse, OAuthError> {
         let code = params.require("code")?;
-        let redirect_uri = params.require("redirect_uri")?;
-        let verifier = params.require("code_verifier")?;
+        let presented = Presented {
+            redirect_uri: params.require("redirect_uri")?,
+            verifier: params.require("code_verifier")?,
+            resource: params.get("resource"),
+        };
         if code.len() > 128 {
             return Err(OAuthError::InvalidGrant(
                 "unknown authorization code".into(),
             ));
         }
         let now = p.now();
-        // What this redemption will issue is fixed up front, so a replay can revoke exactly it.
+        let hash = p.crypto.token_hash(code);
+        let Some(code) = p.store.find_code(&hash).await? else {
+            return Err(OAuthError::InvalidGrant(
+                "unknown authorization code".into(),
+            ));
+        };
+        // What this redemption will issue is fixed and built before the code is spent, so the
+        // store spends it and keeps the first refresh token in one transaction: a replay that
+        // finds the code spent finds that token too, and revokes exactly what this use issued.
         let redemption = CodeRedemption {
             family_id: random_id(),
             access_jti: random_id(),
             access_expires_at: now + p.settings.access_token_ttl,
         };
-        let code = match p
+        let issued = issue(p, client, &presented, &code, &redemption, now).await;
+        // A refused request spends the code all the same (and a replay is a replay either way).
+        let first_refresh = issued
+            .as_ref()
+            .ok()
+            .and_then(|(_, refresh)| refresh.as_ref());
+        match p
             .store
-            .redeem_code(&p.crypto.token_hash(code), &redemption, now)
+            .redeem_code(&hash, &redemption, first_refresh, now)
             .await?
         {
-            CodeOutcome::Redeemed(code) => code,
-            CodeOutcome::NotFound => {
-                return Err(OAuthError::InvalidGrant(
-                    "unknown authorization code".into(),
-                ));
-            }
+            CodeOutcome::Redeemed(_) => issued.map(|(response, _)| response),
+            CodeOutcome::NotFound => Err(OAuthError::InvalidGrant(
+                "unknown authorization code".into(),
+            )),
             CodeOutcome::Replayed(code, first) => {
                 // RFC 6749 §4.1.2: a code used twice revokes what its first use issued.
                 tracing::warn!(client_id = %code.client_id, family = %first.family_id, "authorization code replayed; revoking its tokens");
@@ -61,66 +79,86 @@ impl Grant for AuthorizationCode {
                         .detail("family", first.family_id.clone()),
                 )
                 .await;
-                return Err(OAuthError::InvalidGrant(
+                Err(OAuthError::InvalidGrant(
                     "the authorization code was already used".into(),
-                ));
+                ))
             }
-        };
-        if code.client_id != client.id {
-            return Err(OAuthError::InvalidGrant(
-                "the code was issued to another client".into(),
-            ));
         }
-        if code.expires_at <= now {
-            return Err(OAuthError::InvalidGrant(
-                "the authorization code has expired".into(),
-            ));
-        }
-        if code.redirect_uri != redirect_uri {
-            return Err(OAuthError::InvalidGrant(
-                "redirect_uri does not match the authorization request".into(),
-            ));
-        }
-        pkce::verify(verifier, &code.code_challenge)?;
-        let user = active_user(p, &code.user_id).await?;
-        session_not_revoked(p, Some(&code.session_id), now).await?;
+    }
+}
 
-        let aud = match (params.get("resource"), code.resource.as_deref()) {
-            (Some(r), Some(bound)) if r != bound => {
-                return Err(OAuthError::InvalidTarget(
-                    "resource differs from the authorization request".into(),
-                ));
-            }
-            (Some(r), _) | (None, Some(r)) => audience(p, client, Some(r))?,
-            (None, None) => audience(p, client, None)?,
-        };
-        let grant = UserGrant {
-            user: &user,
-            session_id: Some(&code.session_id),
-            auth_time: Some(code.auth_time),
-            amr: &code.amr,
-        };
-        let mut response = p.user_tokens(
+/// What the client presented with the code.
+struct Presented<'a> {
+    redirect_uri: &'a str,
+    verifier: &'a str,
+    resource: Option<&'a str>,
+}
+
+/// Checks the request against the code and builds what its redemption issues: the response
+/// and, when the client may refresh, the first refresh token's record (stored by the redemption).
+async fn issue(
+    p: &Provider,
+    client: &Client,
+    presented: &Presented<'_>,
+    code: &AuthCode,
+    redemption: &CodeRedemption,
+    now: Timestamp,
+) -> Result<(TokenResponse, Option<RefreshToken>), OAuthError> {
+    if code.client_id != client.id {
+        return Err(OAuthError::InvalidGrant(
+            "the code was issued to another client".into(),
+        ));
+    }
+    if code.expires_at <= now {
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code has expired".into(),
+        ));
+    }
+    if code.redirect_uri != presented.redirect_uri {
+        return Err(OAuthError::InvalidGrant(
+            "redirect_uri does not match the authorization request".into(),
+        ));
+    }
+    pkce::verify(presented.verifier, &code.code_challenge)?;
+    let user = active_user(p, &code.user_id).await?;
+    session_not_revoked(p, Some(&code.session_id), now).await?;
+
+    let aud = match (presented.resource, code.resource.as_deref()) {
+        (Some(r), Some(bound)) if r != bound => {
+            return Err(OAuthError::InvalidTarget(
+                "resource differs from the authorization request".into(),
+            ));
+        }
+        (Some(r), _) | (None, Some(r)) => audience(p, client, Some(r))?,
+        (None, None) => audience(p, client, None)?,
+    };
+    let grant = UserGrant {
+        user: &user,
+        session_id: Some(&code.session_id),
+        auth_time: Some(code.auth_time),
+        amr: &code.amr,
+    };
+    let mut response = p.user_tokens(
+        client,
+        &grant,
+        &aud,
+        &code.scope,
+        code.nonce.as_deref(),
+        Some(redemption.access_jti.clone()),
+    )?;
+    let mut first_refresh = None;
+    if client.grant_types.iter().any(|g| g == "refresh_token") {
+        let family_expires_at = now + p.settings.refresh_absolute_ttl;
+        let (value, record) = p.new_refresh_token(
+            &redemption.family_id,
             client,
             &grant,
-            &aud,
             &code.scope,
-            code.nonce.as_deref(),
-            Some(redemption.access_jti),
-        )?;
-        if client.grant_types.iter().any(|g| g == "refresh_token") {
-            let family_expires_at = now + p.settings.refresh_absolute_ttl;
-            let (value, record) = p.new_refresh_token(
-                &redemption.family_id,
-                client,
-                &grant,
-                &code.scope,
-                &aud,
-                family_expires_at,
-            );
-            p.store.insert_refresh(&record).await?;
-            response.refresh_token = Some(value);
-        }
-        Ok(response)
+            &aud,
+            family_expires_at,
+        );
+        response.refresh_token = Some(value);
+        first_refresh = Some(record);
     }
+    Ok((response, first_refresh))
 }
