@@ -124,6 +124,8 @@ async fn an_address_that_floods_the_token_endpoint_with_junk_gets_429_with_retry
     let erp = app
         .add_client(ClientSpec::first_party("erp").public())
         .await;
+    let user = app.add_user("ada@example.test").await;
+    let tokens = app.tokens_for(&erp, &user).await;
 
     for i in 0..5 {
         assert_eq!(
@@ -147,6 +149,19 @@ async fn an_address_that_floods_the_token_endpoint_with_junk_gets_429_with_retry
         .expect("a 429 says when to retry");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     expect_oauth_error(resp, StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable").await;
+    // Someone else behind the same address (a NAT) is not logged out by its neighbour: a valid
+    // refresh of a live family still goes through.
+    let resp = token_from(
+        &app,
+        "203.0.113.66",
+        &erp.auth(),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens.refresh_token()),
+        ],
+    )
+    .await;
+    expect_tokens(resp).await;
     assert_eq!(
         junk_refresh_from(&app, "203.0.113.67", &erp.auth()).await,
         StatusCode::BAD_REQUEST,
