@@ -567,7 +567,12 @@ mod tests {
             c.trusted_proxies,
             TrustedProxies::parse("192.0.2.0/24,10.0.0.1/32").unwrap()
         );
-        assert!(Config::load_from(None, &[]).unwrap().trusted_proxies.is_empty());
+        assert!(
+            Config::load_from(None, &[])
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
         let err = Config::load_from(None, &env(&[("TESSERA_TRUSTED_PROXIES", "10.0.0.0/40")]))
             .unwrap_err()
             .to_string();

@@ -457,7 +457,9 @@ impl LocalCounters {
 
     fn put(&self, key: &str, value: i64, ttl: i64, now: Timestamp) {
         let capacity = self.per_shard;
-        self.shard(key, |s| s.write(key, value, now + ttl.max(1), now, capacity));
+        self.shard(key, |s| {
+            s.write(key, value, now + ttl.max(1), now, capacity)
+        });
     }
 
     fn remove(&self, key: &str) {

@@ -205,7 +205,10 @@ fn node_address(entry: &str) -> Option<IpAddr> {
         if !(after.is_empty() || after.starts_with(':')) {
             return None;
         }
-        return inside.parse::<Ipv6Addr>().ok().map(|v6| IpAddr::V6(v6).to_canonical());
+        return inside
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|v6| IpAddr::V6(v6).to_canonical());
     }
     // IPv4 with a port.
     let (host, port) = entry.split_once(':')?;
@@ -247,19 +250,33 @@ mod tests {
         assert_eq!(net.to_string(), "10.0.0.0/8");
         assert!(net.contains(ip("10.255.0.1")));
         assert!(!net.contains(ip("11.0.0.1")));
-        assert!(net.contains(ip("::ffff:10.0.0.9")), "IPv4-mapped IPv6 is IPv4");
+        assert!(
+            net.contains(ip("::ffff:10.0.0.9")),
+            "IPv4-mapped IPv6 is IPv4"
+        );
         let v6 = Cidr::parse("2001:db8::/32").unwrap();
         assert!(v6.contains(ip("2001:db8:ffff::1")));
         assert!(!v6.contains(ip("2001:db9::1")));
         assert!(!v6.contains(ip("10.0.0.1")));
         assert!(Cidr::parse("192.0.2.7").unwrap().contains(ip("192.0.2.7")));
         assert!(!Cidr::parse("192.0.2.7").unwrap().contains(ip("192.0.2.8")));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("198.51.100.1")));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains(ip("198.51.100.1"))
+        );
     }
 
     #[test]
     fn bad_trusted_proxy_settings_are_refused() {
-        for bad in ["10.0.0.0/33", "::/129", "example.com", "10.0.0/8", "1.2.3.4/x", "/8"] {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "example.com",
+            "10.0.0/8",
+            "1.2.3.4/x",
+            "/8",
+        ] {
             assert!(TrustedProxies::parse(bad).is_err(), "{bad}");
         }
         assert!(TrustedProxies::parse("").unwrap().is_empty());
@@ -321,8 +338,19 @@ mod tests {
     #[test]
     fn garbage_in_the_chain_stops_at_the_last_address_a_trusted_proxy_named() {
         let t = "10.0.0.0/8";
-        for garbage in ["not-an-ip", "unknown", "_hidden", "1.2.3.4.5", "[::1", "", "::1]:80"] {
-            let h = [("x-forwarded-for", format!("203.0.113.9, {garbage}, 10.0.0.4"))];
+        for garbage in [
+            "not-an-ip",
+            "unknown",
+            "_hidden",
+            "1.2.3.4.5",
+            "[::1",
+            "",
+            "::1]:80",
+        ] {
+            let h = [(
+                "x-forwarded-for",
+                format!("203.0.113.9, {garbage}, 10.0.0.4"),
+            )];
             let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
             assert_eq!(client("10.0.0.1", t, &h), "10.0.0.4", "{garbage:?}");
         }

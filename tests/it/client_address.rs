@@ -148,7 +148,12 @@ async fn an_address_that_floods_the_token_endpoint_with_junk_gets_429_with_retry
         .and_then(|v| v.parse().ok())
         .expect("a 429 says when to retry");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
-    expect_oauth_error(resp, StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable").await;
+    expect_oauth_error(
+        resp,
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+    )
+    .await;
     // Someone else behind the same address (a NAT) is not logged out by its neighbour: a valid
     // refresh of a live family still goes through.
     let resp = token_from(
