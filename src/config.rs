@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::crypto::MasterKey;
+use crate::http::client_addr::TrustedProxies;
 use crate::keys::SigningAlg;
 
 /// Every setting name; the environment variable is `TESSERA_` + the upper-cased name.
@@ -49,6 +50,8 @@ pub const SETTINGS: &[&str] = &[
     "ip_failure_window",
     "signin_rate_limit",
     "token_rate_limit",
+    "token_failure_limit",
+    "trusted_proxies",
     "password_min_length",
     "password_max_length",
     "password_hash_memory_kib",
@@ -138,8 +141,15 @@ pub struct Config {
     pub ip_failure_window: Duration,
     /// Sign-in attempts per minute per IP address (0 = unlimited).
     pub signin_rate_limit: i64,
-    /// Token requests per minute per client (0 = unlimited).
+    /// Token requests per minute per authenticated confidential client (0 = unlimited). Public
+    /// clients are never counted by their id: anyone can name them.
     pub token_rate_limit: i64,
+    /// Failed token requests per minute per client address before that address gets 429
+    /// (0 = unlimited). A valid refresh of a live refresh token still goes through.
+    pub token_failure_limit: i64,
+    /// Networks whose `X-Forwarded-For` / `Forwarded` headers are believed (see
+    /// `http::client_addr`); empty: the TCP peer is the client.
+    pub trusted_proxies: TrustedProxies,
     /// Minimum password length in characters (NIST SP 800-63B: at least 8; 12 by default).
     pub password_min_length: usize,
     /// Maximum password length in characters (at least 128).
@@ -197,6 +207,8 @@ impl Default for Config {
             ip_failure_window: Duration::from_secs(900),
             signin_rate_limit: 60,
             token_rate_limit: 6000,
+            token_failure_limit: 600,
+            trusted_proxies: TrustedProxies::default(),
             password_min_length: 12,
             password_max_length: 256,
             password_hash_memory_kib: 19456,
@@ -257,6 +269,12 @@ impl Config {
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Float(f) => f.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
+                    // A list of strings (`trusted_proxies`) is read as its comma-separated form.
+                    toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => items
+                        .iter()
+                        .filter_map(toml::Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
                     _ => {
                         return Err(ConfigError::Invalid {
                             setting: key.clone(),
@@ -343,6 +361,8 @@ impl Config {
             "ip_failure_window" => self.ip_failure_window = duration(v)?,
             "signin_rate_limit" => self.signin_rate_limit = number(v)?,
             "token_rate_limit" => self.token_rate_limit = number(v)?,
+            "token_failure_limit" => self.token_failure_limit = number(v)?,
+            "trusted_proxies" => self.trusted_proxies = TrustedProxies::parse(v)?,
             "password_min_length" => self.password_min_length = number(v)?,
             "password_max_length" => self.password_max_length = number(v)?,
             "password_hash_memory_kib" => self.password_hash_memory_kib = number(v)?,
@@ -539,6 +559,38 @@ mod tests {
                 .to_string()
                 .contains("no_such_setting")
         );
+    }
+
+    #[test]
+    fn trusted_proxies_come_as_a_toml_list_or_a_comma_separated_variable() {
+        let dir = std::env::temp_dir().join(format!("tessera-cfg-tp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+        let c = Config::load_from(Some(&file), &[]).unwrap();
+        assert_eq!(
+            c.trusted_proxies,
+            TrustedProxies::parse("10.0.0.0/8,::1").unwrap()
+        );
+        let c = Config::load_from(
+            None,
+            &env(&[("TESSERA_TRUSTED_PROXIES", "192.0.2.0/24, 10.0.0.1")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.trusted_proxies,
+            TrustedProxies::parse("192.0.2.0/24,10.0.0.1/32").unwrap()
+        );
+        assert!(
+            Config::load_from(None, &[])
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
+        let err = Config::load_from(None, &env(&[("TESSERA_TRUSTED_PROXIES", "10.0.0.0/40")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TESSERA_TRUSTED_PROXIES"), "{err}");
     }
 
     #[test]

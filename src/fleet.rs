@@ -2,7 +2,8 @@
 //! hearing about them at once). Without Redis a replica polls the revocation log, which serves a
 //! single node fully and several nodes within one poll interval.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -36,8 +37,8 @@ struct Bus {
 pub struct Fleet {
     list: RwLock<RevocationList>,
     bus: Option<Bus>,
-    /// In-process counters, used when there is no Redis: key -> (value, expires_at).
-    counters: Mutex<HashMap<String, (i64, Timestamp)>>,
+    /// In-process counters, used when there is no Redis (or when it fails).
+    counters: LocalCounters,
     prefix: String,
     /// When this replica last asked the database for new revocations (ms), without Redis.
     last_catch_up_ms: std::sync::atomic::AtomicI64,
@@ -59,7 +60,7 @@ impl Fleet {
         Self {
             list: RwLock::new(RevocationList::default()),
             bus: None,
-            counters: Mutex::new(HashMap::new()),
+            counters: LocalCounters::new(KEYS_PER_SHARD),
             prefix: "tessera".into(),
             last_catch_up_ms: Default::default(),
             recent: Mutex::new(HashMap::new()),
@@ -79,7 +80,7 @@ impl Fleet {
                 conn,
                 channel: format!("{prefix}:revocations"),
             }),
-            counters: Mutex::new(HashMap::new()),
+            counters: LocalCounters::new(KEYS_PER_SHARD),
             prefix: prefix.to_string(),
             last_catch_up_ms: Default::default(),
             recent: Mutex::new(HashMap::new()),
@@ -180,13 +181,6 @@ impl Fleet {
         Ok(applied)
     }
 
-    fn local_counters<T>(&self, f: impl FnOnce(&mut HashMap<String, (i64, Timestamp)>) -> T) -> T {
-        match self.counters.lock() {
-            Ok(mut m) => f(&mut m),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
-    }
-
     /// Counts one event in a fixed window of `window` seconds that starts at the first event;
     /// returns the count so far and the seconds left in the window. Shared through Redis.
     pub async fn hit(&self, key: &str, window: i64, now: Timestamp) -> (i64, i64) {
@@ -212,17 +206,7 @@ impl Fleet {
                 Err(e) => tracing::warn!(error = %e, "redis counter failed; counting locally"),
             }
         }
-        self.local_counters(|m| {
-            if m.len() > 100_000 {
-                m.retain(|_, (_, exp)| *exp > now);
-            }
-            let entry = m.entry(key.to_string()).or_insert((0, now + window));
-            if entry.1 <= now {
-                *entry = (0, now + window);
-            }
-            entry.0 += 1;
-            (entry.0, entry.1 - now)
-        })
+        self.counters.hit(key, window, now)
     }
 
     /// Like [`Fleet::get`], but a value read from Redis less than a second ago is reused: for
@@ -269,12 +253,7 @@ impl Fleet {
                 Err(e) => tracing::warn!(error = %e, "redis read failed; reading locally"),
             }
         }
-        self.local_counters(|m| {
-            m.get(key)
-                .filter(|(_, exp)| *exp > now)
-                .map(|(v, _)| *v)
-                .unwrap_or(0)
-        })
+        self.counters.get(key, now)
     }
 
     /// Stores a value for `ttl` seconds.
@@ -289,9 +268,7 @@ impl Fleet {
                 Err(e) => tracing::warn!(error = %e, "redis write failed; storing locally"),
             }
         }
-        self.local_counters(|m| {
-            m.insert(key.to_string(), (value, now + ttl.max(1)));
-        });
+        self.counters.put(key, value, ttl, now);
     }
 
     /// Forgets keys.
@@ -306,11 +283,14 @@ impl Fleet {
                 tracing::warn!(error = %e, "redis delete failed");
             }
         }
-        self.local_counters(|m| {
-            for k in keys {
-                m.remove(k);
-            }
-        });
+        for k in keys {
+            self.counters.remove(k);
+        }
+    }
+
+    /// Keys held by the in-process counters.
+    pub fn local_keys(&self) -> usize {
+        self.counters.len()
     }
 
     pub async fn ping(&self) -> Result<(), FleetError> {
@@ -345,5 +325,195 @@ impl Fleet {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+}
+
+/// Counters kept in this process when there is no Redis: sharded so hits on different keys rarely
+/// wait for each other, and bounded without ever scanning a whole map. Each shard keeps a min-heap
+/// of expiry times beside its map; every write first removes up to [`SWEEP_PER_WRITE`] expired
+/// entries from the top of the heap (amortised expiry), and a shard at capacity drops the entry
+/// that would expire soonest.
+struct LocalCounters {
+    shards: Vec<Mutex<Shard>>,
+    hasher: std::hash::RandomState,
+    per_shard: usize,
+}
+
+const SHARDS: usize = 16;
+/// Keys kept per shard by default (about 130,000 in all).
+const KEYS_PER_SHARD: usize = 8_192;
+/// Expired entries removed at most per write.
+const SWEEP_PER_WRITE: usize = 8;
+
+#[derive(Default)]
+struct Shard {
+    /// key -> (value, expires_at)
+    map: HashMap<String, (i64, Timestamp)>,
+    /// (expires_at, key) for every expiry written; an entry whose key has since been rewritten
+    /// or removed is stale and skipped when it reaches the top.
+    expiries: BinaryHeap<Reverse<(Timestamp, String)>>,
+}
+
+impl Shard {
+    /// Removes expired entries, at most `budget` heap entries' worth.
+    fn sweep(&mut self, now: Timestamp, budget: usize) {
+        for _ in 0..budget {
+            match self.expiries.peek() {
+                Some(Reverse((exp, _))) if *exp <= now => {}
+                _ => return,
+            }
+            if let Some(Reverse((exp, key))) = self.expiries.pop() {
+                self.remove_if_expiring_at(&key, exp, now);
+            }
+        }
+    }
+
+    fn remove_if_expiring_at(&mut self, key: &str, exp: Timestamp, now: Timestamp) -> bool {
+        let due = self
+            .map
+            .get(key)
+            .is_some_and(|(_, e)| *e == exp || *e <= now);
+        if due {
+            self.map.remove(key);
+        }
+        due
+    }
+
+    /// Makes room for one more key: drops the entry that expires soonest.
+    fn evict_one(&mut self, now: Timestamp) {
+        while let Some(Reverse((exp, key))) = self.expiries.pop() {
+            if self.map.get(&key).is_some_and(|(_, e)| *e == exp) {
+                self.map.remove(&key);
+                return;
+            }
+            if self.remove_if_expiring_at(&key, exp, now) {
+                return;
+            }
+        }
+    }
+
+    /// Writes `key` with its expiry, keeping the shard within `capacity`.
+    fn write(&mut self, key: &str, value: i64, exp: Timestamp, now: Timestamp, capacity: usize) {
+        self.sweep(now, SWEEP_PER_WRITE);
+        if !self.map.contains_key(key) {
+            while self.map.len() >= capacity.max(1) && !self.expiries.is_empty() {
+                self.evict_one(now);
+            }
+        }
+        self.map.insert(key.to_string(), (value, exp));
+        self.expiries.push(Reverse((exp, key.to_string())));
+        // Stale heap entries (keys rewritten with a later expiry, or removed) are bounded too.
+        if self.expiries.len() > 4 * capacity.max(1) {
+            self.expiries = self
+                .map
+                .iter()
+                .map(|(k, (_, e))| Reverse((*e, k.clone())))
+                .collect();
+        }
+    }
+}
+
+impl LocalCounters {
+    fn new(per_shard: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: std::hash::RandomState::new(),
+            per_shard,
+        }
+    }
+
+    fn shard<T>(&self, key: &str, f: impl FnOnce(&mut Shard) -> T) -> T {
+        use std::hash::BuildHasher;
+        let i = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
+        match self.shards[i].lock() {
+            Ok(mut s) => f(&mut s),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    fn hit(&self, key: &str, window: i64, now: Timestamp) -> (i64, i64) {
+        let capacity = self.per_shard;
+        self.shard(key, |s| match s.map.get_mut(key) {
+            Some((count, exp)) if *exp > now => {
+                *count += 1;
+                (*count, *exp - now)
+            }
+            _ => {
+                s.write(key, 1, now + window, now, capacity);
+                (1, window)
+            }
+        })
+    }
+
+    fn get(&self, key: &str, now: Timestamp) -> i64 {
+        self.shard(key, |s| {
+            s.map
+                .get(key)
+                .filter(|(_, exp)| *exp > now)
+                .map(|(v, _)| *v)
+                .unwrap_or(0)
+        })
+    }
+
+    fn put(&self, key: &str, value: i64, ttl: i64, now: Timestamp) {
+        let capacity = self.per_shard;
+        self.shard(key, |s| {
+            s.write(key, value, now + ttl.max(1), now, capacity)
+        });
+    }
+
+    fn remove(&self, key: &str) {
+        self.shard(key, |s| {
+            s.map.remove(key);
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| match s.lock() {
+                Ok(s) => s.map.len(),
+                Err(poisoned) => poisoned.into_inner().map.len(),
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_in_process_counters_stay_bounded_under_many_distinct_keys_and_still_expire() {
+        let fleet = Fleet::local();
+        for i in 0..300_000 {
+            fleet.hit(&format!("k{i}"), 900, 100).await;
+        }
+        assert!(
+            fleet.local_keys() <= 16 * 8_192,
+            "{} keys held",
+            fleet.local_keys()
+        );
+        assert_eq!(fleet.get("k299999", 100).await, 1, "the newest are kept");
+
+        assert_eq!(fleet.hit("x", 60, 100).await, (1, 60));
+        assert_eq!(fleet.hit("x", 60, 130).await, (2, 30));
+        assert_eq!(fleet.hit("x", 60, 160).await, (1, 60), "a new window");
+        fleet.put("lock", 7, 30, 100).await;
+        assert_eq!(fleet.get("lock", 129).await, 7);
+        assert_eq!(fleet.get("lock", 130).await, 0);
+
+        // Once their windows are over, old counters are swept as new ones are written.
+        let later = 100 + 901;
+        for i in 0..20_000 {
+            fleet.hit(&format!("n{i}"), 60, later).await;
+        }
+        assert!(
+            fleet.local_keys() <= 20_000,
+            "{} keys held",
+            fleet.local_keys()
+        );
+        assert_eq!(fleet.get("k299999", later).await, 0);
+        assert_eq!(fleet.get("n19999", later).await, 1);
     }
 }

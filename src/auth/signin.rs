@@ -15,7 +15,10 @@ use crate::store::{StoreError, Transient, UserStore};
 pub struct SignInRequest<'a> {
     pub email: &'a str,
     pub password: SecretString,
+    /// The client's address, as stored with the session and in the audit log.
     pub ip: Option<String>,
+    /// The key it is counted under by per-address limits (IPv6: its /64).
+    pub ip_key: Option<String>,
     pub user_agent: Option<String>,
     /// (user id, device id) from a valid signed device cookie, if the browser sent one.
     pub trusted_device: Option<(String, String)>,
@@ -94,7 +97,7 @@ pub async fn sign_in(
     let attempt = Attempt {
         account: &email,
         device,
-        ip: r.ip.as_deref(),
+        ip: r.ip_key.as_deref(),
         factor: Factor::Password,
     };
     match throttle::check(&p.fleet, &rules.throttle, &attempt, now).await {

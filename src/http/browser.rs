@@ -319,10 +319,11 @@ pub async fn login(
         Ok(f) => f,
         Err(res) => return res,
     };
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let addr = super::client_addr::client_addr(&req);
+    let ip_key = addr.map(|a| a.limit_key());
     if let Some(wait) = throttle::rate_limited(
         &p.fleet,
-        &format!("signin:{}", ip.as_deref().unwrap_or("-")),
+        &format!("signin:{}", ip_key.as_deref().unwrap_or("-")),
         state.config.signin_rate_limit,
         60,
         p.now(),
@@ -361,7 +362,8 @@ pub async fn login(
     let request = SignInRequest {
         email: &email,
         password: SecretString::new(form.password.clone()),
-        ip,
+        ip: addr.map(|a| a.to_string()),
+        ip_key,
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

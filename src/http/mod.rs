@@ -13,6 +13,7 @@ macro_rules! csrf_forms {
 
 pub mod account;
 pub mod browser;
+pub mod client_addr;
 pub mod cookies;
 pub mod errors;
 pub mod health;

@@ -59,9 +59,10 @@ async fn mail_limited(state: &AppState, key: &str) -> Option<i64> {
     .await
 }
 
+/// The key of the client's address for per-address limits.
 fn ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
+    super::client_addr::client_addr(req)
+        .map(|a| a.limit_key())
         .unwrap_or_else(|| "-".into())
 }
 

@@ -74,7 +74,7 @@ pub async fn token(
     {
         req.extensions_mut().insert(super::TimedGrant(grant));
     }
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let ip = super::client_addr::client_addr(&req).map(|a| a.limit_key());
     let response =
         grants::exchange(&state.provider, authorization(&req), &body, ip.as_deref()).await?;
     Ok(no_store_json(response))

@@ -38,8 +38,10 @@ pub struct Settings {
     pub refresh_absolute_ttl: i64,
     pub session_idle_ttl: i64,
     pub session_absolute_ttl: i64,
-    /// Token requests per minute per client (0 = unlimited).
+    /// Token requests per minute per authenticated confidential client (0 = unlimited).
     pub token_rate_limit: i64,
+    /// Failed token requests per minute per client address before 429 (0 = unlimited).
+    pub token_failure_limit: i64,
     /// Failed client authentications per IP within `ip_failure_window` before 429.
     pub client_auth_failure_limit: i64,
     pub client_auth_failure_window: i64,
@@ -59,6 +61,7 @@ impl Settings {
             session_idle_ttl: s(c.session_idle_ttl),
             session_absolute_ttl: s(c.session_absolute_ttl),
             token_rate_limit: c.token_rate_limit,
+            token_failure_limit: c.token_failure_limit,
             client_auth_failure_limit: c.ip_failure_limit,
             client_auth_failure_window: s(c.ip_failure_window),
         }

@@ -9,6 +9,7 @@ mod account_security;
 mod audit;
 mod authorize_errors;
 mod cli;
+mod client_address;
 mod client_credentials;
 mod flow_hardening;
 mod hostile_input;

@@ -44,8 +44,17 @@ async fn run<G: Grant>(
     Ok(response)
 }
 
-/// Handles a token request: form body, the Authorization header, and the caller's address (for
-/// throttling failed client authentication).
+/// Handles a token request: form body, the Authorization header, and the key of the caller's
+/// address (`http::client_addr`).
+///
+/// Every quota counts what the party it refuses can be held to, so one party's traffic never fails
+/// another party's valid request (see `config/tessera.toml`, "Token endpoint quotas"):
+/// - failed token requests per address (`token_failure_limit` a minute): once over, the address
+///   gets 429, except for a refresh presenting a live refresh token, which still goes through;
+/// - failed client authentications per address (`ip_failure_limit` per `ip_failure_window`),
+///   enforced on requests that present a client secret (public clients have none to guess);
+/// - requests per authenticated confidential client (`token_rate_limit` a minute). A public
+///   client's id is never counted: anyone can name it.
 pub async fn exchange(
     p: &Provider,
     authorization: Option<&str>,
@@ -53,14 +62,76 @@ pub async fn exchange(
     ip: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let now = p.now();
-    let failures_key = format!("clientauth:ip:{}", ip.unwrap_or("-"));
-    let s = &p.settings;
     let now_ms = p.clock.now_millis();
-    if p.fleet.get_recent(&failures_key, now, now_ms).await >= s.client_auth_failure_limit {
+    let limit = p.settings.token_failure_limit;
+    let address = ip.unwrap_or("-");
+    let failures_key = format!("token:fail:{address}");
+    let over = limit > 0 && p.fleet.get_recent(&failures_key, now, now_ms).await >= limit;
+    let gate = if over {
+        let until = p.fleet.get(&format!("{failures_key}:until"), now).await;
+        AddressGate::Over((until - now).clamp(1, FAILURE_WINDOW))
+    } else {
+        AddressGate::Open
+    };
+    let result = authenticate_and_run(p, authorization, body, address, gate).await;
+    if limit > 0
+        && let Err(e) = &result
+        && counts_against_the_address(e)
+    {
+        let (count, left) = p.fleet.hit(&failures_key, FAILURE_WINDOW, now).await;
+        p.fleet.remember(&failures_key, count, now_ms);
+        if count == limit {
+            p.fleet
+                .put(&format!("{failures_key}:until"), now + left, left, now)
+                .await;
+        }
+    }
+    result
+}
+
+/// The window of `token_failure_limit`, in seconds.
+const FAILURE_WINDOW: i64 = 60;
+
+/// Whether the caller's address is over its failed-request quota (and for how long).
+#[derive(Clone, Copy)]
+enum AddressGate {
+    Open,
+    Over(i64),
+}
+
+/// A refusal the caller earned: not a rate limit (already a refusal) nor our own failure.
+fn counts_against_the_address(e: &OAuthError) -> bool {
+    !matches!(
+        e,
+        OAuthError::RateLimited(_) | OAuthError::ServerError | OAuthError::TemporarilyUnavailable
+    )
+}
+
+async fn authenticate_and_run(
+    p: &Provider,
+    authorization: Option<&str>,
+    body: &str,
+    address: &str,
+    gate: AddressGate,
+) -> Result<TokenResponse, OAuthError> {
+    let now = p.now();
+    let s = &p.settings;
+    let params = Params::parse(body)?;
+    let grant_type = params.require("grant_type")?;
+    let is_refresh = grant_type == refresh_token::RefreshTokenGrant::GRANT_TYPE;
+    if let AddressGate::Over(wait) = gate
+        && !is_refresh
+    {
+        return Err(OAuthError::RateLimited(wait));
+    }
+    let creds = client_auth::extract(authorization, &params)?;
+    let failures_key = format!("clientauth:ip:{address}");
+    let now_ms = p.clock.now_millis();
+    if creds.secret.is_some()
+        && p.fleet.get_recent(&failures_key, now, now_ms).await >= s.client_auth_failure_limit
+    {
         return Err(OAuthError::RateLimited(s.client_auth_failure_window));
     }
-    let params = Params::parse(body)?;
-    let creds = client_auth::extract(authorization, &params)?;
     let client = match client_auth::authenticate(p, &creds).await {
         Ok(c) => c,
         Err(e) => {
@@ -74,18 +145,26 @@ pub async fn exchange(
             return Err(e);
         }
     };
-    if let Some(wait) = throttle::rate_limited(
-        &p.fleet,
-        &format!("token:{}", client.id),
-        s.token_rate_limit,
-        60,
-        now,
-    )
-    .await
+    // Over its quota, the address keeps only what nobody else can fail for it: a refresh of a
+    // live family, checked with one read before anything is written.
+    if let AddressGate::Over(wait) = gate
+        && !refresh_token::presents_live_token(p, &client, &params).await?
     {
         return Err(OAuthError::RateLimited(wait));
     }
-    match params.require("grant_type")? {
+    if client.secret_hash.is_some()
+        && let Some(wait) = throttle::rate_limited(
+            &p.fleet,
+            &format!("token:client:{}", client.id),
+            s.token_rate_limit,
+            60,
+            now,
+        )
+        .await
+    {
+        return Err(OAuthError::RateLimited(wait));
+    }
+    match grant_type {
         authorization_code::AuthorizationCode::GRANT_TYPE => {
             run::<authorization_code::AuthorizationCode>(p, &client, &params).await
         }

@@ -100,6 +100,41 @@ impl Grant for RefreshTokenGrant {
     }
 }
 
+/// Whether `params` present a refresh token that would be honoured now: issued to `client`, not
+/// revoked, within its lifetimes, current (or rotated within the grace window), of an enabled user
+/// and a live session. One read and no write: it lets a valid refresh through when the caller's
+/// address is over its failure quota, without letting that address's junk reach the writer.
+pub(crate) async fn presents_live_token(
+    p: &Provider,
+    client: &Client,
+    params: &Params,
+) -> Result<bool, OAuthError> {
+    let Some(presented) = params.get("refresh_token").filter(|t| t.len() <= 128) else {
+        return Ok(false);
+    };
+    let now = p.now();
+    let Some(RefreshGrant {
+        token,
+        user,
+        session_active,
+    }) = p
+        .store
+        .find_refresh_grant(&p.crypto.token_hash(presented))
+        .await?
+    else {
+        return Ok(false);
+    };
+    let current = token
+        .rotated_at
+        .is_none_or(|at| now - at <= p.settings.refresh_reuse_grace);
+    Ok(token.client_id == client.id
+        && token.revoked_at.is_none()
+        && current
+        && check_lifetime(&token, now).is_ok()
+        && user.is_some_and(|u| !u.disabled)
+        && session_active != Some(false))
+}
+
 /// Access and ID token for the grant behind `token`, with its successor refresh token.
 fn respond(
     p: &Provider,
