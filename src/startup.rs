@@ -91,6 +91,24 @@ pub async fn open_store(config: &Config) -> Result<SqlStore, StartupError> {
     Ok(store)
 }
 
+/// Seals an audit head that has no MAC yet: a new database, or the first start after the
+/// upgrade that added head MACs. Only a missing MAC is sealed, never a wrong one, and appends
+/// never seal: removing the MAC is thus noticed (verify fails) until the next start, which says
+/// so in the log. See docs/DESIGN.md ("Audit log") for why this, and how an operator pins.
+async fn seal_audit_head(store: &SqlStore, crypto: &Crypto) -> Result<(), StartupError> {
+    use crate::store::AuditStore;
+    match store.seal_audit_head(crypto).await? {
+        Some(0) | None => {}
+        Some(seq) => tracing::warn!(
+            entry = seq,
+            "the audit log's head had no MAC (first start after an upgrade, or it was removed): \
+             sealed it as it stands. Run `tessera audit verify` and compare its pin with one \
+             recorded earlier"
+        ),
+    }
+    Ok(())
+}
+
 pub fn rotation_policy(config: &Config) -> RotationPolicy {
     RotationPolicy {
         alg: config.signing_alg,
@@ -105,6 +123,7 @@ pub async fn provider(config: &Config) -> Result<Provider, StartupError> {
     let store = open_store(config).await?;
     let master = master_key(config, store.backend())?;
     let crypto = Arc::new(Crypto::new(&master));
+    seal_audit_head(&store, &crypto).await?;
     let clock: SharedClock = Arc::new(SystemClock);
     let now = clock.now();
     let keys = rotation::reconcile(&store, &crypto, &rotation_policy(config), now).await?;
