@@ -271,7 +271,7 @@ async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty()),
         roles: args.roles,
-        password_hash: hash,
+        password_hash: hash.into(),
         disabled: false,
         email_verified: false,
         created_at: provider.now(),
@@ -381,7 +381,9 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
     let provider = startup::provider(config).await?;
     let client = Client {
         id: id.clone(),
-        secret_hash: secret.as_deref().map(|s| provider.crypto.token_hash(s)),
+        secret_hash: secret
+            .as_deref()
+            .map(|s| crate::secret::Secret::wrap(provider.crypto.token_hash(s))),
         redirect_uris: args.redirect_uris,
         post_logout_redirect_uris: args.post_logout_redirect_uris,
         grant_types: grants,

@@ -32,7 +32,7 @@ pub struct SignInRules<'a> {
 
 #[derive(Debug)]
 pub struct SignedIn {
-    pub cookie_value: String,
+    pub cookie_value: SecretString,
     pub active: ActiveSession,
 }
 
@@ -186,7 +186,7 @@ pub async fn sign_in(
     )
     .await;
     Ok(SignedIn {
-        cookie_value,
+        cookie_value: cookie_value.into(),
         active,
     })
 }

@@ -66,7 +66,7 @@ fn user(email: &str) -> User {
         email: email.into(),
         name: Some("Ann".into()),
         roles: vec!["admin".into()],
-        password_hash: "$argon2id$...".into(),
+        password_hash: crate::secret::SecretString::new("$argon2id$..."),
         disabled: false,
         email_verified: false,
         created_at: 100,
@@ -136,7 +136,7 @@ contract!(
     |s: SqlStore| async move {
         let c = Client {
             id: "erp".into(),
-            secret_hash: Some(vec![1, 2, 3]),
+            secret_hash: Some(crate::secret::Secret::wrap(vec![1, 2, 3])),
             redirect_uris: vec!["https://erp.example/cb".into()],
             post_logout_redirect_uris: vec![],
             grant_types: vec!["authorization_code".into()],

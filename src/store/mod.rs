@@ -50,7 +50,7 @@ pub struct User {
     pub name: Option<String>,
     pub roles: Vec<String>,
     /// PHC string (argon2id).
-    pub password_hash: String,
+    pub password_hash: crate::secret::SecretString,
     pub disabled: bool,
     /// The user proved they receive mail at `email`.
     pub email_verified: bool,
@@ -76,7 +76,7 @@ impl AccountTokenKind {
 pub struct Client {
     pub id: String,
     /// Keyed hash of the secret; `None` for public clients.
-    pub secret_hash: Option<Vec<u8>>,
+    pub secret_hash: Option<crate::secret::Secret<Vec<u8>>>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,

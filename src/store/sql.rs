@@ -13,6 +13,7 @@ use super::checkpoint;
 use super::group_commit::RotationQueue;
 use super::group_commit_pg::PgRotationQueue;
 use super::*;
+use crate::secret::{Secret, SecretString};
 
 /// The audit chain's head: the last entry's sequence number and hash.
 type AuditHead = (i64, Vec<u8>);
@@ -81,7 +82,7 @@ fn user_from_prefixed(row: &AnyRow, prefix: &str) -> StoreResult<User> {
         email: row.try_get(col("email").as_str())?,
         name: row.try_get(col("name").as_str())?,
         roles: parse_list(row, &col("roles"))?,
-        password_hash: row.try_get(col("password_hash").as_str())?,
+        password_hash: SecretString::new(row.try_get::<String, _>(col("password_hash").as_str())?),
         disabled: flag(row, &col("disabled"))?,
         email_verified: flag(row, &col("email_verified"))?,
         created_at: row.try_get(col("created_at").as_str())?,
@@ -91,7 +92,9 @@ fn user_from_prefixed(row: &AnyRow, prefix: &str) -> StoreResult<User> {
 fn client_from(row: &AnyRow) -> StoreResult<Client> {
     Ok(Client {
         id: row.try_get("id")?,
-        secret_hash: row.try_get("secret_hash")?,
+        secret_hash: row
+            .try_get::<Option<Vec<u8>>, _>("secret_hash")?
+            .map(Secret::wrap),
         redirect_uris: parse_list(row, "redirect_uris")?,
         post_logout_redirect_uris: parse_list(row, "post_logout_redirect_uris")?,
         grant_types: parse_list(row, "grant_types")?,
@@ -334,7 +337,7 @@ impl UserStore for SqlStore {
             .bind(&u.email)
             .bind(&u.name)
             .bind(list(&u.roles))
-            .bind(&u.password_hash)
+            .bind(u.password_hash.expose())
             .bind(i64::from(u.disabled))
             .bind(i64::from(u.email_verified))
             .bind(u.created_at)
@@ -414,7 +417,7 @@ impl ClientStore for SqlStore {
                  scopes, audiences, first_party, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&c.id)
-            .bind(&c.secret_hash)
+            .bind(c.secret_hash.as_ref().map(|h| h.expose().clone()))
             .bind(list(&c.redirect_uris))
             .bind(list(&c.post_logout_redirect_uris))
             .bind(list(&c.grant_types))
@@ -1271,6 +1274,7 @@ impl PurgeStore for SqlStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+use crate::secret::{Secret, SecretString};
     use crate::crypto::random_id;
 
     /// Every purge statement finds its rows through an index: none scans a table whole.

@@ -119,7 +119,7 @@ impl Grant for AuthorizationCode {
                 family_expires_at,
             );
             p.store.insert_refresh(&record).await?;
-            response.refresh_token = Some(value);
+            response.refresh_token = Some(value.into());
         }
         Ok(response)
     }
