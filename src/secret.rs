@@ -82,4 +82,44 @@ mod tests {
         let s = SecretString::new("tok");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"tok\"");
     }
+
+    #[test]
+    fn token_responses_users_clients_and_mails_print_no_secret() {
+        let response = crate::oauth::tokens::TokenResponse {
+            access_token: SecretString::new("AT-s3cr3t"),
+            token_type: "Bearer",
+            expires_in: 600,
+            scope: "openid".into(),
+            refresh_token: Some(SecretString::new("RT-s3cr3t")),
+            id_token: Some(SecretString::new("IDT-s3cr3t")),
+        };
+        let user = crate::store::User {
+            id: "u1".into(),
+            email: "ada@example.test".into(),
+            name: None,
+            roles: vec![],
+            password_hash: SecretString::new("$argon2id$v=19$m=19456,t=2,p=1$s3cr3t"),
+            disabled: false,
+            email_verified: true,
+            created_at: 0,
+        };
+        let mail = crate::mail::Mail {
+            to: "ada@example.test".into(),
+            subject: "Reset your password".into(),
+            text: SecretString::new("https://id.example.test/password/reset?token=s3cr3t"),
+        };
+        for text in [
+            format!("{response:?}"),
+            format!("{user:?}"),
+            format!("{mail:?}"),
+            format!("{:?}", Secret::wrap(b"s3cr3t".to_vec())),
+        ] {
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
+        }
+        assert_eq!(
+            serde_json::to_value(&response).unwrap()["refresh_token"],
+            "RT-s3cr3t"
+        );
+    }
 }
