@@ -559,8 +559,11 @@ mod tests {
 
     #[test]
     fn the_metrics_token_is_redacted_in_debug_and_must_be_long() {
-        let c = Config::load_from(None, &env(&[("TESSERA_METRICS_TOKEN", "s3cr3t-s3cr3t-s3cr3t")]))
-            .unwrap();
+        let c = Config::load_from(
+            None,
+            &env(&[("TESSERA_METRICS_TOKEN", "s3cr3t-s3cr3t-s3cr3t")]),
+        )
+        .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
         let err = Config::load_from(None, &env(&[("TESSERA_METRICS_TOKEN", "short")]));
         assert!(err.unwrap_err().to_string().contains("metrics_token"));

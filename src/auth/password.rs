@@ -68,7 +68,6 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
-
 const OUTPUT_LEN: usize = 32;
 
 /// PHC string format of an argon2id hash.

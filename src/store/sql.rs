@@ -1274,7 +1274,6 @@ impl PurgeStore for SqlStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-use crate::secret::{Secret, SecretString};
     use crate::crypto::random_id;
 
     /// Every purge statement finds its rows through an index: none scans a table whole.

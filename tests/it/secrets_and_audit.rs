@@ -216,7 +216,13 @@ async fn a_password_of_exactly_the_maximum_in_multibyte_characters_works_and_one
     assert!(first.len() > 1024, "more bytes than characters");
     let out = app
         .cli(
-            &["user", "add", "--email", "ada@example.test", "--password-stdin"],
+            &[
+                "user",
+                "add",
+                "--email",
+                "ada@example.test",
+                "--password-stdin",
+            ],
             Some(&first),
         )
         .await;
@@ -235,7 +241,11 @@ async fn a_password_of_exactly_the_maximum_in_multibyte_characters_works_and_one
     let second: String = astral_password(MAX + 1).chars().skip(1).collect();
     assert_eq!(second.chars().count(), MAX);
     let (status, text) = change_password(&app, &browser, &first, &second).await;
-    assert_eq!(status, StatusCode::OK, "changing to a {MAX}-character password: {text}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "changing to a {MAX}-character password: {text}"
+    );
     let again = app.new_browser();
     let resp = app
         .plain_sign_in_in(&again, "ada@example.test", &second)
