@@ -1,7 +1,8 @@
 //! The audit log: append-only and tamper-evident. Each entry carries a MAC (keyed with a key
 //! derived from the master key) over its fields and the previous entry's MAC, so editing,
-//! deleting or reordering any entry, or truncating the tail, breaks the chain; without the master
-//! key the chain cannot be recomputed.
+//! deleting or reordering any entry breaks the chain; without the master key the chain cannot be
+//! recomputed. The head (last sequence number and MAC) carries a MAC of its own, so a database
+//! writer cannot delete the tail and move the head back onto the new last row either.
 
 use serde_json::Value;
 
@@ -137,6 +138,57 @@ pub fn record_link(crypto: &Crypto, r: &AuditRecord) -> Vec<u8> {
     )
 }
 
+/// The MAC that authenticates the head `(seq, last_hash)`: only a process holding the master
+/// key can move the head, so a truncated tail cannot be hidden by moving the head back.
+pub fn head_mac(crypto: &Crypto, seq: i64, last_hash: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(48);
+    buf.extend_from_slice(&seq.to_be_bytes());
+    buf.extend_from_slice(&(last_hash.len() as u64).to_be_bytes());
+    buf.extend_from_slice(last_hash);
+    crypto.mac("audit-head", &buf)
+}
+
+/// Whether `mac` (as stored beside the head) authenticates the head `(seq, last_hash)`. A head
+/// without a MAC (`None`: never sealed, or left unsealed by an append that found it forged) does
+/// not.
+pub fn head_is_authentic(crypto: &Crypto, seq: i64, last_hash: &[u8], mac: Option<&[u8]>) -> bool {
+    mac.is_some_and(|mac| crate::crypto::ct_eq(&head_mac(crypto, seq, last_hash), mac))
+}
+
+/// An entry an operator recorded elsewhere (`tessera audit verify` prints it): its sequence number
+/// and MAC. A log rolled back to before it, or rewritten from it on, no longer contains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+}
+
+impl Pin {
+    /// `SEQ:MAC` with the MAC in base64url, as printed by `tessera audit verify`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        use base64::Engine;
+        let bad =
+            || format!("`{text}` is not a pin (SEQ:MAC, as printed by `tessera audit verify`)");
+        let (seq, mac) = text.trim().split_once(':').ok_or_else(bad)?;
+        let seq: i64 = seq.parse().map_err(|_| bad())?;
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(mac)
+            .map_err(|_| bad())?;
+        if seq < 1 || hash.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self { seq, hash })
+    }
+}
+
+impl std::fmt::Display for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use base64::Engine;
+        let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.hash);
+        write!(f, "{}:{mac}", self.seq)
+    }
+}
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
     #[error("entry {0} was altered")]
@@ -145,6 +197,13 @@ pub enum ChainBreak {
     Broken(i64),
     #[error("the log ends at entry {found} but {expected} entries were written (tail deleted)")]
     Truncated { found: i64, expected: i64 },
+    #[error(
+        "the head (entry {0}) is not authenticated: it was moved or its MAC removed by someone \
+         without the master key (tail deleted, or a forged head)"
+    )]
+    Head(i64),
+    #[error("pinned entry {0} is missing or differs (log rolled back or rewritten)")]
+    Pin(i64),
 }
 
 /// Walks the chain in order; `head` is (last sequence number, last hash) as recorded at append.
@@ -175,13 +234,22 @@ impl<'a> ChainVerifier<'a> {
         Ok(())
     }
 
-    /// Checks that the walk ended where the head says the log ends.
-    pub fn finish(&self, head_seq: i64, head_hash: &[u8]) -> Result<i64, ChainBreak> {
+    /// Checks that the walk ended where the head says the log ends, and that the head itself is
+    /// authentic (`head_mac` as stored beside it).
+    pub fn finish(
+        &self,
+        head_seq: i64,
+        head_hash: &[u8],
+        head_mac: Option<&[u8]>,
+    ) -> Result<i64, ChainBreak> {
         if self.prev_seq != head_seq || self.prev_hash != head_hash {
             return Err(ChainBreak::Truncated {
                 found: self.prev_seq,
                 expected: head_seq,
             });
+        }
+        if !head_is_authentic(self.crypto, head_seq, head_hash, head_mac) {
+            return Err(ChainBreak::Head(head_seq));
         }
         Ok(self.prev_seq)
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::audit::{AuditEvent, ChainBreak, ChainVerifier};
+use crate::audit::{AuditEvent, ChainBreak, ChainVerifier, Pin};
 use crate::auth::account::{self, AccountError};
 use crate::config::Config;
 use crate::crypto::{SecretString, random_id, random_token};
@@ -74,8 +74,14 @@ pub enum AuditCommand {
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: i64,
     },
-    /// Check the whole hash chain; exits non-zero if any entry was altered, removed or reordered.
-    Verify,
+    /// Check the whole hash chain and the head's MAC; exits non-zero if any entry was altered,
+    /// removed or reordered, or the tail was deleted. Prints a pin for the head: record it
+    /// outside the database and pass it later to catch a rollback of the whole log.
+    Verify {
+        /// An entry recorded from an earlier run (SEQ:MAC): the log must still contain it.
+        #[arg(long)]
+        pin: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,7 +229,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             session_revoke(&config, id, all).await
         }
         Command::Audit(AuditCommand::Tail { lines }) => audit_tail(&config, lines).await,
-        Command::Audit(AuditCommand::Verify) => audit_verify(&config).await,
+        Command::Audit(AuditCommand::Verify { pin }) => audit_verify(&config, &pin).await,
     }
 }
 
@@ -265,7 +271,7 @@ async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty()),
         roles: args.roles,
-        password_hash: hash,
+        password_hash: hash.into(),
         disabled: false,
         email_verified: false,
         created_at: provider.now(),
@@ -375,7 +381,9 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
     let provider = startup::provider(config).await?;
     let client = Client {
         id: id.clone(),
-        secret_hash: secret.as_deref().map(|s| provider.crypto.token_hash(s)),
+        secret_hash: secret
+            .as_deref()
+            .map(|s| crate::secret::Secret::wrap(provider.crypto.token_hash(s))),
         redirect_uris: args.redirect_uris,
         post_logout_redirect_uris: args.post_logout_redirect_uris,
         grant_types: grants,
@@ -573,10 +581,19 @@ async fn audit_tail(config: &Config, lines: i64) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn audit_verify(config: &Config) -> Result<(), CliError> {
+async fn audit_verify(config: &Config, pins: &[String]) -> Result<(), CliError> {
+    let mut pins = pins
+        .iter()
+        .map(|p| Pin::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CliError::Invalid)?;
+    pins.sort_by_key(|p| p.seq);
     let provider = startup::provider(config).await?;
     // Read the head first: entries appended while we walk are past it and not judged.
-    let (head_seq, head_hash) = provider.store.audit_head().await?;
+    let (head_seq, head_hash, head_mac) = provider.store.audit_head().await?;
+    if let Some(gone) = pins.iter().find(|p| p.seq > head_seq) {
+        return Err(ChainBreak::Pin(gone.seq).into());
+    }
     let mut verifier = ChainVerifier::new(&provider.crypto);
     let mut after = 0;
     'walk: loop {
@@ -589,10 +606,25 @@ async fn audit_verify(config: &Config) -> Result<(), CliError> {
                 break 'walk;
             }
             verifier.next(r)?;
+            if let Some(pin) = pins.iter().find(|p| p.seq == r.seq)
+                && !crate::crypto::ct_eq(&pin.hash, &r.hash)
+            {
+                return Err(ChainBreak::Pin(pin.seq).into());
+            }
             after = r.seq;
         }
     }
-    let count = verifier.finish(head_seq, &head_hash)?;
+    let count = verifier.finish(head_seq, &head_hash, head_mac.as_deref())?;
     println!("audit log intact: {count} entries verified");
+    if count > 0 {
+        let pin = Pin {
+            seq: head_seq,
+            hash: head_hash,
+        };
+        println!(
+            "head: --pin={pin}\n  (record it outside the database; `tessera audit verify --pin={pin}` \
+             later fails if the log was rolled back before it)"
+        );
+    }
     Ok(())
 }

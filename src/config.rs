@@ -60,7 +60,14 @@ pub const SETTINGS: &[&str] = &[
     "password_hash_concurrency",
     "workers",
     "log",
+    // Logs, secrets and operator surfaces (see docs/DESIGN.md, "Logs and secrets").
+    "mail_to_log",
+    "metrics_listen",
+    "metrics_token",
 ];
+
+/// `TESSERA_*` variables that are not settings but are read on purpose.
+const NOT_SETTINGS: &[&str] = &["TESSERA_CONFIG"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -161,6 +168,13 @@ pub struct Config {
     pub workers: usize,
     /// tracing filter, e.g. `info` or `tessera=debug,actix_web=info`.
     pub log: String,
+    /// Without `smtp_url`, write mails (with their reset and verification links) to the log.
+    /// Needed explicitly with PostgreSQL or an https issuer; implied on the embedded default.
+    pub mail_to_log: bool,
+    /// A separate address serving `/metrics` (e.g. `127.0.0.1:9090`); off when empty.
+    pub metrics_listen: Option<String>,
+    /// A bearer token for `/metrics`; when set, the public listener serves it to this token.
+    pub metrics_token: Option<crate::secret::SecretString>,
 }
 
 impl Default for Config {
@@ -217,8 +231,39 @@ impl Default for Config {
             password_hash_concurrency: cores,
             workers: cores,
             log: "info".into(),
+            mail_to_log: false,
+            metrics_listen: None,
+            metrics_token: None,
         }
     }
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.trim() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// `TESSERA_*` variables in `env` that name no setting (a typo is otherwise silently ignored).
+/// Test and bench harness variables (`TESSERA_TEST_*`, `TESSERA_BENCH_*`) are not settings.
+pub fn unknown_variables(env: &[(String, String)]) -> Vec<String> {
+    let mut unknown: Vec<String> = env
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("TESSERA_"))
+        .filter(|k| !k.starts_with("TESSERA_TEST_") && !k.starts_with("TESSERA_BENCH_"))
+        .filter(|k| !NOT_SETTINGS.contains(&k.as_str()))
+        .filter(|k| {
+            !SETTINGS
+                .iter()
+                .any(|s| format!("TESSERA_{}", s.to_uppercase()) == **k)
+        })
+        .cloned()
+        .collect();
+    unknown.sort();
+    unknown
 }
 
 fn duration(v: &str) -> Result<Duration, String> {
@@ -371,6 +416,11 @@ impl Config {
             "password_hash_concurrency" => self.password_hash_concurrency = number(v)?,
             "workers" => self.workers = number(v)?,
             "log" => self.log = v.trim().to_string(),
+            "mail_to_log" => self.mail_to_log = boolean(v)?,
+            "metrics_listen" => self.metrics_listen = optional(v),
+            "metrics_token" => {
+                self.metrics_token = optional(v).map(crate::secret::SecretString::new)
+            }
             other => return Err(format!("unknown setting `{other}`")),
         }
         Ok(())
@@ -423,16 +473,35 @@ impl Config {
                 "must be at least 8 (NIST SP 800-63B)",
             ));
         }
+        let ceiling = crate::auth::policy::MAX_PASSWORD_CHARS;
         if self.password_max_length < 128.max(self.password_min_length)
-            || self.password_max_length > 1024
+            || self.password_max_length > ceiling
         {
-            return Err(bad("password_max_length", "must be between 128 and 1024"));
+            return Err(bad(
+                "password_max_length",
+                &format!("must be between 128 and {ceiling} (characters)"),
+            ));
         }
         if self.password_hash_parallelism == 0 || self.password_hash_concurrency == 0 {
             return Err(bad("password_hash_concurrency", "must be at least 1"));
         }
         if self.workers == 0 {
             return Err(bad("workers", "must be at least 1"));
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.as_str().chars().count() < 16)
+        {
+            return Err(bad("metrics_token", "must be at least 16 characters"));
+        }
+        if let Some(addr) = &self.metrics_listen
+            && addr == &self.listen
+        {
+            return Err(bad(
+                "metrics_listen",
+                "must differ from `listen` (the public listener never serves /metrics without the token)",
+            ));
         }
         Ok(())
     }
@@ -491,6 +560,35 @@ fn parse_issuer(v: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_tessera_variables_are_named_and_known_ones_are_not() {
+        let vars = env(&[
+            ("TESSERA_ACESS_TOKEN_TTL", "5m"),
+            ("TESSERA_ACCESS_TOKEN_TTL", "5m"),
+            ("TESSERA_CONFIG", "x.toml"),
+            ("TESSERA_METRICS_TOKEN", "0123456789abcdef"),
+            ("TESSERA_TEST_BACKEND", "postgres"),
+            ("HOME", "/root"),
+            ("TESSERA_SMTP", "smtp://x"),
+        ]);
+        assert_eq!(
+            unknown_variables(&vars),
+            vec!["TESSERA_ACESS_TOKEN_TTL".to_string(), "TESSERA_SMTP".into()]
+        );
+    }
+
+    #[test]
+    fn the_metrics_token_is_redacted_in_debug_and_must_be_long() {
+        let c = Config::load_from(
+            None,
+            &env(&[("TESSERA_METRICS_TOKEN", "s3cr3t-s3cr3t-s3cr3t")]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let err = Config::load_from(None, &env(&[("TESSERA_METRICS_TOKEN", "short")]));
+        assert!(err.unwrap_err().to_string().contains("metrics_token"));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

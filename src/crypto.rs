@@ -46,24 +46,8 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-/// A string that must never reach a log: Debug and Display are redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretString(<redacted>)")
-    }
-}
+/// A string that must never reach a log (see `secret.rs`).
+pub use crate::secret::SecretString;
 
 /// The 256-bit master key (`TESSERA_MASTER_KEY`): base64url (43 characters) or hex (64).
 #[derive(Clone)]

@@ -19,6 +19,7 @@ pub mod mail;
 pub mod metrics;
 pub mod oauth;
 pub mod revocation;
+pub mod secret;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -18,7 +18,8 @@ pub enum MailError {
 pub struct Mail {
     pub to: String,
     pub subject: String,
-    pub text: String,
+    /// The body: it carries reset and verification links.
+    pub text: crate::secret::SecretString,
 }
 
 #[derive(Clone)]
@@ -66,7 +67,7 @@ impl Mailer {
                 tracing::warn!(
                     to = %mail.to,
                     subject = %mail.subject,
-                    body = %mail.text,
+                    body = %mail.text.expose(),
                     "no SMTP server configured (smtp_url): this mail was written to the log instead of being sent"
                 );
                 Ok(())
@@ -82,7 +83,7 @@ impl Mailer {
                     .to(to)
                     .subject(mail.subject)
                     .header(ContentType::TEXT_PLAIN)
-                    .body(mail.text)
+                    .body(mail.text.into_inner())
                     .map_err(|e| MailError::Build(e.to_string()))?;
                 transport
                     .send(message)

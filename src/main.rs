@@ -16,6 +16,13 @@ fn main() -> ExitCode {
         }
     };
     tessera::telemetry::init(&config.log);
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    for variable in tessera::config::unknown_variables(&env) {
+        tracing::warn!(
+            %variable,
+            "unknown setting ignored: no setting has this name (a typo?); see config/tessera.toml"
+        );
+    }
     match actix_web::rt::System::new().block_on(cli::run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -91,6 +91,24 @@ pub async fn open_store(config: &Config) -> Result<SqlStore, StartupError> {
     Ok(store)
 }
 
+/// Seals an audit head that has no MAC yet: a new database, or the first start after the
+/// upgrade that added head MACs. Only a missing MAC is sealed, never a wrong one, and appends
+/// never seal: removing the MAC is thus noticed (verify fails) until the next start, which says
+/// so in the log. See docs/DESIGN.md ("Audit log") for why this, and how an operator pins.
+async fn seal_audit_head(store: &SqlStore, crypto: &Crypto) -> Result<(), StartupError> {
+    use crate::store::AuditStore;
+    match store.seal_audit_head(crypto).await? {
+        Some(0) | None => {}
+        Some(seq) => tracing::warn!(
+            entry = seq,
+            "the audit log's head had no MAC (first start after an upgrade, or it was removed): \
+             sealed it as it stands. Run `tessera audit verify` and compare its pin with one \
+             recorded earlier"
+        ),
+    }
+    Ok(())
+}
+
 pub fn rotation_policy(config: &Config) -> RotationPolicy {
     RotationPolicy {
         alg: config.signing_alg,
@@ -105,6 +123,7 @@ pub async fn provider(config: &Config) -> Result<Provider, StartupError> {
     let store = open_store(config).await?;
     let master = master_key(config, store.backend())?;
     let crypto = Arc::new(Crypto::new(&master));
+    seal_audit_head(&store, &crypto).await?;
     let clock: SharedClock = Arc::new(SystemClock);
     let now = clock.now();
     let keys = rotation::reconcile(&store, &crypto, &rotation_policy(config), now).await?;
@@ -205,10 +224,27 @@ async fn purge(provider: Provider, every: Duration) {
     }
 }
 
+/// Without `smtp_url`, mails (and the reset and verification links in them) go to the log. That
+/// is the embedded development default's convenience; with PostgreSQL or an https issuer it
+/// must be chosen explicitly (`mail_to_log = true`).
+fn check_mail_setting(config: &Config, backend: Backend) -> Result<(), StartupError> {
+    let production = backend == Backend::Postgres || config.is_https();
+    if config.smtp_url.is_none() && production && !config.mail_to_log {
+        return Err(StartupError::Config(
+            "no `smtp_url` set: password-reset and verification links would be written to the log. \
+             Set `smtp_url` (TESSERA_SMTP_URL), or set `mail_to_log = true` (TESSERA_MAIL_TO_LOG) \
+             to accept links in the log"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs the server until it is stopped.
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let provider = provider(&config).await?;
     let passwords = password_hasher(&config)?;
+    check_mail_setting(&config, provider.store.backend())?;
     let mailer = Mailer::new(config.smtp_url.as_deref(), &config.mail_from)?;
     let listener = TcpListener::bind(&config.listen).map_err(|e| {
         StartupError::Config(format!(
@@ -236,17 +272,35 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         discovery,
         jwks_max_age,
     });
+    let metrics_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .wrap(http::security_headers(https))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .wrap(actix_web::middleware::from_fn(http::timed))
             .configure(http::routes)
     })
     .workers(workers)
     .listen(listener)?
     .run();
+    if let Some(addr) = &config.metrics_listen {
+        let listener = TcpListener::bind(addr).map_err(|e| {
+            StartupError::Config(format!(
+                "cannot listen on {addr} (setting `metrics_listen`): {e}"
+            ))
+        })?;
+        let metrics = HttpServer::new(move || {
+            App::new()
+                .app_data(metrics_state.clone())
+                .route("/metrics", web::get().to(http::health::metrics_private))
+                .default_service(web::to(http::errors::not_found))
+        })
+        .workers(1)
+        .listen(listener)?
+        .run();
+        actix_web::rt::spawn(metrics);
+    }
     actix_web::rt::spawn(key_maintenance(
         provider.clone(),
         rotation_policy(&config),

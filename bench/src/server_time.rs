@@ -3,6 +3,10 @@
 //! request to its answer) from the time the request spent in the kernel, the scheduler's queues
 //! and the load generator.
 
+/// The bearer token the harness gives the Tessera it starts (`TESSERA_METRICS_TOKEN`): `/metrics`
+/// is not served on the public listener without one. Other servers ignore the header.
+pub const METRICS_TOKEN: &str = "tessera-bench-metrics-token";
+
 /// One histogram's series: a metric and the values of its one label to sum.
 #[derive(Debug, Clone, Copy)]
 pub struct Series {
@@ -47,6 +51,7 @@ pub struct Snapshot(Vec<(f64, u64)>);
 pub async fn snapshot(c: &reqwest::Client, base: &str, series: Series) -> Option<Snapshot> {
     let text = c
         .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
         .send()
         .await
         .ok()?

@@ -94,6 +94,13 @@ impl Tessera {
                 URL_SAFE_NO_PAD.encode(random_hex(16).as_bytes()),
             ),
             ("TESSERA_LOG".to_string(), "warn".to_string()),
+            // `/metrics` answers only to this token (see `server_time::METRICS_TOKEN`).
+            (
+                "TESSERA_METRICS_TOKEN".to_string(),
+                crate::server_time::METRICS_TOKEN.to_string(),
+            ),
+            // No mail is sent; PostgreSQL without `smtp_url` needs this said explicitly.
+            ("TESSERA_MAIL_TO_LOG".to_string(), "true".to_string()),
             // The purge runs during the measurements: the scale steps store expired rows and
             // measure while they are deleted.
             ("TESSERA_PURGE_INTERVAL".to_string(), "5s".to_string()),

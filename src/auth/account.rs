@@ -154,7 +154,7 @@ pub async fn change_password(
     }
     let verified = rules
         .hasher
-        .verify(current, Some(&user.password_hash))
+        .verify(current, Some(user.password_hash.as_str()))
         .await
         .map_err(|_| AccountError::Hash)?;
     if !verified.valid {

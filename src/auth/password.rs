@@ -68,9 +68,6 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
-/// Passwords longer than this are refused before hashing (a cheap denial-of-service guard).
-pub const MAX_PASSWORD_BYTES: usize = 1024;
-
 const OUTPUT_LEN: usize = 32;
 
 /// PHC string format of an argon2id hash.
@@ -202,7 +199,7 @@ impl PasswordHasher {
     ) -> Result<Verification, PasswordError> {
         let real = stored.is_some();
         let stored = stored.unwrap_or(&self.dummy).to_string();
-        if password.expose().len() > MAX_PASSWORD_BYTES {
+        if !crate::auth::policy::within_ceiling(password.expose()) {
             return Ok(Verification {
                 valid: false,
                 needs_rehash: false,

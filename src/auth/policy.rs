@@ -10,6 +10,22 @@ use crate::crypto::sha256;
 static BREACHED: &[u8] = include_bytes!("../../data-files/breached-passwords.bin");
 const PREFIX: usize = 6;
 
+/// A password's length, in the one unit every check uses: characters (Unicode scalar values),
+/// never bytes. A password of `password_max_length` characters may take up to four times as many
+/// bytes; setting it, changing it and signing in with it all count the same way.
+pub fn password_length(password: &str) -> usize {
+    password.chars().count()
+}
+
+/// The highest `password_max_length` can be set to. Longer input is refused before hashing (a
+/// cheap guard in front of argon2), at sign-in too.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Whether a password is short enough to be worth hashing at all.
+pub fn within_ceiling(password: &str) -> bool {
+    password_length(password) <= MAX_PASSWORD_CHARS
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct PasswordPolicy {
     pub min_chars: usize,
@@ -72,7 +88,7 @@ impl Default for PasswordPolicy {
 
 impl PasswordPolicy {
     pub fn check(&self, password: &str, email: &str) -> Result<(), PolicyViolation> {
-        let chars = password.chars().count();
+        let chars = password_length(password);
         if chars < self.min_chars {
             return Err(PolicyViolation::TooShort(self.min_chars));
         }

@@ -113,14 +113,14 @@ async fn request_password_reset(
     links.mailer.send_later(Mail {
         to: user.email.clone(),
         subject: "Reset your password".into(),
-        text: format!(
+        text: crate::secret::SecretString::new(format!(
             "Someone asked to reset the password of your account {}.\n\n\
              To choose a new password, open this link within {}:\n\n{link}\n\n\
              The link works once. Resetting signs you out on every device.\n\
              If you did not ask for this, ignore this mail: your password stays as it is.\n",
             user.email,
             minutes(links.reset_ttl)
-        ),
+        )),
     });
     p.audit(AuditEvent::new("password.reset_requested").subject(&user.id))
         .await;
@@ -204,12 +204,12 @@ pub async fn send_verification(
     links.mailer.send_later(Mail {
         to: user.email.clone(),
         subject: "Confirm your email address".into(),
-        text: format!(
+        text: crate::secret::SecretString::new(format!(
             "Please confirm that {} is your email address by opening this link within {}:\n\n{link}\n\n\
              If you did not create an account, ignore this mail.\n",
             user.email,
             minutes(links.verification_ttl)
-        ),
+        )),
     });
     Ok(())
 }
@@ -281,12 +281,12 @@ pub async fn register(
         links.mailer.send_later(Mail {
             to: existing.email.clone(),
             subject: "You already have an account".into(),
-            text: format!(
+            text: crate::secret::SecretString::new(format!(
                 "Someone tried to create an account with {}, which already has one.\n\n\
                  If it was you, sign in instead, or reset your password at {}/password/forgot.\n\
                  If it was not you, nothing changed and you can ignore this mail.\n",
                 existing.email, p.settings.issuer
-            ),
+            )),
         });
         return Ok(());
     }
@@ -298,7 +298,7 @@ pub async fn register(
             .filter(|n| !n.is_empty())
             .map(|n| n.chars().take(128).collect()),
         roles: Vec::new(),
-        password_hash: hash,
+        password_hash: hash.into(),
         disabled: false,
         email_verified: false,
         created_at: p.now(),

@@ -3,7 +3,7 @@
 //! handler only extracts the form and renders the outcome.
 
 use crate::audit::AuditEvent;
-use crate::auth::password::{MAX_PASSWORD_BYTES, PasswordHasher};
+use crate::auth::password::PasswordHasher;
 use crate::auth::session::{self, ActiveSession, DeviceInfo, Room};
 use crate::auth::throttle::{self, Attempt, Factor, Gate, ThrottlePolicy};
 use crate::config::SessionLimitPolicy;
@@ -35,7 +35,7 @@ pub struct SignInRules<'a> {
 
 #[derive(Debug)]
 pub struct SignedIn {
-    pub cookie_value: String,
+    pub cookie_value: SecretString,
     pub active: ActiveSession,
 }
 
@@ -82,7 +82,7 @@ pub async fn sign_in(
     if email.is_empty()
         || email.len() > 254
         || r.password.expose().is_empty()
-        || r.password.expose().len() > MAX_PASSWORD_BYTES
+        || !crate::auth::policy::within_ceiling(r.password.expose())
     {
         return Err(SignInError::BadCredentials);
     }
@@ -202,7 +202,7 @@ pub async fn sign_in(
     )
     .await;
     Ok(SignedIn {
-        cookie_value,
+        cookie_value: cookie_value.into(),
         active,
     })
 }

@@ -408,7 +408,7 @@ pub async fn login(
         None => see_other("/account"),
     };
     let session_cookie = cookies::session_cookie(
-        signed_in.cookie_value,
+        signed_in.cookie_value.into_inner(),
         secure,
         p.settings.session_absolute_ttl,
     );

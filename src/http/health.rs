@@ -1,7 +1,7 @@
 //! Liveness, readiness and the embedded static assets.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 
@@ -26,8 +26,32 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ready")
 }
 
-/// Prometheus text exposition of the counters in `crate::metrics`.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// `/metrics` on the public listener: not there (404) unless `metrics_token` is set, and then
+/// only to that bearer token. Operators who prefer a private address use `metrics_listen`.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if state.config.metrics_token.is_none() {
+        return super::errors::not_found().await;
+    }
+    metrics_private(req, state).await
+}
+
+/// `/metrics` on `metrics_listen`: to anyone who reaches that address, or to the bearer token
+/// when one is set.
+pub async fn metrics_private(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(token) = &state.config.metrics_token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !crate::crypto::ct_eq(given.as_bytes(), token.as_str().as_bytes()) {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
+                .content_type("text/plain")
+                .body("a bearer token is required (setting `metrics_token`)");
+        }
+    }
     let p = &state.provider;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -94,12 +94,12 @@ pub async fn authenticate(p: &Provider, creds: &Credentials) -> Result<Client, O
     let client = p.client(&creds.client_id).await?;
     let Some(client) = client else {
         // Same work as a real check, so unknown ids do not answer faster.
-        let _ = crypto.token_hash(creds.secret.as_ref().map(|s| s.expose()).unwrap_or(""));
+        let _ = crypto.token_hash(creds.secret.as_ref().map(|s| s.as_str()).unwrap_or(""));
         return Err(failed());
     };
     match (&client.secret_hash, &creds.secret) {
         (Some(stored), Some(given)) => {
-            if ct_eq(stored, &crypto.token_hash(given.expose())) {
+            if ct_eq(stored.expose(), &crypto.token_hash(given.expose())) {
                 Ok(client)
             } else {
                 Err(failed())

@@ -6,21 +6,21 @@ use serde_json::{Map, Value, json};
 use super::error::OAuthError;
 use super::{Provider, scope};
 use crate::clock::Timestamp;
-use crate::crypto::{b64, random_id, random_token};
+use crate::crypto::{SecretString, b64, random_id, random_token};
 use crate::keys::SigningAlg;
 use crate::store::{Client, RefreshToken, User};
 
 /// The token endpoint's successful response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    pub access_token: SecretString,
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretString>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
+    pub id_token: Option<SecretString>,
 }
 
 /// Claims of an access token (RFC 9068 §2.2).
@@ -216,12 +216,12 @@ impl Provider {
             None
         };
         Ok(TokenResponse {
-            access_token: access,
+            access_token: access.into(),
             token_type: "Bearer",
             expires_in: self.settings.access_token_ttl,
             scope: scope.to_string(),
             refresh_token: None,
-            id_token,
+            id_token: id_token.map(SecretString::new),
         })
     }
 }

@@ -79,7 +79,7 @@ mod tests {
                 email: format!("user{i}@example.com"),
                 name: Some("x".repeat(500)),
                 roles: Vec::new(),
-                password_hash: "$argon2id$...".into(),
+                password_hash: crate::secret::SecretString::new("$argon2id$..."),
                 disabled: false,
                 email_verified: false,
                 created_at: 100,

@@ -66,7 +66,7 @@ fn user(email: &str) -> User {
         email: email.into(),
         name: Some("Ann".into()),
         roles: vec!["admin".into()],
-        password_hash: "$argon2id$...".into(),
+        password_hash: crate::secret::SecretString::new("$argon2id$..."),
         disabled: false,
         email_verified: false,
         created_at: 100,
@@ -136,7 +136,7 @@ contract!(
     |s: SqlStore| async move {
         let c = Client {
             id: "erp".into(),
-            secret_hash: Some(vec![1, 2, 3]),
+            secret_hash: Some(crate::secret::Secret::wrap(vec![1, 2, 3])),
             redirect_uris: vec!["https://erp.example/cb".into()],
             post_logout_redirect_uris: vec![],
             grant_types: vec!["authorization_code".into()],
@@ -839,6 +839,8 @@ contract!(
         use crate::audit::{AuditEvent, ChainVerifier};
         use crate::crypto::{Crypto, MasterKey};
         let crypto = std::sync::Arc::new(Crypto::new(&MasterKey::generate()));
+        assert_eq!(s.seal_audit_head(&crypto).await.unwrap(), Some(0));
+        assert_eq!(s.seal_audit_head(&crypto).await.unwrap(), None);
         for i in 0..3 {
             s.append_audit(
                 &crypto,
@@ -848,13 +850,13 @@ contract!(
             .await
             .unwrap();
         }
-        let (head, hash) = s.audit_head().await.unwrap();
+        let (head, hash, mac) = s.audit_head().await.unwrap();
         assert_eq!(head, 3);
         let mut v = ChainVerifier::new(&crypto);
         for r in s.audit_after(0, 10).await.unwrap() {
             v.next(&r).unwrap();
         }
-        assert_eq!(v.finish(head, &hash).unwrap(), 3);
+        assert_eq!(v.finish(head, &hash, mac.as_deref()).unwrap(), 3);
         assert_eq!(s.audit_tail(1).await.unwrap()[0].seq, 3);
     }
 );
@@ -1175,6 +1177,7 @@ async fn two_appenders(a: SqlStore, b: SqlStore) {
     use crate::crypto::{Crypto, MasterKey};
     let crypto = std::sync::Arc::new(Crypto::new(&MasterKey::generate()));
     let event = |i: i64| AuditEvent::new("signin.success").subject(format!("u{i}"));
+    a.seal_audit_head(&crypto).await.unwrap();
     let mut seqs = Vec::new();
     // In turn: a, a, b, a, a, b, ...
     for i in 0..9 {
@@ -1202,7 +1205,8 @@ async fn two_appenders(a: SqlStore, b: SqlStore) {
     );
     if a.backend() == Backend::Postgres {
         // The one-statement append takes effect only right after the head it names.
-        let head = a.audit_head().await.unwrap();
+        let (seq, hash, _) = a.audit_head().await.unwrap();
+        let head = (seq, hash);
         let stale = (head.0 - 1, head.1.clone());
         let refused = a.append_audit_after(&crypto, stale, 200, &event(40)).await;
         assert_eq!(refused.unwrap(), None);
@@ -1211,11 +1215,11 @@ async fn two_appenders(a: SqlStore, b: SqlStore) {
             .await;
         assert_eq!(after.unwrap().map(|(seq, _)| seq), Some(head.0 + 1));
     }
-    let (head, hash) = b.audit_head().await.unwrap();
+    let (head, hash, mac) = b.audit_head().await.unwrap();
     let mut v = ChainVerifier::new(&crypto);
     for r in b.audit_after(0, 100).await.unwrap() {
         v.next(&r).unwrap();
     }
-    assert_eq!(v.finish(head, &hash).unwrap(), head);
+    assert_eq!(v.finish(head, &hash, mac.as_deref()).unwrap(), head);
     assert!(head >= 40);
 }

@@ -42,6 +42,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0005_refresh_fillfactor.sql"),
         postgres: include_str!("../../migrations/postgres/0005_refresh_fillfactor.sql"),
     },
+    Migration {
+        version: 6,
+        name: "audit_head_mac",
+        sqlite: include_str!("../../migrations/sqlite/0006_audit_head_mac.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_audit_head_mac.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.

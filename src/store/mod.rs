@@ -52,7 +52,7 @@ pub struct User {
     pub name: Option<String>,
     pub roles: Vec<String>,
     /// PHC string (argon2id).
-    pub password_hash: String,
+    pub password_hash: crate::secret::SecretString,
     pub disabled: bool,
     /// The user proved they receive mail at `email`.
     pub email_verified: bool,
@@ -78,7 +78,7 @@ impl AccountTokenKind {
 pub struct Client {
     pub id: String,
     /// Keyed hash of the secret; `None` for public clients.
-    pub secret_hash: Option<Vec<u8>>,
+    pub secret_hash: Option<crate::secret::Secret<Vec<u8>>>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
@@ -399,8 +399,14 @@ pub trait AuditStore {
     ) -> StoreResult<Vec<crate::audit::AuditRecord>>;
     /// The newest `limit` entries, newest first.
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>>;
-    /// (last sequence number, last hash) as recorded by the appends.
-    async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>)>;
+    /// (last sequence number, last hash, the head's MAC) as recorded by the appends. The MAC
+    /// is `None` on a head never sealed (see `seal_audit_head`) and empty on one an append found
+    /// forged (see `audit::head_is_authentic`).
+    async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>, Option<Vec<u8>>)>;
+    /// Gives a head without a MAC (`NULL`: a database created or upgraded before heads were
+    /// authenticated) its MAC, as it stands; returns its sequence number if it did. A head an
+    /// append left unsealed (empty MAC) is never sealed here.
+    async fn seal_audit_head(&self, crypto: &crate::crypto::Crypto) -> StoreResult<Option<i64>>;
 }
 
 /// Housekeeping: rows nobody can use any more are deleted in small batches.

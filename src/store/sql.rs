@@ -13,6 +13,7 @@ use super::checkpoint;
 use super::group_commit::RotationQueue;
 use super::group_commit_pg::PgRotationQueue;
 use super::*;
+use crate::secret::{Secret, SecretString};
 
 /// The audit chain's head: the last entry's sequence number and hash.
 type AuditHead = (i64, Vec<u8>);
@@ -81,7 +82,7 @@ fn user_from_prefixed(row: &AnyRow, prefix: &str) -> StoreResult<User> {
         email: row.try_get(col("email").as_str())?,
         name: row.try_get(col("name").as_str())?,
         roles: parse_list(row, &col("roles"))?,
-        password_hash: row.try_get(col("password_hash").as_str())?,
+        password_hash: SecretString::new(row.try_get::<String, _>(col("password_hash").as_str())?),
         disabled: flag(row, &col("disabled"))?,
         email_verified: flag(row, &col("email_verified"))?,
         created_at: row.try_get(col("created_at").as_str())?,
@@ -91,7 +92,9 @@ fn user_from_prefixed(row: &AnyRow, prefix: &str) -> StoreResult<User> {
 fn client_from(row: &AnyRow) -> StoreResult<Client> {
     Ok(Client {
         id: row.try_get("id")?,
-        secret_hash: row.try_get("secret_hash")?,
+        secret_hash: row
+            .try_get::<Option<Vec<u8>>, _>("secret_hash")?
+            .map(Secret::wrap),
         redirect_uris: parse_list(row, "redirect_uris")?,
         post_logout_redirect_uris: parse_list(row, "post_logout_redirect_uris")?,
         grant_types: parse_list(row, "grant_types")?,
@@ -334,7 +337,7 @@ impl UserStore for SqlStore {
             .bind(&u.email)
             .bind(&u.name)
             .bind(list(&u.roles))
-            .bind(&u.password_hash)
+            .bind(u.password_hash.expose())
             .bind(i64::from(u.disabled))
             .bind(i64::from(u.email_verified))
             .bind(u.created_at)
@@ -414,7 +417,7 @@ impl ClientStore for SqlStore {
                  scopes, audiences, first_party, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&c.id)
-            .bind(&c.secret_hash)
+            .bind(c.secret_hash.as_ref().map(|h| h.expose().clone()))
             .bind(list(&c.redirect_uris))
             .bind(list(&c.post_logout_redirect_uris))
             .bind(list(&c.grant_types))
@@ -993,8 +996,11 @@ fn audit_from(row: &AnyRow) -> StoreResult<crate::audit::AuditRecord> {
 /// PostgreSQL: appends an event as the successor of the head this process last saw, in one
 /// statement: the head moves only if it is still where this process left it (compare-and-set on
 /// its sequence number), and the event is inserted only if it moved.
-const APPEND_AFTER_KNOWN_HEAD: &str = "WITH head AS (UPDATE audit_head SET seq = $1, last_hash = $10 \
-     WHERE id = 1 AND seq = $1 - 1 RETURNING seq) \
+/// The head's new MAC (`$11`) is computed by the process before the statement: the database never
+/// sees the key. Comparing the last hash (`$9`) too means a head forged in between is never
+/// overwritten with a genuine MAC by this path; the locked path then finds it forged.
+const APPEND_AFTER_KNOWN_HEAD: &str = "WITH head AS (UPDATE audit_head SET seq = $1, last_hash = $10, head_mac = $11 \
+     WHERE id = 1 AND seq = $1 - 1 AND last_hash = $9 RETURNING seq) \
      INSERT INTO audit_events (seq, at, action, actor, subject, ip, user_agent, detail, prev_hash, hash) \
      SELECT seq, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM head";
 
@@ -1034,14 +1040,30 @@ impl SqlStore {
         self.write(move |writer| async move {
             let mut tx = writer.begin().await?;
             let head = sqlx::query(
-                "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash",
+                "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash, head_mac",
             )
             .fetch_one(&mut *tx)
             .await?;
             let seq: i64 = head.try_get("seq")?;
             let prev: Vec<u8> = head.try_get("last_hash")?;
+            let prev_mac: Option<Vec<u8>> = head.try_get("head_mac")?;
+            // The head this entry extends must be one a process with the master key wrote;
+            // otherwise the new head stays unsealed (an empty MAC), so appending never launders a
+            // truncated tail and `tessera audit verify` keeps failing until an operator looks.
+            let authentic =
+                crate::audit::head_is_authentic(&crypto, seq - 1, &prev, prev_mac.as_deref());
             let detail = e.detail.to_string();
             let hash = crate::audit::event_link(&crypto, &prev, seq, at, &e, &detail);
+            let new_mac = if authentic {
+                crate::audit::head_mac(&crypto, seq, &hash)
+            } else {
+                tracing::error!(
+                    entry = seq - 1,
+                    "the audit log's head is not authenticated (moved or its MAC removed without \
+                     the master key); appending anyway and leaving it unsealed: run `tessera audit verify`"
+                );
+                Vec::new()
+            };
             let insert = sqlx::query(
                 "INSERT INTO audit_events (seq, at, action, actor, subject, ip, user_agent, detail, prev_hash, hash) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -1049,8 +1071,9 @@ impl SqlStore {
             bind_entry(insert, (seq, at), &e, &detail, prev, hash.clone())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
+            sqlx::query("UPDATE audit_head SET last_hash = $1, head_mac = $2 WHERE id = 1")
                 .bind(hash.clone())
+                .bind(new_mac)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -1072,7 +1095,9 @@ impl SqlStore {
         let detail = e.detail.to_string();
         let hash = crate::audit::event_link(crypto, &prev, next, at, e, &detail);
         let query = sqlx::query(APPEND_AFTER_KNOWN_HEAD);
+        let mac = crate::audit::head_mac(crypto, next, &hash);
         let appended = bind_entry(query, (next, at), e, &detail, prev, hash.clone())
+            .bind(mac)
             .execute(&self.writer)
             .await?
             .rows_affected();
@@ -1132,11 +1157,37 @@ impl AuditStore for SqlStore {
             .collect()
     }
 
-    async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>)> {
-        let row = sqlx::query("SELECT seq, last_hash FROM audit_head WHERE id = 1")
+    async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>, Option<Vec<u8>>)> {
+        let row = sqlx::query("SELECT seq, last_hash, head_mac FROM audit_head WHERE id = 1")
             .fetch_one(&self.pool)
             .await?;
-        Ok((row.try_get("seq")?, row.try_get("last_hash")?))
+        Ok((
+            row.try_get("seq")?,
+            row.try_get("last_hash")?,
+            row.try_get("head_mac")?,
+        ))
+    }
+
+    async fn seal_audit_head(&self, crypto: &crate::crypto::Crypto) -> StoreResult<Option<i64>> {
+        let row = sqlx::query("SELECT seq, last_hash, head_mac FROM audit_head WHERE id = 1")
+            .fetch_one(&self.writer)
+            .await?;
+        let mac: Option<Vec<u8>> = row.try_get("head_mac")?;
+        if mac.is_some() {
+            return Ok(None);
+        }
+        let (seq, hash): (i64, Vec<u8>) = (row.try_get("seq")?, row.try_get("last_hash")?);
+        let sealed = sqlx::query(
+            "UPDATE audit_head SET head_mac = $1 \
+             WHERE id = 1 AND seq = $2 AND last_hash = $3 AND head_mac IS NULL",
+        )
+        .bind(crate::audit::head_mac(crypto, seq, &hash))
+        .bind(seq)
+        .bind(hash)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok((sealed == 1).then_some(seq))
     }
 }
 

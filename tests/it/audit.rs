@@ -123,7 +123,7 @@ async fn sign_ins_failures_a_refresh_race_and_a_disable_are_in_the_audit_log_and
     let verified = app.audit_verify().await;
     verified.assert_success("tessera audit verify");
     assert_eq!(
-        verified.stdout.trim(),
+        verified.stdout.lines().next().unwrap_or_default(),
         format!("audit log intact: {} entries verified", seqs.len()),
         "every entry was checked"
     );
@@ -193,7 +193,7 @@ async fn deleting_the_newest_audit_row_is_caught_because_the_head_remembers() {
     let verified = app.audit_verify().await;
     verified.assert_success("tessera audit verify before any tampering");
     assert_eq!(
-        verified.stdout.trim(),
+        verified.stdout.lines().next().unwrap_or_default(),
         format!("audit log intact: {} entries verified", newest.seq)
     );
 
@@ -213,6 +213,100 @@ async fn deleting_the_newest_audit_row_is_caught_because_the_head_remembers() {
         out.stderr.contains("AUDIT LOG TAMPERED") && names_number(&out.stderr, newest.seq),
         "the failure says the log should reach entry {}: {}",
         newest.seq,
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_tail_and_moving_the_head_back_by_sql_is_caught_by_audit_verify() {
+    let app = spawn_app().await;
+    let (user, _client) = some_history(&app).await;
+    app.disable_user(&user.email).await;
+    let newest = app.audit_tail(1).await[0].clone();
+    assert!(newest.seq >= 3, "some history was written: {newest:?}");
+    app.audit_verify()
+        .await
+        .assert_success("tessera audit verify on an untouched log");
+
+    // A database writer without the master key: remove the last two entries and point the head
+    // at the new last row, exactly as the server would have left it after that row.
+    let keep = newest.seq - 2;
+    let deleted = app
+        .execute_sql(&format!("DELETE FROM audit_events WHERE seq > {keep}"))
+        .await;
+    assert_eq!(deleted, 2);
+    let moved = app
+        .execute_sql(&format!(
+            "UPDATE audit_head SET seq = {keep}, \
+             last_hash = (SELECT hash FROM audit_events WHERE seq = {keep}) WHERE id = 1"
+        ))
+        .await;
+    assert_eq!(moved, 1);
+
+    let out = app.audit_verify().await;
+    assert!(
+        !out.status.success(),
+        "`tessera audit verify` passed a truncated log whose head was moved back:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("AUDIT LOG TAMPERED"),
+        "the failure says the log was tampered with: {}",
+        out.stderr
+    );
+
+    // Appending more does not launder the truncation.
+    app.add_user("grace@example.test").await;
+    let out = app.audit_verify().await;
+    assert!(
+        !out.status.success(),
+        "an append after the truncation made `tessera audit verify` pass:\n{}",
+        out.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_pinned_head_catches_a_rollback_of_the_whole_log_to_an_older_consistent_state() {
+    let app = spawn_app().await;
+    some_history(&app).await;
+    // A consistent copy of the log as it is now (what a restored backup would bring back).
+    app.execute_sql("CREATE TABLE old_events AS SELECT * FROM audit_events")
+        .await;
+    app.execute_sql("CREATE TABLE old_head AS SELECT * FROM audit_head")
+        .await;
+    app.add_user("grace@example.test").await;
+
+    let out = app.audit_verify().await;
+    out.assert_success("tessera audit verify");
+    let pin = out
+        .stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("--pin="))
+        .unwrap_or_else(|| panic!("audit verify prints a pin for the head: {}", out.stdout))
+        .to_owned();
+    app.cli(&["audit", "verify", "--pin", &pin], None)
+        .await
+        .assert_success("tessera audit verify --pin on the same log");
+    app.add_user("linus@example.test").await;
+    app.cli(&["audit", "verify", "--pin", &pin], None)
+        .await
+        .assert_success("tessera audit verify --pin after more entries");
+
+    app.execute_sql("DELETE FROM audit_events").await;
+    app.execute_sql("INSERT INTO audit_events SELECT * FROM old_events")
+        .await;
+    app.execute_sql("DELETE FROM audit_head").await;
+    app.execute_sql("INSERT INTO audit_head SELECT * FROM old_head")
+        .await;
+    // Without a pin the rolled-back log is consistent: that is the documented limit.
+    app.audit_verify()
+        .await
+        .assert_success("tessera audit verify (no pin) on the rolled-back log");
+    let out = app.cli(&["audit", "verify", "--pin", &pin], None).await;
+    assert!(
+        !out.status.success() && out.stderr.contains("AUDIT LOG TAMPERED"),
+        "a pinned head that is gone fails verification:\n{}\n{}",
+        out.stdout,
         out.stderr
     );
 }

@@ -163,7 +163,7 @@ fn drop_postgres_database(db: PostgresDatabase) {
     .join();
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("a bound address").port()
 }
@@ -197,9 +197,17 @@ fn test_redis_url() -> Option<String> {
 }
 
 /// Whether the apps of this run share revocations over Redis pub/sub (known before any starts).
+/// Whether this run's servers use PostgreSQL (`TESSERA_TEST_BACKEND=postgres`).
+pub fn postgres_in_this_run() -> bool {
+    backend() == Backend::Postgres
+}
+
 pub fn redis_in_this_run() -> bool {
     test_redis_url().is_some()
 }
+
+/// The bearer token test servers require for `/metrics` (setting `metrics_token`).
+pub const METRICS_TOKEN: &str = "tessera-it-metrics-token";
 
 /// Starts a Tessera server with the default settings.
 pub async fn spawn_app() -> TestApp {
@@ -254,7 +262,15 @@ pub async fn prepare_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp
             URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
         ),
         ("TESSERA_LOG".to_owned(), "warn".to_owned()),
+        // `/metrics` is off on the public listener unless a token is set (a test that wants
+        // the default sets this to the empty string).
+        ("TESSERA_METRICS_TOKEN".to_owned(), METRICS_TOKEN.to_owned()),
     ];
+    // Without `smtp_url`, PostgreSQL needs mail-to-log chosen explicitly (tests that read mail
+    // set `TESSERA_SMTP_URL` to a sink).
+    if backend() == Backend::Postgres {
+        env.push(("TESSERA_MAIL_TO_LOG".to_owned(), "true".to_owned()));
+    }
     // On the PostgreSQL run, Redis joins in too (a prefix per app keeps parallel tests apart).
     if let Some(redis) = test_redis_url() {
         env.push(("TESSERA_REDIS_URL".to_owned(), redis));
@@ -2046,6 +2062,7 @@ impl TestApp {
         let resp = self
             .backchannel
             .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
             .send()
             .await
             .expect("GET /metrics");

@@ -18,6 +18,7 @@ mod mail_sink;
 mod refresh;
 mod replicas;
 mod revocation;
+mod secrets_and_audit;
 mod session_lifecycle;
 mod sessions;
 mod token_errors;

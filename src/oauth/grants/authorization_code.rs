@@ -157,7 +157,7 @@ async fn issue(
             &aud,
             family_expires_at,
         );
-        response.refresh_token = Some(value);
+        response.refresh_token = Some(value.into());
         first_refresh = Some(record);
     }
     Ok((response, first_refresh))

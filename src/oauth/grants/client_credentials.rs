@@ -43,7 +43,7 @@ impl Grant for ClientCredentials {
         let exp = p.now() + p.settings.access_token_ttl;
         let access_token = p.mint_access_token(client, None, &aud, &scope, random_id(), exp)?;
         Ok(TokenResponse {
-            access_token,
+            access_token: access_token.into(),
             token_type: "Bearer",
             expires_in: p.settings.access_token_ttl,
             scope,

@@ -151,7 +151,7 @@ fn respond(
         amr: &token.amr,
     };
     let mut response = p.user_tokens(client, &grant, &token.audience, scope, None, None)?;
-    response.refresh_token = Some(successor);
+    response.refresh_token = Some(successor.into());
     Ok(response)
 }
 
