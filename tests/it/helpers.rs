@@ -225,7 +225,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
 /// Starts a server whose issuer is `https://localhost:<port>`, as behind a TLS-terminating proxy;
 /// the server itself still listens on plain HTTP at `address`.
 pub async fn spawn_https_app() -> TestApp {
-    let mut app = prepare_app_with(|_| {}).await;
+    // An https issuer needs a mail transport or mail-to-log chosen explicitly.
+    let mut app = prepare_app_with(|c| {
+        c.env("TESSERA_MAIL_TO_LOG", "true");
+    })
+    .await;
     app.issuer = format!("https://localhost:{}", app.port);
     let issuer = app.issuer.clone();
     app.env.push(("TESSERA_ISSUER".to_owned(), issuer));
