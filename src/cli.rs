@@ -588,7 +588,8 @@ async fn audit_verify(config: &Config, pins: &[String]) -> Result<(), CliError> 
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::Invalid)?;
     pins.sort_by_key(|p| p.seq);
-    let provider = startup::provider(config).await?;
+    // The head is judged as found: an unsealed one fails below instead of being sealed here.
+    let provider = startup::provider_with(config, startup::HeadSealing::Leave).await?;
     // Read the head first: entries appended while we walk are past it and not judged.
     let (head_seq, head_hash, head_mac) = provider.store.audit_head().await?;
     if let Some(gone) = pins.iter().find(|p| p.seq > head_seq) {

@@ -331,8 +331,8 @@ impl Fleet {
 /// Counters kept in this process when there is no Redis: sharded so hits on different keys rarely
 /// wait for each other, and bounded without ever scanning a whole map. Each shard keeps a min-heap
 /// of expiry times beside its map; every write first removes up to [`SWEEP_PER_WRITE`] expired
-/// entries from the top of the heap (amortised expiry), and a shard at capacity drops the entry
-/// that would expire soonest.
+/// entries from the top of the heap (amortised expiry), and a shard at capacity drops the least
+/// valuable of a few entries (see `Shard::evict_one`), so fresh keys cannot flush locks.
 struct LocalCounters {
     shards: Vec<Mutex<Shard>>,
     hasher: std::hash::RandomState,
@@ -344,6 +344,8 @@ const SHARDS: usize = 16;
 const KEYS_PER_SHARD: usize = 8_192;
 /// Expired entries removed at most per write.
 const SWEEP_PER_WRITE: usize = 8;
+/// Entries looked at to choose one to drop when a shard is full.
+const EVICTION_SAMPLE: usize = 16;
 
 #[derive(Default)]
 struct Shard {
@@ -355,15 +357,22 @@ struct Shard {
 }
 
 impl Shard {
-    /// Removes expired entries, at most `budget` heap entries' worth.
+    /// Removes up to `budget` expired entries. Stale heap entries (keys rewritten, removed or
+    /// evicted since) do not use the budget, but at most `4 * budget` heap entries are popped.
     fn sweep(&mut self, now: Timestamp, budget: usize) {
-        for _ in 0..budget {
+        let mut removed = 0;
+        for _ in 0..4 * budget {
+            if removed == budget {
+                return;
+            }
             match self.expiries.peek() {
                 Some(Reverse((exp, _))) if *exp <= now => {}
                 _ => return,
             }
-            if let Some(Reverse((exp, key))) = self.expiries.pop() {
-                self.remove_if_expiring_at(&key, exp, now);
+            if let Some(Reverse((exp, key))) = self.expiries.pop()
+                && self.remove_if_expiring_at(&key, exp, now)
+            {
+                removed += 1;
             }
         }
     }
@@ -379,16 +388,25 @@ impl Shard {
         due
     }
 
-    /// Makes room for one more key: drops the entry that expires soonest.
-    fn evict_one(&mut self, now: Timestamp) {
-        while let Some(Reverse((exp, key))) = self.expiries.pop() {
-            if self.map.get(&key).is_some_and(|(_, e)| *e == exp) {
+    /// Makes room for one more key: drops the least valuable of a few live entries, chosen by
+    /// the map's hash order (which nobody outside can predict): an expired one if any, else the
+    /// one with the lowest value (a counter hit once before a lock or an established count),
+    /// the latest to expire among equals. Dropping the entry that expires soonest instead let
+    /// a flood of fresh keys evict exactly the short-lived locks and rate windows first, and
+    /// then every older counter. Returns false if the shard is empty.
+    fn evict_one(&mut self, now: Timestamp) -> bool {
+        let least = self
+            .map
+            .iter()
+            .take(EVICTION_SAMPLE)
+            .min_by_key(|(_, (value, exp))| (*exp > now, *value, Reverse(*exp)))
+            .map(|(key, _)| key.clone());
+        match least {
+            Some(key) => {
                 self.map.remove(&key);
-                return;
+                true
             }
-            if self.remove_if_expiring_at(&key, exp, now) {
-                return;
-            }
+            None => false,
         }
     }
 
@@ -396,9 +414,7 @@ impl Shard {
     fn write(&mut self, key: &str, value: i64, exp: Timestamp, now: Timestamp, capacity: usize) {
         self.sweep(now, SWEEP_PER_WRITE);
         if !self.map.contains_key(key) {
-            while self.map.len() >= capacity.max(1) && !self.expiries.is_empty() {
-                self.evict_one(now);
-            }
+            while self.map.len() >= capacity.max(1) && self.evict_one(now) {}
         }
         self.map.insert(key.to_string(), (value, exp));
         self.expiries.push(Reverse((exp, key.to_string())));
@@ -515,5 +531,29 @@ mod tests {
         );
         assert_eq!(fleet.get("k299999", later).await, 0);
         assert_eq!(fleet.get("n19999", later).await, 1);
+    }
+
+    #[test]
+    fn a_flood_of_fresh_keys_does_not_evict_a_live_lock_or_an_established_count() {
+        // Small shards so the flood is short; the policy is the same at 8,192 per shard.
+        let c = LocalCounters::new(64);
+        let now = 1_000;
+        // A victim's account: four failures counted for a day, then a one-minute lock.
+        for _ in 0..4 {
+            c.hit("fail:pw:acct:victim", 86_400, now);
+        }
+        c.put("lock:pw:acct:victim", now + 60, 60, now);
+        // An attacker's fresh keys (random emails, each failed once), later and longer-lived:
+        // the lock is the entry that expires soonest, then the victim's count.
+        for i in 0..(16 * 64 * 4) {
+            c.hit(&format!("fail:pw:acct:junk{i}"), 86_400, now + 1);
+        }
+        assert!(c.len() <= 16 * 64, "{} keys held", c.len());
+        assert_eq!(c.get("lock:pw:acct:victim", now + 2), now + 60, "the lock");
+        assert_eq!(
+            c.get("fail:pw:acct:victim", now + 2),
+            4,
+            "the failure count"
+        );
     }
 }

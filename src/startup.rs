@@ -120,10 +120,30 @@ pub fn rotation_policy(config: &Config) -> RotationPolicy {
 
 /// Everything but the HTTP server: used by `serve` and by the CLI.
 pub async fn provider(config: &Config) -> Result<Provider, StartupError> {
+    provider_with(config, HeadSealing::SealMissing).await
+}
+
+/// Whether opening the store seals an audit head that has no MAC (see [`seal_audit_head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadSealing {
+    /// `serve` and the CLI commands that act on the database.
+    SealMissing,
+    /// `tessera audit verify`: it judges the head as it finds it. Sealing first would bless a
+    /// head whose MAC a database writer removed after moving it back over a deleted tail.
+    Leave,
+}
+
+/// [`provider`], choosing whether an audit head without a MAC is sealed.
+pub async fn provider_with(
+    config: &Config,
+    sealing: HeadSealing,
+) -> Result<Provider, StartupError> {
     let store = open_store(config).await?;
     let master = master_key(config, store.backend())?;
     let crypto = Arc::new(Crypto::new(&master));
-    seal_audit_head(&store, &crypto).await?;
+    if sealing == HeadSealing::SealMissing {
+        seal_audit_head(&store, &crypto).await?;
+    }
     let clock: SharedClock = Arc::new(SystemClock);
     let now = clock.now();
     let keys = rotation::reconcile(&store, &crypto, &rotation_policy(config), now).await?;

@@ -8,7 +8,8 @@
 //! ignored, so a client cannot choose the address it is counted under.
 //!
 //! The proxy must append to (or overwrite) the header it sets. Tessera reads `X-Forwarded-For`
-//! when present and `Forwarded` otherwise.
+//! when present and `Forwarded` otherwise, so a proxy that sets only `Forwarded` must also strip
+//! any `X-Forwarded-For` the client sent (or the client names its own address).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -162,28 +163,34 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> C
 
 /// The addresses of the forwarding chain, left (origin) to right (nearest proxy); `None` for
 /// an entry that is not an address.
+///
+/// Header values are read as bytes: a line holding bytes that are not visible ASCII (which a
+/// client can put in the part it sends and a proxy passes on before appending its own entry)
+/// yields garbage entries where those bytes are, never a line dropped as a whole. Dropping it
+/// would throw away the entry the proxy appended and, when no other `X-Forwarded-For` line is
+/// left, fall back to a `Forwarded` header that only the client wrote.
 fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let xff: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !xff.is_empty() {
+    fn entry(bytes: &[u8]) -> Option<&str> {
+        std::str::from_utf8(bytes).ok()
+    }
+    let mut xff = headers.get_all("x-forwarded-for").peekable();
+    if xff.peek().is_some() {
         return xff
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(node_address)
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(|e| entry(e).and_then(node_address))
             .collect();
     }
     headers
         .get_all("forwarded")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         .map(|element| {
-            element
-                .split(';')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
-                .and_then(|(_, value)| node_address(value))
+            entry(element).and_then(|element| {
+                element
+                    .split(';')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
+                    .and_then(|(_, value)| node_address(value))
+            })
         })
         .collect()
 }
@@ -358,6 +365,34 @@ mod tests {
         assert_eq!(client("10.0.0.1", t, &h), "10.0.0.1");
         let h = [("forwarded", "proto=https")];
         assert_eq!(client("10.0.0.1", t, &h), "10.0.0.1");
+    }
+
+    #[test]
+    fn a_forwarding_line_with_bytes_outside_visible_ascii_is_not_dropped_as_a_whole() {
+        let t = "10.0.0.0/8";
+        let mut h = HeaderMap::new();
+        h.append(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_bytes(b"\x80\xff, 203.0.113.66").unwrap(),
+        );
+        h.append(
+            HeaderName::from_static("forwarded"),
+            HeaderValue::from_static("for=198.51.100.20"),
+        );
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &h, &proxies(t)).to_string(),
+            "203.0.113.66",
+            "the entry the proxy appended counts, not the client's Forwarded header"
+        );
+        let mut h = HeaderMap::new();
+        h.append(
+            HeaderName::from_static("forwarded"),
+            HeaderValue::from_bytes(b"for=\"_\xe9\", for=192.0.2.9").unwrap(),
+        );
+        assert_eq!(
+            resolve(ip("10.0.0.1"), &h, &proxies(t)).to_string(),
+            "192.0.2.9"
+        );
     }
 
     #[test]

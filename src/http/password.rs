@@ -46,12 +46,23 @@ fn notice(
     html(StatusCode::OK, &csrf, view.render())
 }
 
-/// Limits account mails per hour for one key (an IP address or an email).
-async fn mail_limited(state: &AppState, key: &str) -> Option<i64> {
+/// Whose account mails [`mail_limited`] counts. Addresses and emails are kept apart: an email
+/// field is whatever the caller typed, and it must not name (and spend) someone's address.
+enum MailKey<'a> {
+    Address(&'a str),
+    Email(&'a str),
+}
+
+/// Limits account mails per hour for one address or one email.
+async fn mail_limited(state: &AppState, key: MailKey<'_>) -> Option<i64> {
     let p = &state.provider;
+    let key = match key {
+        MailKey::Address(a) => format!("mail:ip:{a}"),
+        MailKey::Email(e) => format!("mail:email:{e}"),
+    };
     throttle::rate_limited(
         &p.fleet,
-        &format!("mail:{key}"),
+        &key,
         state.config.account_mail_rate_limit,
         3600,
         p.now(),
@@ -95,12 +106,12 @@ pub async fn forgot(
         Err(res) => return res,
     };
     let email = form.email.trim().to_lowercase();
-    if let Some(wait) = mail_limited(&state, &ip(&req)).await {
+    if let Some(wait) = mail_limited(&state, MailKey::Address(&ip(&req))).await {
         return too_many_requests(wait);
     }
     // Over the per-email limit the answer stays the same; the mail is simply not sent again.
     // The work itself runs off the response path, for existing and unknown accounts alike.
-    if email.len() <= 254 && mail_limited(&state, &email).await.is_none() {
+    if email.len() <= 254 && mail_limited(&state, MailKey::Email(&email)).await.is_none() {
         recovery::request_password_reset_in_background(p, &links(&state), &email);
     }
     let minutes = state.config.reset_link_ttl.as_secs().div_ceil(60);
@@ -421,7 +432,7 @@ pub async fn register(
         Ok(f) => f,
         Err(res) => return res,
     };
-    if let Some(wait) = mail_limited(&state, &ip(&req)).await {
+    if let Some(wait) = mail_limited(&state, MailKey::Address(&ip(&req))).await {
         return too_many_requests(wait);
     }
     let name = (!form.name.trim().is_empty()).then_some(form.name.as_str());
@@ -559,7 +570,7 @@ pub async fn send_verification(
         Ok(a) => a,
         Err(res) => return res,
     };
-    if let Some(wait) = mail_limited(&state, &active.user.email).await {
+    if let Some(wait) = mail_limited(&state, MailKey::Email(&active.user.email)).await {
         return too_many_requests(wait);
     }
     if let Err(e) = recovery::send_verification(p, &links(&state), &active.user).await {

@@ -17,6 +17,7 @@ mod keys;
 mod mail_sink;
 mod refresh;
 mod replicas;
+mod review_findings;
 mod revocation;
 mod secrets_and_audit;
 mod session_lifecycle;

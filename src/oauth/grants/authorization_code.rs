@@ -49,6 +49,12 @@ impl Grant for AuthorizationCode {
             access_expires_at: now + p.settings.access_token_ttl,
         };
         let issued = issue(p, client, &presented, &code, &redemption, now).await;
+        // A failure on our side (a database unreachable for a moment, a bug) is not a refusal:
+        // the client is told to try again, so the code must still be there when it does. Spent
+        // here, the retry would read as a replay and be refused for good.
+        if let Err(e @ (OAuthError::TemporarilyUnavailable | OAuthError::ServerError)) = &issued {
+            return Err(e.clone());
+        }
         // A refused request spends the code all the same (and a replay is a replay either way).
         let first_refresh = issued
             .as_ref()
