@@ -60,6 +60,7 @@ while read -r keyword rest; do
       [ "${#args[@]}" -ge 2 ] || fail "'$keyword $rest' names no source"
       for src in "${args[@]:0:${#args[@]}-1}"; do
         [[ "$src" == *://* ]] && fail "remote sources ('$src') are not supported"
+        [[ "/$src/" == */../* || "$src" == /* ]] && fail "'$src' leaves the build context"
         src="${src#./}"
         [ -e "$repo/$src" ] || fail "'$keyword $rest': $src does not exist in the context"
         mkdir -p "$context/$(dirname "$src")"
@@ -77,6 +78,7 @@ if [ -f "$repo/.dockerignore" ]; then
     pattern="$(echo "$pattern" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//')"
     [ -n "$pattern" ] || continue
     [[ "$pattern" == '!'* ]] && fail ".dockerignore exceptions ('$pattern') are not supported"
+    [[ "/$pattern/" == */../* ]] && fail ".dockerignore pattern '$pattern' leaves the context"
     pattern="${pattern#/}"
     pattern="${pattern#./}"
     pattern="${pattern%/}"
@@ -93,6 +95,7 @@ for copy in "${copies[@]}"; do
   dir="${copy%%|*}"
   read -r -a args <<<"${copy#*|}"
   dest="${args[-1]}"
+  [[ "/$dest/" == */../* ]] && fail "destination '$dest' climbs out of the image root"
   case "$dest" in /*) target="$image$dest" ;; *) target="$image${dir%/}/$dest" ;; esac
   sources=("${args[@]:0:${#args[@]}-1}")
   into=0
