@@ -49,6 +49,9 @@ export async function startTessera(extraEnv = {}) {
     TESSERA_DATABASE_URL: databaseUrl(dir),
     TESSERA_MASTER_KEY: randomBytes(32).toString('base64url'),
     TESSERA_LOG: 'warn',
+    // PostgreSQL refuses to start without a mail transport unless mail-to-log is chosen; tests
+    // that read mail set TESSERA_SMTP_URL to a sink (extraEnv).
+    ...(process.env.TESSERA_TEST_BACKEND === 'postgres' ? { TESSERA_MAIL_TO_LOG: 'true' } : {}),
     ...(process.env.TESSERA_TEST_BACKEND === 'postgres' && process.env.TESSERA_TEST_REDIS_URL
       ? {
           TESSERA_REDIS_URL: process.env.TESSERA_TEST_REDIS_URL,
