@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::crypto::MasterKey;
-use crate::http::client_addr::TrustedProxies;
+use crate::http::client_addr::{ForwardedHeader, TrustedProxies};
 use crate::keys::SigningAlg;
 
 /// Every setting name; the environment variable is `TESSERA_` + the upper-cased name.
@@ -52,6 +52,7 @@ pub const SETTINGS: &[&str] = &[
     "token_rate_limit",
     "token_failure_limit",
     "trusted_proxies",
+    "forwarded_header",
     "password_min_length",
     "password_max_length",
     "password_hash_memory_kib",
@@ -157,6 +158,9 @@ pub struct Config {
     /// Networks whose `X-Forwarded-For` / `Forwarded` headers are believed (see
     /// `http::client_addr`); empty: the TCP peer is the client.
     pub trusted_proxies: TrustedProxies,
+    /// The one forwarding header the trusted proxies set (`x-forwarded-for` or `forwarded`); the
+    /// other kind can only come from the client and is never read.
+    pub forwarded_header: ForwardedHeader,
     /// Minimum password length in characters (NIST SP 800-63B: at least 8; 12 by default).
     pub password_min_length: usize,
     /// Maximum password length in characters (at least 128).
@@ -223,6 +227,7 @@ impl Default for Config {
             token_rate_limit: 6000,
             token_failure_limit: 600,
             trusted_proxies: TrustedProxies::default(),
+            forwarded_header: ForwardedHeader::default(),
             password_min_length: 12,
             password_max_length: 256,
             password_hash_memory_kib: 19456,
@@ -408,6 +413,7 @@ impl Config {
             "token_rate_limit" => self.token_rate_limit = number(v)?,
             "token_failure_limit" => self.token_failure_limit = number(v)?,
             "trusted_proxies" => self.trusted_proxies = TrustedProxies::parse(v)?,
+            "forwarded_header" => self.forwarded_header = ForwardedHeader::parse(v)?,
             "password_min_length" => self.password_min_length = number(v)?,
             "password_max_length" => self.password_max_length = number(v)?,
             "password_hash_memory_kib" => self.password_hash_memory_kib = number(v)?,

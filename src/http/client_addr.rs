@@ -7,9 +7,9 @@
 //! the first address that is not a trusted proxy is the client. From anyone else those headers are
 //! ignored, so a client cannot choose the address it is counted under.
 //!
-//! The proxy must append to (or overwrite) the header it sets. Tessera reads `X-Forwarded-For`
-//! when present and `Forwarded` otherwise, so a proxy that sets only `Forwarded` must also strip
-//! any `X-Forwarded-For` the client sent (or the client names its own address).
+//! The proxy must append to (or overwrite) the header it sets, and Tessera reads only that one
+//! header (`forwarded_header`: `X-Forwarded-For` by default, or `Forwarded`): a header of the
+//! other kind can only have come from the client, so it is never read.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -103,6 +103,25 @@ impl TrustedProxies {
     }
 }
 
+/// Which forwarding header the trusted proxies set (`forwarded_header`); the other is ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    /// RFC 7239.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(Self::XForwardedFor),
+            "forwarded" => Ok(Self::Forwarded),
+            other => Err(format!("`{other}` is not `x-forwarded-for` or `forwarded`")),
+        }
+    }
+}
+
 /// Where a request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(IpAddr);
@@ -132,22 +151,27 @@ impl std::fmt::Display for ClientAddr {
 /// The client address of `req` (see the module documentation).
 pub fn client_addr(req: &HttpRequest) -> Option<ClientAddr> {
     let peer = req.peer_addr()?.ip();
-    let trusted = req
+    let config = req
         .app_data::<web::Data<super::AppState>>()
-        .map(|s| &s.config.trusted_proxies);
-    Some(match trusted {
-        Some(t) => resolve(peer, req.headers(), t),
+        .map(|s| (&s.config.trusted_proxies, s.config.forwarded_header));
+    Some(match config {
+        Some((t, header)) => resolve(peer, req.headers(), t, header),
         None => ClientAddr(peer.to_canonical()),
     })
 }
 
 /// The client behind `peer`, believing the forwarding headers only from trusted proxies.
-pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> ClientAddr {
+pub fn resolve(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies,
+    header: ForwardedHeader,
+) -> ClientAddr {
     let peer = peer.to_canonical();
     if !trusted.trusts(peer) {
         return ClientAddr(peer);
     }
-    let chain = forwarded_chain(headers);
+    let chain = forwarded_chain(headers, header);
     let mut client = peer;
     for hop in chain.iter().rev().take(MAX_HOPS) {
         // A hop we cannot read (garbage, `unknown`, an obfuscated name) ends what we can vouch
@@ -166,16 +190,15 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> C
 ///
 /// Header values are read as bytes: a line holding bytes that are not visible ASCII (which a
 /// client can put in the part it sends and a proxy passes on before appending its own entry)
-/// yields garbage entries where those bytes are, never a line dropped as a whole. Dropping it
-/// would throw away the entry the proxy appended and, when no other `X-Forwarded-For` line is
-/// left, fall back to a `Forwarded` header that only the client wrote.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+/// yields garbage entries where those bytes are, never a line dropped as a whole (which would
+/// throw away the entry the proxy appended to it).
+fn forwarded_chain(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
     fn entry(bytes: &[u8]) -> Option<&str> {
         std::str::from_utf8(bytes).ok()
     }
-    let mut xff = headers.get_all("x-forwarded-for").peekable();
-    if xff.peek().is_some() {
-        return xff
+    if header == ForwardedHeader::XForwardedFor {
+        return headers
+            .get_all("x-forwarded-for")
             .flat_map(|v| v.as_bytes().split(|b| *b == b','))
             .map(|e| entry(e).and_then(node_address))
             .collect();
@@ -247,8 +270,13 @@ mod tests {
         TrustedProxies::parse(s).unwrap()
     }
 
+    /// The client as the proxies' header (`X-Forwarded-For`) says.
     fn client(peer: &str, trusted: &str, h: &[(&str, &str)]) -> String {
-        resolve(ip(peer), &headers(h), &proxies(trusted)).to_string()
+        client_by(ForwardedHeader::XForwardedFor, peer, trusted, h)
+    }
+
+    fn client_by(header: ForwardedHeader, peer: &str, trusted: &str, h: &[(&str, &str)]) -> String {
+        resolve(ip(peer), &headers(h), &proxies(trusted), header).to_string()
     }
 
     #[test]
@@ -299,8 +327,16 @@ mod tests {
             ("x-forwarded-for", "203.0.113.5"),
             ("forwarded", "for=203.0.113.6"),
         ];
-        assert_eq!(client("198.51.100.9", "", &spoof), "198.51.100.9");
-        assert_eq!(client("198.51.100.9", "10.0.0.0/8", &spoof), "198.51.100.9");
+        for header in [ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded] {
+            assert_eq!(
+                client_by(header, "198.51.100.9", "", &spoof),
+                "198.51.100.9"
+            );
+            assert_eq!(
+                client_by(header, "198.51.100.9", "10.0.0.0/8", &spoof),
+                "198.51.100.9"
+            );
+        }
     }
 
     #[test]
@@ -325,21 +361,44 @@ mod tests {
     #[test]
     fn forwarded_entries_with_ports_and_quoted_ipv6_are_read() {
         let t = "10.0.0.0/8";
+        let fwd = ForwardedHeader::Forwarded;
         let h = [(
             "forwarded",
             "for=192.0.2.60;proto=http;by=203.0.113.43, For=\"[2001:db8:cafe::17]:4711\"",
         )];
-        assert_eq!(client("10.0.0.1", t, &h), "2001:db8:cafe::17");
+        assert_eq!(client_by(fwd, "10.0.0.1", t, &h), "2001:db8:cafe::17");
         let h = [("forwarded", "for=\"198.51.100.17:8080\";proto=https")];
-        assert_eq!(client("10.0.0.1", t, &h), "198.51.100.17");
+        assert_eq!(client_by(fwd, "10.0.0.1", t, &h), "198.51.100.17");
         let h = [("x-forwarded-for", "[2001:db8::5]:443, 198.51.100.3:1234")];
         assert_eq!(client("10.0.0.1", t, &h), "198.51.100.3");
-        // X-Forwarded-For wins when both are present.
+    }
+
+    #[test]
+    fn only_the_header_the_proxies_set_is_read_so_the_client_cannot_add_the_other() {
+        let t = "10.0.0.0/8";
         let h = [
             ("forwarded", "for=192.0.2.1"),
             ("x-forwarded-for", "192.0.2.2"),
         ];
         assert_eq!(client("10.0.0.1", t, &h), "192.0.2.2");
+        assert_eq!(
+            client_by(ForwardedHeader::Forwarded, "10.0.0.1", t, &h),
+            "192.0.2.1"
+        );
+        // Behind a proxy that sets only Forwarded, a client-sent X-Forwarded-For is not read...
+        let h = [("x-forwarded-for", "198.51.100.99")];
+        assert_eq!(
+            client_by(ForwardedHeader::Forwarded, "10.0.0.1", t, &h),
+            "10.0.0.1"
+        );
+        // ...and behind one that sets X-Forwarded-For, a client-sent Forwarded is not either.
+        let h = [("forwarded", "for=198.51.100.99")];
+        assert_eq!(client("10.0.0.1", t, &h), "10.0.0.1");
+        assert_eq!(
+            ForwardedHeader::parse(" Forwarded "),
+            Ok(ForwardedHeader::Forwarded)
+        );
+        assert!(ForwardedHeader::parse("x-real-ip").is_err());
     }
 
     #[test]
@@ -361,10 +420,11 @@ mod tests {
             let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
             assert_eq!(client("10.0.0.1", t, &h), "10.0.0.4", "{garbage:?}");
         }
+        let fwd = ForwardedHeader::Forwarded;
         let h = [("forwarded", "for=unknown")];
-        assert_eq!(client("10.0.0.1", t, &h), "10.0.0.1");
+        assert_eq!(client_by(fwd, "10.0.0.1", t, &h), "10.0.0.1");
         let h = [("forwarded", "proto=https")];
-        assert_eq!(client("10.0.0.1", t, &h), "10.0.0.1");
+        assert_eq!(client_by(fwd, "10.0.0.1", t, &h), "10.0.0.1");
     }
 
     #[test]
@@ -380,7 +440,13 @@ mod tests {
             HeaderValue::from_static("for=198.51.100.20"),
         );
         assert_eq!(
-            resolve(ip("10.0.0.1"), &h, &proxies(t)).to_string(),
+            resolve(
+                ip("10.0.0.1"),
+                &h,
+                &proxies(t),
+                ForwardedHeader::XForwardedFor
+            )
+            .to_string(),
             "203.0.113.66",
             "the entry the proxy appended counts, not the client's Forwarded header"
         );
@@ -390,7 +456,7 @@ mod tests {
             HeaderValue::from_bytes(b"for=\"_\xe9\", for=192.0.2.9").unwrap(),
         );
         assert_eq!(
-            resolve(ip("10.0.0.1"), &h, &proxies(t)).to_string(),
+            resolve(ip("10.0.0.1"), &h, &proxies(t), ForwardedHeader::Forwarded).to_string(),
             "192.0.2.9"
         );
     }

@@ -255,3 +255,52 @@ async fn behind_a_trusted_proxy_the_session_list_and_the_audit_log_show_the_forw
         .unwrap_or_else(|| panic!("a sign-in is audited: {log:?}"));
     assert_eq!(success.ip.as_deref(), Some("198.51.100.23"), "{success:?}");
 }
+
+/// A client_credentials request as a proxy that sets only `Forwarded` passes it on, carrying an
+/// `X-Forwarded-For` its client made up.
+async fn via_forwarded_proxy(
+    app: &TestApp,
+    client: &str,
+    made_up: &str,
+    auth: &ClientAuth,
+) -> reqwest::Response {
+    let ClientAuth::Basic { id, secret } = auth else {
+        panic!("the service authenticates with Basic")
+    };
+    app.backchannel
+        .post(app.url("/token"))
+        .header("Forwarded", format!("for={client};proto=https"))
+        .header("X-Forwarded-For", made_up)
+        .header("Authorization", basic_authorization(id, secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("POST /token")
+}
+
+#[tokio::test]
+async fn behind_a_proxy_that_sets_forwarded_a_made_up_x_forwarded_for_is_not_believed() {
+    let app = spawn_app_with(|c| {
+        c.env("TESSERA_TRUSTED_PROXIES", "127.0.0.0/8");
+        c.env("TESSERA_FORWARDED_HEADER", "forwarded");
+        c.env("TESSERA_IP_FAILURE_LIMIT", "3");
+    })
+    .await;
+    let service = app.add_client(ClientSpec::service("reports")).await;
+
+    // Each guess names a fresh address in X-Forwarded-For; the proxy's Forwarded says who it is.
+    for i in 0..3 {
+        let made_up = format!("198.51.100.{i}");
+        let resp =
+            via_forwarded_proxy(&app, "203.0.113.5", &made_up, &service.wrong_secret_auth()).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let resp = via_forwarded_proxy(&app, "203.0.113.5", "198.51.100.50", &service.auth()).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the guesses are counted against the address the proxy named, whatever the client added"
+    );
+    let resp = via_forwarded_proxy(&app, "203.0.113.6", "203.0.113.5", &service.auth()).await;
+    expect_tokens(resp).await;
+}
