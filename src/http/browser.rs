@@ -140,10 +140,7 @@ async fn proceed(
         }
         Ok(Next::Consent(scopes)) => match active {
             Some(a) => {
-                let shown_to = ShownTo {
-                    session_id: a.session.id.clone(),
-                    fresh,
-                };
+                let shown_to = ShownTo::new(&a.session.id, fresh);
                 let sealed = authorize::seal_consent(p, params, &shown_to, now);
                 consent_page(state, req, sealed, client, a, &scopes)
             }

@@ -321,6 +321,19 @@ pub struct ShownTo {
     pub session_id: String,
     #[serde(rename = "f")]
     pub fresh: bool,
+    /// Names this form, so that its freshness vouches for one decision only.
+    #[serde(rename = "n", default)]
+    pub nonce: String,
+}
+
+impl ShownTo {
+    pub fn new(session_id: &str, fresh: bool) -> Self {
+        Self {
+            session_id: session_id.to_owned(),
+            fresh,
+            nonce: crate::crypto::random_token(),
+        }
+    }
 }
 
 /// What to do with a consent form that came back.
@@ -347,7 +360,14 @@ pub async fn consent_step(
     let Some(session) = session.filter(|s| s.session.id == shown_to.session_id) else {
         return Ok(ConsentAnswer::Again);
     };
-    match next_step(p, client, req, Some(session), shown_to.fresh, now).await? {
+    // A sign-in vouches for one decision: the same form posted again is judged like any form
+    // shown to an older session (prompt=login / max_age then ask for a new sign-in).
+    let fresh = shown_to.fresh && {
+        let key = format!("consent:fresh:{}", shown_to.nonce);
+        let (uses, _) = p.fleet.hit(&key, CONSENT_TTL, now).await;
+        uses == 1
+    };
+    match next_step(p, client, req, Some(session), fresh, now).await? {
         Next::SignIn => Ok(ConsentAnswer::Again),
         Next::Consent(_) | Next::Issue => Ok(ConsentAnswer::Decide),
     }

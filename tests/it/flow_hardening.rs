@@ -112,6 +112,24 @@ async fn a_sign_in_form_posted_to_consent_gets_no_code_when_prompt_login_asks_to
 }
 
 #[tokio::test]
+async fn a_consent_form_shown_right_after_a_sign_in_vouches_for_that_sign_in_once() {
+    let (app, user, client, browser) = signed_in_with_third_party_client().await;
+    let request = AuthRequest::new(&client).with("prompt", "login");
+    let sign_in = expect_sign_in_page(app.authorize_in(&browser, &request).await).await;
+    let resp = app
+        .post_login_in(&browser, &sign_in, &user.email, &user.password)
+        .await;
+    let consent = expect_consent_page(resp).await;
+    let first = post_consent_in(&app, &browser, &consent, "allow").await;
+    expect_callback(&first, &request.redirect_uri());
+
+    // The same form again: the sign-in it followed has been used; prompt=login asks anew.
+    let again = post_consent_in(&app, &browser, &consent, "allow").await;
+    assert_no_code(&again, "a fresh consent form posted a second time");
+    expect_sign_in_page(again).await;
+}
+
+#[tokio::test]
 async fn a_sign_in_form_posted_to_consent_gets_no_code_when_the_session_is_older_than_max_age() {
     let (app, _user, client, browser) = signed_in_with_third_party_client().await;
     // The sign-in happened an hour ago.
