@@ -101,6 +101,35 @@ fn lower_priority() {
     }
 }
 
+/// A hash that has waited this long for a hashing thread runs at nice 10 instead of
+/// `SCHED_IDLE`: while other work keeps every core busy all the time, `SCHED_IDLE` alone would
+/// starve sign-ins outright; this way they slow down (as at nice 10) but still complete.
+const STARVED: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Back to the ordinary policy at nice 10, for a job that waited past [`STARVED`]. Linux lets a
+/// thread leave `SCHED_IDLE` only with `CAP_SYS_NICE` or an `RLIMIT_NICE` of at least 10
+/// (`LimitNICE=10` under systemd, `--ulimit nice=10` in a container); without either the job stays
+/// under `SCHED_IDLE`, and this is said once in the log.
+fn ordinary_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: as in `lower_priority`: only the calling thread's policy and nice value change.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) == 0 {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        } else {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                tracing::warn!(
+                    "a password hash waited over 3 s but could not leave SCHED_IDLE: allow it \
+                     with RLIMIT_NICE >= 10 (e.g. LimitNICE=10) or CAP_SYS_NICE"
+                );
+            });
+        }
+    }
+}
+
 /// The scheduling policy of the calling thread (for tests).
 #[cfg(all(test, target_os = "linux"))]
 fn current_policy() -> i32 {
@@ -169,9 +198,26 @@ impl PasswordHasher {
         &self,
         f: impl FnOnce(&mut Worker) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
+        self.run_queued_since(std::time::Instant::now(), f).await
+    }
+
+    /// Runs `f` on a hashing thread; a job that has waited longer than [`STARVED`] since
+    /// `queued` runs at nice 10 instead of `SCHED_IDLE` (see [`STARVED`]).
+    async fn run_queued_since<T: Send + 'static>(
+        &self,
+        queued: std::time::Instant,
+        f: impl FnOnce(&mut Worker) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |w| {
+            let starved = queued.elapsed() >= STARVED;
+            if starved {
+                ordinary_priority();
+            }
             let _ = tx.send(f(w));
+            if starved {
+                lower_priority();
+            }
         });
         self.jobs.send(job).await.map_err(|_| PasswordError::Pool)?;
         rx.await.map_err(|_| PasswordError::Pool)
@@ -283,5 +329,27 @@ mod tests {
         );
         let policy = h.run(|_| current_policy()).await.unwrap();
         assert_eq!(policy, libc::SCHED_IDLE);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_hash_that_waited_too_long_runs_at_an_ordinary_priority_and_the_thread_goes_back() {
+        let h = PasswordHasher::new(19456, 2, 1, 1).unwrap();
+        let long_ago = std::time::Instant::now() - STARVED - std::time::Duration::from_millis(1);
+        let policy = h
+            .run_queued_since(long_ago, |_| current_policy())
+            .await
+            .unwrap();
+        assert_eq!(
+            policy,
+            libc::SCHED_OTHER,
+            "a starved job is not left to SCHED_IDLE"
+        );
+        let policy = h.run(|_| current_policy()).await.unwrap();
+        assert_eq!(
+            policy,
+            libc::SCHED_IDLE,
+            "the next job runs under SCHED_IDLE again"
+        );
     }
 }
