@@ -362,7 +362,8 @@ pub async fn consent_step(
     };
     // A sign-in vouches for one decision: the same form posted again is judged like any form
     // shown to an older session (prompt=login / max_age then ask for a new sign-in).
-    let fresh = shown_to.fresh && {
+    // (A form sealed before forms carried a nonce vouches for nothing.)
+    let fresh = shown_to.fresh && !shown_to.nonce.is_empty() && {
         let key = format!("consent:fresh:{}", shown_to.nonce);
         let (uses, _) = p.fleet.hit(&key, CONSENT_TTL, now).await;
         uses == 1
