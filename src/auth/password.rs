@@ -5,6 +5,7 @@
 //! with the same parameters, so they cost the same work as real ones.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use argon2::password_hash::PasswordVerifier as _;
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -106,6 +107,9 @@ fn lower_priority() {
 /// starve sign-ins outright; this way they slow down (as at nice 10) but still complete.
 const STARVED: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Whether a hashing thread is running a starved job at nice 10 (one at a time).
+static BOOSTED: AtomicBool = AtomicBool::new(false);
+
 /// Back to the ordinary policy at nice 10, for a job that waited past [`STARVED`]. Linux lets a
 /// thread leave `SCHED_IDLE` only with `CAP_SYS_NICE` or an `RLIMIT_NICE` of at least 10
 /// (`LimitNICE=10` under systemd, `--ulimit nice=10` in a container); without either the job stays
@@ -114,11 +118,12 @@ fn ordinary_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: as in `lower_priority`: only the calling thread's policy and nice value change.
     unsafe {
+        // Nice 10 first (raising nice is always allowed): leaving SCHED_IDLE is then judged
+        // against nice 10, which RLIMIT_NICE >= 10 permits.
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
         let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) == 0 {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-        } else {
+        if libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) != 0 {
             static ONCE: std::sync::Once = std::sync::Once::new();
             ONCE.call_once(|| {
                 tracing::warn!(
@@ -210,13 +215,19 @@ impl PasswordHasher {
     ) -> Result<T, PasswordError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |w| {
-            let starved = queued.elapsed() >= STARVED;
+            // At most one thread runs a starved job at nice 10 at a time: enough for sign-ins
+            // to progress, while the others stay behind the token paths.
+            let starved = queued.elapsed() >= STARVED
+                && BOOSTED
+                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
             if starved {
                 ordinary_priority();
             }
             let _ = tx.send(f(w));
             if starved {
                 lower_priority();
+                BOOSTED.store(false, Ordering::Release);
             }
         });
         self.jobs.send(job).await.map_err(|_| PasswordError::Pool)?;

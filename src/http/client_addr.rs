@@ -172,6 +172,9 @@ pub fn resolve(
         return ClientAddr(peer);
     }
     let chain = forwarded_chain(headers, header);
+    if chain.is_empty() {
+        warn_if_the_proxy_sets_the_other_header(headers, header);
+    }
     let mut client = peer;
     for hop in chain.iter().rev().take(MAX_HOPS) {
         // A hop we cannot read (garbage, `unknown`, an obfuscated name) ends what we can vouch
@@ -183,6 +186,26 @@ pub fn resolve(
         }
     }
     ClientAddr(client)
+}
+
+/// A trusted proxy that sends only the header Tessera does not read makes every client look like
+/// the proxy (one shared bucket for every per-address limit): said once in the log.
+fn warn_if_the_proxy_sets_the_other_header(headers: &HeaderMap, header: ForwardedHeader) {
+    let (other, setting) = match header {
+        ForwardedHeader::XForwardedFor => ("forwarded", "forwarded"),
+        ForwardedHeader::Forwarded => ("x-forwarded-for", "x-forwarded-for"),
+    };
+    if headers.contains_key(other) {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            tracing::warn!(
+                header = other,
+                "a trusted proxy sent only the {other} header, which is not read: every client \
+                 behind it counts as the proxy's address; set forwarded_header = \"{setting}\" \
+                 if that is the header your proxies set"
+            );
+        });
+    }
 }
 
 /// The addresses of the forwarding chain, left (origin) to right (nearest proxy); `None` for

@@ -304,3 +304,37 @@ async fn behind_a_proxy_that_sets_forwarded_a_made_up_x_forwarded_for_is_not_bel
     let resp = via_forwarded_proxy(&app, "203.0.113.6", "203.0.113.5", &service.auth()).await;
     expect_tokens(resp).await;
 }
+
+#[tokio::test]
+async fn a_trusted_proxy_sending_only_the_header_not_read_is_named_in_the_log() {
+    let app = spawn_app_with(|c| {
+        c.env("TESSERA_TRUSTED_PROXIES", "127.0.0.0/8");
+    })
+    .await;
+    let service = app.add_client(ClientSpec::service("reports")).await;
+    let ClientAuth::Basic { id, secret } = service.auth() else {
+        panic!("the service authenticates with Basic")
+    };
+    let resp = app
+        .backchannel
+        .post(app.url("/token"))
+        .header("Forwarded", "for=203.0.113.5")
+        .header("Authorization", basic_authorization(&id, &secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("POST /token");
+    expect_tokens(resp).await;
+    let mut log = String::new();
+    for _ in 0..50 {
+        log = app.log_tail(64 * 1024);
+        if log.contains("forwarded_header") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        log.contains("set forwarded_header = \"forwarded\""),
+        "the log says which setting to change: {log}"
+    );
+}
