@@ -129,15 +129,21 @@ async fn request_password_reset(
 
 /// Whether a reset link can still be used (to show the form, without spending the link).
 pub async fn reset_link_usable(p: &Provider, token: &str) -> Result<bool, StoreError> {
+    link_usable(p, token, AccountTokenKind::PasswordReset).await
+}
+
+/// Whether a link of `kind` is live, read without spending it.
+async fn link_usable(
+    p: &Provider,
+    token: &str,
+    kind: AccountTokenKind,
+) -> Result<bool, StoreError> {
     if token.len() > 128 {
         return Ok(false);
     }
+    let hash = p.crypto.token_hash(token);
     Ok(p.store
-        .peek_account_token(
-            &p.crypto.token_hash(token),
-            AccountTokenKind::PasswordReset,
-            p.now(),
-        )
+        .peek_account_token(&hash, kind, p.now())
         .await?
         .is_some())
 }
@@ -216,17 +222,7 @@ pub async fn send_verification(
 
 /// Whether a confirmation link can still be used (to show its button, without spending it).
 pub async fn verification_link_usable(p: &Provider, token: &str) -> Result<bool, StoreError> {
-    if token.len() > 128 {
-        return Ok(false);
-    }
-    Ok(p.store
-        .peek_account_token(
-            &p.crypto.token_hash(token),
-            AccountTokenKind::EmailVerification,
-            p.now(),
-        )
-        .await?
-        .is_some())
+    link_usable(p, token, AccountTokenKind::EmailVerification).await
 }
 
 /// Confirms the address behind a confirmation link and spends the link.
