@@ -462,3 +462,68 @@ async fn opening_a_confirmation_link_confirms_nothing_until_its_button_is_presse
         "a second press says the link was used: {html}"
     );
 }
+
+#[tokio::test]
+async fn a_reset_links_token_posted_to_the_confirmation_step_confirms_nothing_and_is_not_spent() {
+    let (app, sink) = spawn_app_with_mail().await;
+    let user = app.add_user("crossed@example.test").await;
+    let browser = app.new_browser();
+    app.sign_in_to_account_in(&browser, &user).await;
+    let (status, _) = ask_for_a_reset(&app, &user.email).await;
+    assert_eq!(status, StatusCode::OK);
+    let link: Url = sink
+        .next_mail_to(&user.email)
+        .await
+        .link(&format!("{}/password/reset?token=", app.issuer));
+    let token = link
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .expect("the reset link carries a token");
+
+    // The other step's token, as the page's button would send it, and again in bulk.
+    for _ in 0..3 {
+        let resp = post_form(
+            &app,
+            &app.new_browser(),
+            "/verify-email",
+            &[("token", &token)],
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+    let resp = app
+        .new_browser()
+        .get(app.url(&format!("/verify-email?token={token}")))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "no confirmation button for a reset token"
+    );
+    assert!(
+        account_says_unconfirmed(&app, &browser).await,
+        "a reset token confirms no address"
+    );
+    // ...and the reset link itself still works.
+    let (status, html) = page_text(
+        app.new_browser()
+            .get(link.as_str())
+            .send()
+            .await
+            .expect("GET"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the reset link was not spent: {html}"
+    );
+    assert_eq!(
+        input_value(&html, "token").as_deref(),
+        Some(token.as_str()),
+        "the reset form carries the link's token: {html}"
+    );
+}
