@@ -39,12 +39,7 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
 /// when one is set.
 pub async fn metrics_private(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Some(token) = &state.config.metrics_token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let given = super::protocol::bearer(&req).unwrap_or("");
         if !crate::crypto::ct_eq(given.as_bytes(), token.as_str().as_bytes()) {
             return HttpResponse::Unauthorized()
                 .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))

@@ -103,7 +103,7 @@ pub async fn introspect(
 }
 
 /// RFC 6750 §2.1: the bearer token from the Authorization header.
-fn bearer(req: &HttpRequest) -> Result<&str, OAuthError> {
+pub(crate) fn bearer(req: &HttpRequest) -> Result<&str, OAuthError> {
     let missing = || OAuthError::InvalidToken("a bearer access token is required".into());
     let value = authorization(req).ok_or_else(missing)?;
     let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
