@@ -1169,14 +1169,11 @@ impl AuditStore for SqlStore {
     }
 
     async fn seal_audit_head(&self, crypto: &crate::crypto::Crypto) -> StoreResult<Option<i64>> {
-        let row = sqlx::query("SELECT seq, last_hash, head_mac FROM audit_head WHERE id = 1")
-            .fetch_one(&self.writer)
-            .await?;
-        let mac: Option<Vec<u8>> = row.try_get("head_mac")?;
+        // The UPDATE below only seals the head read here if it is still unsealed and unmoved.
+        let (seq, hash, mac) = self.audit_head().await?;
         if mac.is_some() {
             return Ok(None);
         }
-        let (seq, hash): (i64, Vec<u8>) = (row.try_get("seq")?, row.try_get("last_hash")?);
         let sealed = sqlx::query(
             "UPDATE audit_head SET head_mac = $1 \
              WHERE id = 1 AND seq = $2 AND last_hash = $3 AND head_mac IS NULL",
