@@ -28,7 +28,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::{AnyQuery, bind_refresh, refresh_grant_from};
+use super::sql::row::Record;
+use super::sql::{AnyQuery, refresh_grant_from};
 use super::{CurrentRotation, RefreshGrant, RefreshToken, StoreError, StoreResult};
 use crate::clock::Timestamp;
 
@@ -226,13 +227,14 @@ impl Job for Rotation {
             let p = |i: usize| format!("${}", k * PARAMS + i);
             let columns: Vec<String> = (1..=16).map(p).collect();
             sql.push_str(&format!(
-                "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, session_id, scope, \
-                 audience, auth_time, amr, created_at, idle_expires_at, expires_at, rotated_at, \
-                 successor_hash, successor_enc, revoked_at) \
-                 SELECT {} WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = {old} \
-                 AND rotated_at IS NULL AND revoked_at IS NULL);\n\
-                 UPDATE refresh_tokens SET rotated_at = {now}, successor_hash = {succ}, successor_enc = {enc} \
-                 WHERE token_hash = {old} AND rotated_at IS NULL AND revoked_at IS NULL;\n",
+                concat!(
+                    "INSERT INTO refresh_tokens (",
+                    refresh_columns!(),
+                    ") SELECT {} WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = {old} \
+                     AND rotated_at IS NULL AND revoked_at IS NULL);\n\
+                     UPDATE refresh_tokens SET rotated_at = {now}, successor_hash = {succ}, successor_enc = {enc} \
+                     WHERE token_hash = {old} AND rotated_at IS NULL AND revoked_at IS NULL;\n"
+                ),
                 columns.join(", "),
                 old = p(19),
                 now = p(17),
@@ -249,7 +251,8 @@ impl Job for Rotation {
     }
 
     fn bind<'q>(&'q self, q: AnyQuery<'q>) -> AnyQuery<'q> {
-        bind_refresh(q, &self.successor)
+        self.successor
+            .bind_columns(q)
             .bind(self.now)
             .bind(self.successor_enc.clone())
             .bind(self.old_hash.clone())

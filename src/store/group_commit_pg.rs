@@ -162,3 +162,14 @@ const ROTATE_CURRENT: &str = concat!(
     ", won.session_id AS s_id, NULL::BIGINT AS s_revoked_at \
      FROM won JOIN users u ON u.id = won.user_id"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::super::columns::qualified;
+
+    #[test]
+    fn a_batched_rotation_returns_every_column_of_the_rotated_token() {
+        let columns = qualified("won", refresh_columns!());
+        assert!(super::ROTATE_CURRENT.contains(&format!("SELECT {columns}, ")));
+    }
+}

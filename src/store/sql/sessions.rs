@@ -1,0 +1,161 @@
+//! Sessions: browsers signed in, and what was issued through them.
+
+use super::row::Record;
+use super::{SqlStore, insert_result};
+use crate::clock::Timestamp;
+use crate::store::{Session, SessionStore, StoreResult};
+
+/// The user's (`$1`) sessions neither revoked nor past their end at `$2`.
+macro_rules! live_sessions_of_user {
+    () => {
+        "user_id = $1 AND revoked_at IS NULL AND expires_at > $2"
+    };
+}
+
+impl SessionStore for SqlStore {
+    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
+        let s = s.clone();
+        self.write(move |writer| async move {
+            let insert = sqlx::query(concat!(
+                "INSERT INTO sessions (",
+                session_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ));
+            insert_result(s.bind_columns(insert).execute(&writer).await)
+        })
+        .await
+    }
+
+    async fn find_session_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<Session>> {
+        let query = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE token_hash = $1"
+        ));
+        self.read_one(query.bind(token_hash.to_vec())).await
+    }
+
+    async fn find_session(&self, id: &str) -> StoreResult<Option<Session>> {
+        let query = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = $1"
+        ));
+        self.read_one(query.bind(id)).await
+    }
+
+    async fn touch_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |writer| async move {
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&writer)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn replace_session_token(&self, id: &str, token_hash: &[u8]) -> StoreResult<bool> {
+        let id = id.to_string();
+        let token_hash = token_hash.to_vec();
+        self.write(move |writer| async move {
+            let done = sqlx::query(
+                "UPDATE sessions SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(&token_hash)
+            .bind(&id)
+            .execute(&writer)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(move |writer| async move {
+            let mut tx = writer.begin().await?;
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>> {
+        let query = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE ",
+            live_sessions_of_user!(),
+            " ORDER BY created_ms DESC, created_at DESC, id"
+        ));
+        self.read_all(query.bind(user_id).bind(now)).await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<String>> {
+        self.revoke_sessions_where(user_id, keep, now).await
+    }
+
+    async fn session_clients(&self, session_id: &str) -> StoreResult<Vec<String>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT client_id FROM refresh_tokens WHERE session_id = $1 \
+             UNION SELECT client_id FROM auth_codes WHERE session_id = $1 ORDER BY 1",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}
+
+impl SqlStore {
+    async fn revoke_sessions_where(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<String>> {
+        let keep = keep.unwrap_or("");
+        let mut tx = self.writer.begin().await?;
+        let ended: Vec<String> = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+             AND ($3 = '' OR session_id IS NULL OR session_id <> $3)",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+}
