@@ -284,6 +284,13 @@ pub trait SessionStore {
     async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
     /// The user's sessions that are neither revoked nor past their absolute end, newest first.
     async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>>;
+    /// The sessions `list_user_sessions` returns, in its order, each with the clients
+    /// `session_clients` returns for it: in two queries, however many sessions there are.
+    async fn list_user_sessions_with_clients(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(Session, Vec<String>)>>;
     /// Revokes every session of the user except `keep`, with their refresh tokens; with no `keep`,
     /// every refresh token of the user too. Returns the ids of the sessions it ended.
     async fn revoke_user_sessions(

@@ -1,11 +1,14 @@
 //! Sessions: browsers signed in, and what was issued through them.
 
+use std::collections::HashMap;
+
 use super::row::Record;
 use super::{SqlStore, insert_result};
 use crate::clock::Timestamp;
 use crate::store::{Session, SessionStore, StoreResult};
 
-/// The user's (`$1`) sessions neither revoked nor past their end at `$2`.
+/// The user's (`$1`) sessions neither revoked nor past their end at `$2`: the condition of
+/// `list_user_sessions`, and of the clients listed with them.
 macro_rules! live_sessions_of_user {
     () => {
         "user_id = $1 AND revoked_at IS NULL AND expires_at > $2"
@@ -106,6 +109,42 @@ impl SessionStore for SqlStore {
             " ORDER BY created_ms DESC, created_at DESC, id"
         ));
         self.read_all(query.bind(user_id).bind(now)).await
+    }
+
+    async fn list_user_sessions_with_clients(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(Session, Vec<String>)>> {
+        let sessions = self.list_user_sessions(user_id, now).await?;
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The pairs `session_clients` would find for each of those sessions, in its order.
+        let pairs: Vec<(String, String)> = sqlx::query_as(concat!(
+            "SELECT session_id, client_id FROM refresh_tokens WHERE session_id IN \
+             (SELECT id FROM sessions WHERE ",
+            live_sessions_of_user!(),
+            ") UNION SELECT session_id, client_id FROM auth_codes WHERE session_id IN \
+             (SELECT id FROM sessions WHERE ",
+            live_sessions_of_user!(),
+            ") ORDER BY 1, 2"
+        ))
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut clients: HashMap<String, Vec<String>> = HashMap::new();
+        for (session_id, client_id) in pairs {
+            clients.entry(session_id).or_default().push(client_id);
+        }
+        Ok(sessions
+            .into_iter()
+            .map(|s| {
+                let of_session = clients.remove(&s.id).unwrap_or_default();
+                (s, of_session)
+            })
+            .collect())
     }
 
     async fn revoke_user_sessions(
