@@ -85,6 +85,29 @@ record!(AuditRecord => audit_columns {
 
 record!(Revocation => revocation_columns { kind, subject, at, expires_at });
 
+/// `SELECT` a row type's columns (its column macro's name), then the rest of the statement:
+/// `select!(session_columns, "FROM sessions WHERE id = $1")`.
+macro_rules! select {
+    ($columns:ident, $($rest:tt)+) => {
+        concat!("SELECT ", $columns!(), " ", $($rest)+)
+    };
+}
+
+/// `INSERT INTO {table} ({columns}) VALUES ({values})`, with a row type's column macro.
+macro_rules! insert_into {
+    ($table:literal, $columns:ident, $values:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (",
+            $columns!(),
+            ") VALUES (",
+            $values,
+            ")"
+        )
+    };
+}
+
 /// A refresh token with its user and session (`refresh::refresh_grant_from`), up to the `WHERE`.
 /// The token's columns are qualified by hand (`r.`; a test checks they are `refresh_columns!`).
 macro_rules! refresh_grant_select {

@@ -87,11 +87,7 @@ impl SqlStore {
                 );
                 Vec::new()
             };
-            let insert = sqlx::query(concat!(
-                "INSERT INTO audit_events (",
-                audit_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            ));
+            let insert = sqlx::query(insert_into!("audit_events", audit_columns, "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"));
             bind_entry(insert, (seq, at), &e, &detail, prev, hash.clone())
                 .execute(&mut *tx)
                 .await?;
@@ -157,19 +153,17 @@ impl AuditStore for SqlStore {
     }
 
     async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        let query = sqlx::query(select!(
+            audit_columns,
+            "FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
         ));
         self.read_all(query.bind(after).bind(limit)).await
     }
 
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditRecord>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit_events ORDER BY seq DESC LIMIT $1"
+        let query = sqlx::query(select!(
+            audit_columns,
+            "FROM audit_events ORDER BY seq DESC LIMIT $1"
         ));
         self.read_all(query.bind(limit)).await
     }

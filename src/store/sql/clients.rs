@@ -6,20 +6,16 @@ use crate::store::{Client, ClientStore, StoreResult};
 
 impl ClientStore for SqlStore {
     async fn insert_client(&self, c: &Client) -> StoreResult<()> {
-        let insert = sqlx::query(concat!(
-            "INSERT INTO clients (",
-            client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        let insert = sqlx::query(insert_into!(
+            "clients",
+            client_columns,
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9"
         ));
         insert_result(c.bind_columns(insert).execute(&self.writer).await)
     }
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE id = $1"
-        ));
+        let query = sqlx::query(select!(client_columns, "FROM clients WHERE id = $1"));
         self.read_one(query.bind(id)).await
     }
 }

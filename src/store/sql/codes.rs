@@ -11,10 +11,10 @@ impl AuthCodeStore for SqlStore {
     async fn insert_code(&self, c: &AuthCode) -> StoreResult<()> {
         let c = c.clone();
         self.write(move |writer| async move {
-            let insert = sqlx::query(concat!(
-                "INSERT INTO auth_codes (",
-                code_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            let insert = sqlx::query(insert_into!(
+                "auth_codes",
+                code_columns,
+                "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"
             ));
             insert_result(c.bind_columns(insert).execute(&writer).await)
         })
@@ -22,10 +22,9 @@ impl AuthCodeStore for SqlStore {
     }
 
     async fn find_code(&self, code_hash: &[u8]) -> StoreResult<Option<AuthCode>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            code_columns!(),
-            " FROM auth_codes WHERE code_hash = $1"
+        let query = sqlx::query(select!(
+            code_columns,
+            "FROM auth_codes WHERE code_hash = $1"
         ));
         self.read_one(query.bind(code_hash.to_vec())).await
     }

@@ -7,10 +7,10 @@ use crate::store::{KeyStore, SigningKeyRecord, StoreResult};
 
 impl KeyStore for SqlStore {
     async fn insert_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
-        let insert = sqlx::query(concat!(
-            "INSERT INTO signing_keys (",
-            key_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        let insert = sqlx::query(insert_into!(
+            "signing_keys",
+            key_columns,
+            "$1, $2, $3, $4, $5, $6, $7, $8"
         ));
         insert_result(k.bind_columns(insert).execute(&self.writer).await)
     }

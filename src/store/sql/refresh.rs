@@ -34,10 +34,10 @@ pub(in crate::store) fn refresh_grant_from(row: &AnyRow) -> StoreResult<RefreshG
 
 /// Stores a refresh token (in a transaction of the caller's, or on its own).
 pub(super) fn insert_query(t: &RefreshToken) -> AnyQuery<'_> {
-    t.bind_columns(sqlx::query(concat!(
-        "INSERT INTO refresh_tokens (",
-        refresh_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    t.bind_columns(sqlx::query(insert_into!(
+        "refresh_tokens",
+        refresh_columns,
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16"
     )))
 }
 
@@ -51,10 +51,9 @@ impl RefreshTokenStore for SqlStore {
     }
 
     async fn find_refresh(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            refresh_columns!(),
-            " FROM refresh_tokens WHERE token_hash = $1"
+        let query = sqlx::query(select!(
+            refresh_columns,
+            "FROM refresh_tokens WHERE token_hash = $1"
         ));
         self.read_one(query.bind(token_hash.to_vec())).await
     }

@@ -19,10 +19,10 @@ impl SessionStore for SqlStore {
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
         let s = s.clone();
         self.write(move |writer| async move {
-            let insert = sqlx::query(concat!(
-                "INSERT INTO sessions (",
-                session_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            let insert = sqlx::query(insert_into!(
+                "sessions",
+                session_columns,
+                "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12"
             ));
             insert_result(s.bind_columns(insert).execute(&writer).await)
         })
@@ -30,20 +30,15 @@ impl SessionStore for SqlStore {
     }
 
     async fn find_session_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<Session>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE token_hash = $1"
+        let query = sqlx::query(select!(
+            session_columns,
+            "FROM sessions WHERE token_hash = $1"
         ));
         self.read_one(query.bind(token_hash.to_vec())).await
     }
 
     async fn find_session(&self, id: &str) -> StoreResult<Option<Session>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE id = $1"
-        ));
+        let query = sqlx::query(select!(session_columns, "FROM sessions WHERE id = $1"));
         self.read_one(query.bind(id)).await
     }
 

@@ -16,20 +16,12 @@ impl UserStore for SqlStore {
     }
 
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE email = $1"
-        ));
+        let query = sqlx::query(select!(user_columns, "FROM users WHERE email = $1"));
         self.read_one(query.bind(email)).await
     }
 
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE id = $1"
-        ));
+        let query = sqlx::query(select!(user_columns, "FROM users WHERE id = $1"));
         self.read_one(query.bind(id)).await
     }
 
