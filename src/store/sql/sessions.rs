@@ -96,10 +96,9 @@ impl SessionStore for SqlStore {
     }
 
     async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>> {
-        let query = sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE ",
+        let query = sqlx::query(select!(
+            session_columns,
+            "FROM sessions WHERE ",
             live_sessions_of_user!(),
             " ORDER BY created_ms DESC, created_at DESC, id"
         ));
