@@ -1,6 +1,26 @@
-//! Reading the server's HTML: start tags with their attributes, and the text a person reads.
+//! Reading the server's HTML as a browser would: start tags with their attributes, and the
+//! text a person reads.
+//!
+//! The markup is tokenized by html5gum, a WHATWG-conformant HTML tokenizer (it passes the
+//! html5lib tokenizer tests): character references, attributes in any quoting, self-closing
+//! tags, comments and the raw-text elements are read as the HTML standard says.
 
-/// One HTML start tag and its attributes (names lower-cased, values unescaped).
+use html5gum::{DefaultEmitter, HtmlString, State, Token, Tokenizer};
+
+/// The tokens of a page, with the tokenizer switching into the RCDATA and raw-text states after
+/// `<title>`, `<textarea>`, `<script>`, `<style>` as a browser's tree builder would.
+fn page_tokens(html: &str) -> impl Iterator<Item = Token> + '_ {
+    let mut emitter = DefaultEmitter::default();
+    emitter.naively_switch_states(true);
+    Tokenizer::new_with_emitter(html, emitter).filter_map(Result::ok)
+}
+
+fn decoded(bytes: &HtmlString) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// One HTML start tag and its attributes (names lower-cased, values with their character
+/// references decoded; sorted by name, the first of duplicate attributes kept).
 #[derive(Debug, Clone)]
 pub struct Tag {
     pub name: String,
@@ -16,133 +36,61 @@ impl Tag {
     }
 }
 
-/// Every `<name ...>` start tag in a page, in order. Enough HTML for forms.
+/// Every `<name ...>` start tag in a page, in order.
 pub fn tags(html: &str, name: &str) -> Vec<Tag> {
-    let lower = html.to_ascii_lowercase();
-    let bytes = html.as_bytes();
-    let opener = format!("<{}", name.to_ascii_lowercase());
-    let mut found = Vec::new();
-    let mut from = 0;
-    while let Some(at) = lower[from..].find(&opener) {
-        let mut i = from + at + opener.len();
-        from = i;
-        match bytes.get(i) {
-            Some(b) if b.is_ascii_whitespace() || *b == b'>' || *b == b'/' => {}
-            _ => continue, // e.g. `<inputs` or `<formula`
-        }
-        let mut attrs = Vec::new();
-        loop {
-            while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
-                i += 1;
-            }
-            if i >= bytes.len() || bytes[i] == b'>' {
-                break;
-            }
-            let start = i;
-            while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !b"=>/".contains(&bytes[i])
-            {
-                i += 1;
-            }
-            let attr_name = html[start..i].to_ascii_lowercase();
-            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let mut value = String::new();
-            if i < bytes.len() && bytes[i] == b'=' {
-                i += 1;
-                while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                    i += 1;
-                }
-                if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
-                    let quote = bytes[i];
-                    i += 1;
-                    let start = i;
-                    while i < bytes.len() && bytes[i] != quote {
-                        i += 1;
-                    }
-                    value = unescape_html(&html[start..i]);
-                    i += 1;
-                } else {
-                    let start = i;
-                    while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' {
-                        i += 1;
-                    }
-                    value = unescape_html(&html[start..i]);
-                }
-            }
-            if !attr_name.is_empty() {
-                attrs.push((attr_name, value));
-            }
-        }
-        found.push(Tag {
-            name: name.to_ascii_lowercase(),
-            attrs,
-        });
-        from = i.min(bytes.len());
-    }
-    found
+    let name = name.to_ascii_lowercase();
+    page_tokens(html)
+        .filter_map(|token| match token {
+            Token::StartTag(tag) if tag.name.as_slice() == name.as_bytes() => Some(Tag {
+                name: name.clone(),
+                attrs: tag
+                    .attributes
+                    .iter()
+                    .map(|(key, value)| (decoded(key), decoded(&value.value)))
+                    .collect(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
-/// Decodes character references: the named ones HTML escapers emit, and numeric ones.
+/// Decodes the character references in a piece of text (named and numeric), as HTML does in
+/// text that cannot hold tags, such as a `<textarea>`'s.
 pub fn unescape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let decoded = rest.find(';').filter(|&semi| semi <= 10).and_then(|semi| {
-            let entity = &rest[1..semi];
-            let ch = match entity {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                "nbsp" => Some('\u{a0}'),
-                _ => entity.strip_prefix('#').and_then(|num| {
-                    let code = match num.strip_prefix(['x', 'X']) {
-                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
-                        None => num.parse().ok(),
-                    };
-                    code.and_then(char::from_u32)
-                }),
-            };
-            ch.map(|c| (c, semi))
-        });
-        match decoded {
-            Some((ch, semi)) => {
-                out.push(ch);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    let mut tokenizer = Tokenizer::new(text);
+    tokenizer.set_state(State::RcData);
+    tokenizer
+        .filter_map(Result::ok)
+        .filter_map(|token| match token {
+            Token::String(text) => Some(decoded(&text.value)),
+            _ => None,
+        })
+        .collect()
 }
 
-/// The text a person reads on a page: tags dropped, references decoded, whitespace collapsed.
+/// The text a person reads on a page: tags, comments and the content of `<script>` and
+/// `<style>` dropped, references decoded, whitespace collapsed.
 pub fn visible_text(html: &str) -> String {
     let mut text = String::new();
-    let mut in_tag = false;
-    for ch in html.chars() {
-        match ch {
-            '<' => {
-                in_tag = true;
+    let mut hidden: Option<Vec<u8>> = None;
+    for token in page_tokens(html) {
+        match token {
+            Token::String(words) if hidden.is_none() => text.push_str(&decoded(&words.value)),
+            Token::String(_) | Token::Error(_) => {}
+            Token::StartTag(tag) if hidden.is_none() => {
+                if matches!(tag.name.as_slice(), b"script" | b"style") && !tag.self_closing {
+                    hidden = Some(tag.name.to_vec());
+                }
                 text.push(' ');
             }
-            '>' if in_tag => in_tag = false,
-            _ if !in_tag => text.push(ch),
-            _ => {}
+            Token::EndTag(tag) if hidden.as_deref() == Some(tag.name.as_slice()) => {
+                hidden = None;
+                text.push(' ');
+            }
+            _ => text.push(' '),
         }
     }
-    unescape_html(&text)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The value of the `<input>` with this name.

@@ -24,7 +24,7 @@ mod code_flow;
 mod cookies;
 /// SQLite or PostgreSQL (+ Redis) for this run; a database per test; SQL behind the server's back.
 mod database;
-/// Start tags, attributes and visible text of HTML.
+/// Start tags, attributes and visible text of HTML (html5gum).
 mod html;
 /// JWT headers and claims; verification against the JWKS.
 mod jwt;
