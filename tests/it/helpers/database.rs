@@ -99,12 +99,12 @@ pub(super) fn test_redis_url() -> Option<String> {
         .filter(|url| !url.is_empty())
 }
 
-/// Whether the apps of this run share revocations over Redis pub/sub (known before any starts).
 /// Whether this run's servers use PostgreSQL (`TESSERA_TEST_BACKEND=postgres`).
 pub fn postgres_in_this_run() -> bool {
     backend() == Backend::Postgres
 }
 
+/// Whether the apps of this run share revocations over Redis pub/sub (known before any starts).
 pub fn redis_in_this_run() -> bool {
     test_redis_url().is_some()
 }
