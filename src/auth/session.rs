@@ -17,6 +17,18 @@ pub struct ActiveSession {
 /// Activity is written at most this often, not on every request.
 const TOUCH_EVERY: i64 = 60;
 
+/// When `session` ends if it is not used again: at its absolute end, or `idle_ttl` seconds after
+/// it was last seen, whichever comes first.
+pub fn ends_at(session: &Session, idle_ttl: i64) -> Timestamp {
+    session.expires_at.min(session.last_seen_at + idle_ttl)
+}
+
+/// Whether `session` is alive at `now`: not ended by anyone, and neither past its absolute end
+/// nor idle for `idle_ttl` seconds or more. The one place the idle rule is written.
+pub fn is_alive(session: &Session, idle_ttl: i64, now: Timestamp) -> bool {
+    session.revoked_at.is_none() && ends_at(session, idle_ttl) > now
+}
+
 pub struct DeviceInfo {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
@@ -92,7 +104,7 @@ pub async fn make_room(
         .list_user_sessions(&user.id, now)
         .await?
         .into_iter()
-        .filter(|s| s.last_seen_at + p.settings.session_idle_ttl > now)
+        .filter(|s| is_alive(s, p.settings.session_idle_ttl, now))
         .collect();
     let max = max as usize;
     if live.len() < max {
@@ -126,10 +138,7 @@ pub async fn resolve(
     else {
         return Ok(None);
     };
-    let alive = session.revoked_at.is_none()
-        && session.expires_at > now
-        && session.last_seen_at + p.settings.session_idle_ttl > now;
-    if !alive {
+    if !is_alive(&session, p.settings.session_idle_ttl, now) {
         return Ok(None);
     }
     let Some(user) = p.store.find_user(&session.user_id).await? else {
