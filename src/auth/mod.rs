@@ -1,6 +1,7 @@
 //! People: password hashing and browser (SSO) sessions.
 
 pub mod account;
+pub mod devices;
 pub mod password;
 pub mod policy;
 pub mod recovery;
