@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod grants;
 pub mod introspect;
+pub mod logout;
 pub mod params;
 pub mod pkce;
 pub mod revoke;
