@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::audit::{AuditEvent, ChainBreak, ChainVerifier, Pin};
 use crate::auth::account::{self, AccountError};
+use crate::auth::email::Email;
 use crate::config::Config;
 use crate::crypto::{SecretString, random_id, random_token};
 use crate::keys::rotation::{self, Rotated};
@@ -233,22 +234,6 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
     }
 }
 
-pub fn normalise_email(email: &str) -> Result<String, CliError> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email)
-    } else {
-        Err(CliError::Invalid(format!(
-            "`{email}` is not a valid email address"
-        )))
-    }
-}
-
 fn check_policy(config: &Config, password: &SecretString, email: &str) -> Result<(), CliError> {
     config
         .password_policy()
@@ -257,15 +242,15 @@ fn check_policy(config: &Config, password: &SecretString, email: &str) -> Result
 }
 
 async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
-    let email = normalise_email(&args.email)?;
+    let email = Email::parse(&args.email).map_err(|e| CliError::Invalid(e.to_string()))?;
     let password = SecretString::new(read_stdin_line()?);
-    check_policy(config, &password, &email)?;
+    check_policy(config, &password, email.as_str())?;
     let provider = startup::provider(config).await?;
     let hasher = startup::password_hasher(config)?;
     let hash = hasher.hash(&password).await.map_err(StartupError::from)?;
     let user = User {
         id: random_id(),
-        email: email.clone(),
+        email: email.to_string(),
         name: args
             .name
             .map(|n| n.trim().to_string())

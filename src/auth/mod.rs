@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod devices;
+pub mod email;
 pub mod password;
 pub mod policy;
 pub mod recovery;

@@ -334,7 +334,7 @@ pub async fn login(
         Err(res) => return res,
     };
     let client = pending.as_ref().map(|(_, c, _)| c);
-    let email = form.email.trim().to_lowercase();
+    let email = crate::auth::email::normalise(&form.email);
     let again = |status: StatusCode, message: &str| {
         render_login(
             &state,

@@ -17,6 +17,7 @@ use super::views::{
     ChangePasswordPage, ForgotPage, NoticePage, RegisterPage, ResetPage, VerifyEmailPage,
 };
 use crate::auth::account::{self, ChangeError, ChangeRules};
+use crate::auth::email::{self, Email};
 use crate::auth::recovery::{self, Links, RecoveryError};
 use crate::auth::throttle;
 use crate::crypto::SecretString;
@@ -105,7 +106,7 @@ pub async fn forgot(
         Ok(f) => f,
         Err(res) => return res,
     };
-    let email = form.email.trim().to_lowercase();
+    let email = email::normalise(&form.email);
     if let Some(wait) = mail_limited(&state, MailKey::Address(&ip(&req))).await {
         return too_many_requests(wait);
     }
@@ -435,6 +436,15 @@ pub async fn register(
     if let Some(wait) = mail_limited(&state, MailKey::Address(&ip(&req))).await {
         return too_many_requests(wait);
     }
+    let form_again = |status: StatusCode, error: String| {
+        register_form(&state, &req, &form.email, &form.name, status, Some(error))
+    };
+    let Ok(email) = Email::parse(&form.email) else {
+        return form_again(
+            StatusCode::BAD_REQUEST,
+            "Enter a valid email address.".into(),
+        );
+    };
     let name = (!form.name.trim().is_empty()).then_some(form.name.as_str());
     let password = SecretString::new(form.password.clone());
     match recovery::register(
@@ -442,7 +452,7 @@ pub async fn register(
         &state.passwords,
         &state.config.password_policy(),
         &links(&state),
-        &form.email,
+        &email,
         name,
         &password,
     )
@@ -453,27 +463,11 @@ pub async fn register(
             &req,
             "Check your email",
             &format!(
-                "We sent a message to {}. Open the link in it to confirm your address, then sign in.",
-                form.email.trim().to_lowercase()
+                "We sent a message to {email}. Open the link in it to confirm your address, then sign in."
             ),
             Some(("/login", "Go to sign in")),
         ),
-        Err(RecoveryError::Policy(v)) => register_form(
-            &state,
-            &req,
-            &form.email,
-            &form.name,
-            StatusCode::BAD_REQUEST,
-            Some(v.to_string()),
-        ),
-        Err(RecoveryError::InvalidEmail) => register_form(
-            &state,
-            &req,
-            &form.email,
-            &form.name,
-            StatusCode::BAD_REQUEST,
-            Some("Enter a valid email address.".into()),
-        ),
+        Err(RecoveryError::Policy(v)) => form_again(StatusCode::BAD_REQUEST, v.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "registration failed");
             failure_page(&e)
