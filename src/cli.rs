@@ -12,6 +12,7 @@ use crate::auth::email::Email;
 use crate::config::Config;
 use crate::crypto::{SecretString, random_id, random_token};
 use crate::keys::rotation::{self, Rotated};
+use crate::oauth::client_id::ClientId;
 use crate::startup::{self, StartupError};
 use crate::store::{AuditStore, Client, ClientStore, SessionStore, StoreError, User, UserStore};
 
@@ -299,17 +300,9 @@ fn check_redirect_uri(uri: &str) -> Result<(), CliError> {
 }
 
 async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
-    let id = args.id.trim().to_string();
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c))
-    {
-        return Err(CliError::Invalid(
-            "--id must be 1-128 characters of A-Z a-z 0-9 - . _ :".into(),
-        ));
-    }
+    let id = ClientId::parse(&args.id).map_err(|_| {
+        CliError::Invalid("--id must be 1-128 characters of A-Z a-z 0-9 - . _ :".into())
+    })?;
     let grants = if args.grants.is_empty() {
         vec![
             "authorization_code".to_string(),
@@ -365,7 +358,7 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
     };
     let provider = startup::provider(config).await?;
     let client = Client {
-        id: id.clone(),
+        id: id.to_string(),
         secret_hash: secret
             .as_deref()
             .map(|s| crate::secret::Secret::wrap(provider.crypto.token_hash(s))),
@@ -385,7 +378,7 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
         .audit(
             AuditEvent::new("client.created")
                 .actor("cli")
-                .subject(&id)
+                .subject(id.as_str())
                 .detail("grants", client.grant_types.clone())
                 .detail("public", client.secret_hash.is_none())
                 .detail("first_party", client.first_party),

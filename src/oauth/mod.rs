@@ -4,6 +4,7 @@
 pub mod authorize;
 pub mod cache;
 pub mod client_auth;
+pub mod client_id;
 pub mod discovery;
 pub mod error;
 pub mod grants;
