@@ -193,7 +193,53 @@ pub fn device_label(user_agent: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::device_label;
+    use super::{device_label, ends_at, is_alive};
+    use crate::store::Session;
+
+    const IDLE: i64 = 600;
+
+    /// A session last seen at 1_000, with its absolute end at `expires_at`.
+    fn session(expires_at: i64) -> Session {
+        Session {
+            id: "s".into(),
+            token_hash: Vec::new(),
+            user_id: "u".into(),
+            created_at: 0,
+            created_ms: 0,
+            last_seen_at: 1_000,
+            expires_at,
+            auth_time: 0,
+            amr: Vec::new(),
+            user_agent: None,
+            ip: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn an_unused_session_ends_when_its_idle_time_is_up() {
+        let s = session(100_000);
+        assert_eq!(ends_at(&s, IDLE), 1_600);
+        assert!(is_alive(&s, IDLE, 1_599));
+        assert!(!is_alive(&s, IDLE, 1_600));
+        assert!(!is_alive(&s, IDLE, 1_601));
+    }
+
+    #[test]
+    fn a_busy_session_still_ends_at_its_absolute_end() {
+        let s = session(1_300);
+        assert_eq!(ends_at(&s, IDLE), 1_300);
+        assert!(is_alive(&s, IDLE, 1_299));
+        assert!(!is_alive(&s, IDLE, 1_300));
+        assert!(!is_alive(&s, IDLE, 1_301));
+    }
+
+    #[test]
+    fn an_ended_session_is_not_alive_however_recent() {
+        let mut s = session(100_000);
+        s.revoked_at = Some(1_000);
+        assert!(!is_alive(&s, IDLE, 1_001));
+    }
 
     #[test]
     fn devices_are_labelled_from_the_user_agent() {
