@@ -165,3 +165,65 @@ pub async fn sign_out(p: &Provider, active: &ActiveSession) -> StoreResult<()> {
     .await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LogoutRequest;
+    use crate::auth::session::ActiveSession;
+    use crate::store::{Session, User};
+
+    fn browser_session(id: &str) -> ActiveSession {
+        ActiveSession {
+            session: Session {
+                id: id.into(),
+                token_hash: Vec::new(),
+                user_id: "u".into(),
+                created_at: 0,
+                created_ms: 0,
+                last_seen_at: 0,
+                expires_at: 100,
+                auth_time: 0,
+                amr: Vec::new(),
+                user_agent: None,
+                ip: None,
+                revoked_at: None,
+            },
+            user: User {
+                id: "u".into(),
+                email: "ada@example.org".into(),
+                name: None,
+                roles: Vec::new(),
+                password_hash: crate::secret::SecretString::new(String::new()),
+                disabled: false,
+                email_verified: true,
+                created_at: 0,
+            },
+        }
+    }
+
+    fn hinting(sid: Option<&str>) -> LogoutRequest {
+        LogoutRequest {
+            target: None,
+            hinted_sid: sid.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_browser_without_a_session_is_signed_out_without_asking() {
+        assert!(hinting(None).ends_without_asking(None));
+        assert!(hinting(Some("other")).ends_without_asking(None));
+    }
+
+    #[test]
+    fn a_hint_for_this_very_session_ends_it_without_asking() {
+        let mine = browser_session("mine");
+        assert!(hinting(Some("mine")).ends_without_asking(Some(&mine)));
+    }
+
+    #[test]
+    fn a_request_without_a_hint_or_hinting_another_session_asks_the_person() {
+        let mine = browser_session("mine");
+        assert!(!hinting(None).ends_without_asking(Some(&mine)));
+        assert!(!hinting(Some("other")).ends_without_asking(Some(&mine)));
+    }
+}
