@@ -318,11 +318,10 @@ pub async fn login(
     };
     let addr = super::client_addr::client_addr(&req);
     let ip_key = addr.map(|a| a.limit_key());
-    if let Some(wait) = throttle::rate_limited(
+    if let Some(wait) = throttle::signin_rate_limited(
         &p.fleet,
-        &format!("signin:{}", ip_key.as_deref().unwrap_or("-")),
+        ip_key.as_deref(),
         state.config.signin_rate_limit,
-        60,
         p.now(),
     )
     .await

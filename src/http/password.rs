@@ -19,7 +19,7 @@ use super::views::{
 use crate::auth::account::{self, ChangeError, ChangeRules};
 use crate::auth::email::{self, Email};
 use crate::auth::recovery::{self, Links, RecoveryError};
-use crate::auth::throttle;
+use crate::auth::throttle::{self, MailKey};
 use crate::crypto::SecretString;
 
 fn links(state: &AppState) -> Links<'_> {
@@ -47,28 +47,12 @@ fn notice(
     html(StatusCode::OK, &csrf, view.render())
 }
 
-/// Whose account mails [`mail_limited`] counts. Addresses and emails are kept apart: an email
-/// field is whatever the caller typed, and it must not name (and spend) someone's address.
-enum MailKey<'a> {
-    Address(&'a str),
-    Email(&'a str),
-}
-
-/// Limits account mails per hour for one address or one email.
+/// Limits account mails per hour for one address or one email (see
+/// [`throttle::mail_rate_limited`]).
 async fn mail_limited(state: &AppState, key: MailKey<'_>) -> Option<i64> {
     let p = &state.provider;
-    let key = match key {
-        MailKey::Address(a) => format!("mail:ip:{a}"),
-        MailKey::Email(e) => format!("mail:email:{e}"),
-    };
-    throttle::rate_limited(
-        &p.fleet,
-        &key,
-        state.config.account_mail_rate_limit,
-        3600,
-        p.now(),
-    )
-    .await
+    let limit = state.config.account_mail_rate_limit;
+    throttle::mail_rate_limited(&p.fleet, key, limit, p.now()).await
 }
 
 /// The key of the client's address for per-address limits.
