@@ -8,9 +8,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::audit::{AuditEvent, ChainBreak, ChainVerifier, Pin};
 use crate::auth::account::{self, AccountError};
+use crate::auth::email::Email;
 use crate::config::Config;
 use crate::crypto::{SecretString, random_id, random_token};
 use crate::keys::rotation::{self, Rotated};
+use crate::oauth::client_id::ClientId;
 use crate::startup::{self, StartupError};
 use crate::store::{AuditStore, Client, ClientStore, SessionStore, StoreError, User, UserStore};
 
@@ -233,22 +235,6 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
     }
 }
 
-pub fn normalise_email(email: &str) -> Result<String, CliError> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email)
-    } else {
-        Err(CliError::Invalid(format!(
-            "`{email}` is not a valid email address"
-        )))
-    }
-}
-
 fn check_policy(config: &Config, password: &SecretString, email: &str) -> Result<(), CliError> {
     config
         .password_policy()
@@ -257,15 +243,15 @@ fn check_policy(config: &Config, password: &SecretString, email: &str) -> Result
 }
 
 async fn user_add(config: &Config, args: UserAdd) -> Result<(), CliError> {
-    let email = normalise_email(&args.email)?;
+    let email = Email::parse(&args.email).map_err(|e| CliError::Invalid(e.to_string()))?;
     let password = SecretString::new(read_stdin_line()?);
-    check_policy(config, &password, &email)?;
+    check_policy(config, &password, email.as_str())?;
     let provider = startup::provider(config).await?;
     let hasher = startup::password_hasher(config)?;
     let hash = hasher.hash(&password).await.map_err(StartupError::from)?;
     let user = User {
         id: random_id(),
-        email: email.clone(),
+        email: email.to_string(),
         name: args
             .name
             .map(|n| n.trim().to_string())
@@ -314,17 +300,9 @@ fn check_redirect_uri(uri: &str) -> Result<(), CliError> {
 }
 
 async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
-    let id = args.id.trim().to_string();
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c))
-    {
-        return Err(CliError::Invalid(
-            "--id must be 1-128 characters of A-Z a-z 0-9 - . _ :".into(),
-        ));
-    }
+    let id = ClientId::parse(&args.id).map_err(|_| {
+        CliError::Invalid("--id must be 1-128 characters of A-Z a-z 0-9 - . _ :".into())
+    })?;
     let grants = if args.grants.is_empty() {
         vec![
             "authorization_code".to_string(),
@@ -380,7 +358,7 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
     };
     let provider = startup::provider(config).await?;
     let client = Client {
-        id: id.clone(),
+        id: id.to_string(),
         secret_hash: secret
             .as_deref()
             .map(|s| crate::secret::Secret::wrap(provider.crypto.token_hash(s))),
@@ -400,7 +378,7 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
         .audit(
             AuditEvent::new("client.created")
                 .actor("cli")
-                .subject(&id)
+                .subject(id.as_str())
                 .detail("grants", client.grant_types.clone())
                 .detail("public", client.secret_hash.is_none())
                 .detail("first_party", client.first_party),

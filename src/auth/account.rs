@@ -21,7 +21,7 @@ pub enum AccountError {
 
 pub async fn find_by_email(p: &Provider, email: &str) -> Result<User, AccountError> {
     p.store
-        .find_user_by_email(&email.trim().to_lowercase())
+        .find_user_by_email(&crate::auth::email::normalise(email))
         .await?
         .ok_or(AccountError::NoSuchUser)
 }

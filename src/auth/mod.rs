@@ -1,6 +1,8 @@
 //! People: password hashing and browser (SSO) sessions.
 
 pub mod account;
+pub mod devices;
+pub mod email;
 pub mod password;
 pub mod policy;
 pub mod recovery;

@@ -96,7 +96,7 @@ impl PasswordPolicy {
             return Err(PolicyViolation::TooLong(self.max_chars));
         }
         let lower = password.to_lowercase();
-        let email = email.trim().to_lowercase();
+        let email = crate::auth::email::normalise(email);
         let local = email.split('@').next().unwrap_or_default();
         if !email.is_empty()
             && (lower.contains(&email) || (local.chars().count() >= 3 && lower.contains(local)))

@@ -6,6 +6,7 @@
 
 use crate::audit::AuditEvent;
 use crate::auth::account;
+use crate::auth::email::Email;
 use crate::auth::password::PasswordHasher;
 use crate::auth::policy::{PasswordPolicy, PolicyViolation};
 use crate::crypto::{SecretString, random_id, random_token};
@@ -19,8 +20,6 @@ pub enum RecoveryError {
     InvalidLink,
     #[error("{0}")]
     Policy(#[from] PolicyViolation),
-    #[error("not a valid email address")]
-    InvalidEmail,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("password hashing failed")]
@@ -99,7 +98,7 @@ async fn request_password_reset(
     links: &Links<'_>,
     email: &str,
 ) -> Result<(), StoreError> {
-    let email = email.trim().to_lowercase();
+    let email = crate::auth::email::normalise(email);
     let Some(user) = p
         .store
         .find_user_by_email(&email)
@@ -262,18 +261,17 @@ pub async fn register(
     hasher: &PasswordHasher,
     policy: &PasswordPolicy,
     links: &Links<'_>,
-    email: &str,
+    email: &Email,
     name: Option<&str>,
     password: &SecretString,
 ) -> Result<(), RecoveryError> {
-    let email = crate::cli::normalise_email(email).map_err(|_| RecoveryError::InvalidEmail)?;
-    policy.check(password.expose(), &email)?;
+    policy.check(password.expose(), email.as_str())?;
     // Hash before looking the email up, so both paths cost the same.
     let hash = hasher
         .hash(password)
         .await
         .map_err(|_| RecoveryError::Hash)?;
-    if let Some(existing) = p.store.find_user_by_email(&email).await? {
+    if let Some(existing) = p.store.find_user_by_email(email.as_str()).await? {
         links.mailer.send_later(Mail {
             to: existing.email.clone(),
             subject: "You already have an account".into(),
@@ -288,7 +286,7 @@ pub async fn register(
     }
     let user = User {
         id: random_id(),
-        email,
+        email: email.to_string(),
         name: name
             .map(str::trim)
             .filter(|n| !n.is_empty())

@@ -17,6 +17,18 @@ pub struct ActiveSession {
 /// Activity is written at most this often, not on every request.
 const TOUCH_EVERY: i64 = 60;
 
+/// When `session` ends if it is not used again: at its absolute end, or `idle_ttl` seconds after
+/// it was last seen, whichever comes first.
+pub fn ends_at(session: &Session, idle_ttl: i64) -> Timestamp {
+    session.expires_at.min(session.last_seen_at + idle_ttl)
+}
+
+/// Whether `session` is alive at `now`: not ended by anyone, and neither past its absolute end
+/// nor idle for `idle_ttl` seconds or more. The one place the idle rule is written.
+pub fn is_alive(session: &Session, idle_ttl: i64, now: Timestamp) -> bool {
+    session.revoked_at.is_none() && ends_at(session, idle_ttl) > now
+}
+
 pub struct DeviceInfo {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
@@ -92,7 +104,7 @@ pub async fn make_room(
         .list_user_sessions(&user.id, now)
         .await?
         .into_iter()
-        .filter(|s| s.last_seen_at + p.settings.session_idle_ttl > now)
+        .filter(|s| is_alive(s, p.settings.session_idle_ttl, now))
         .collect();
     let max = max as usize;
     if live.len() < max {
@@ -126,10 +138,7 @@ pub async fn resolve(
     else {
         return Ok(None);
     };
-    let alive = session.revoked_at.is_none()
-        && session.expires_at > now
-        && session.last_seen_at + p.settings.session_idle_ttl > now;
-    if !alive {
+    if !is_alive(&session, p.settings.session_idle_ttl, now) {
         return Ok(None);
     }
     let Some(user) = p.store.find_user(&session.user_id).await? else {
@@ -184,7 +193,53 @@ pub fn device_label(user_agent: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::device_label;
+    use super::{device_label, ends_at, is_alive};
+    use crate::store::Session;
+
+    const IDLE: i64 = 600;
+
+    /// A session last seen at 1_000, with its absolute end at `expires_at`.
+    fn session(expires_at: i64) -> Session {
+        Session {
+            id: "s".into(),
+            token_hash: Vec::new(),
+            user_id: "u".into(),
+            created_at: 0,
+            created_ms: 0,
+            last_seen_at: 1_000,
+            expires_at,
+            auth_time: 0,
+            amr: Vec::new(),
+            user_agent: None,
+            ip: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn an_unused_session_ends_when_its_idle_time_is_up() {
+        let s = session(100_000);
+        assert_eq!(ends_at(&s, IDLE), 1_600);
+        assert!(is_alive(&s, IDLE, 1_599));
+        assert!(!is_alive(&s, IDLE, 1_600));
+        assert!(!is_alive(&s, IDLE, 1_601));
+    }
+
+    #[test]
+    fn a_busy_session_still_ends_at_its_absolute_end() {
+        let s = session(1_300);
+        assert_eq!(ends_at(&s, IDLE), 1_300);
+        assert!(is_alive(&s, IDLE, 1_299));
+        assert!(!is_alive(&s, IDLE, 1_300));
+        assert!(!is_alive(&s, IDLE, 1_301));
+    }
+
+    #[test]
+    fn an_ended_session_is_not_alive_however_recent() {
+        let mut s = session(100_000);
+        s.revoked_at = Some(1_000);
+        assert!(!is_alive(&s, IDLE, 1_001));
+    }
 
     #[test]
     fn devices_are_labelled_from_the_user_agent() {

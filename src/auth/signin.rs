@@ -78,7 +78,7 @@ pub async fn sign_in(
     rules: &SignInRules<'_>,
     r: SignInRequest<'_>,
 ) -> Result<SignedIn, SignInError> {
-    let email = r.email.trim().to_lowercase();
+    let email = crate::auth::email::normalise(r.email);
     if email.is_empty()
         || email.len() > 254
         || r.password.expose().is_empty()

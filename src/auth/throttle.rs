@@ -144,6 +144,43 @@ pub async fn rate_limited(
     (count > limit).then_some(left.max(1))
 }
 
+/// Sign-in attempts per minute from one client address (its limit key; `None` when unknown),
+/// counted before any password is checked. Returns the seconds to wait when over `limit`.
+pub async fn signin_rate_limited(
+    fleet: &Fleet,
+    ip_key: Option<&str>,
+    limit: i64,
+    now: Timestamp,
+) -> Option<i64> {
+    let key = format!("signin:{}", ip_key.unwrap_or("-"));
+    rate_limited(fleet, &key, limit, 60, now).await
+}
+
+/// Whose account mails [`mail_rate_limited`] counts. Addresses and emails are kept apart: an
+/// email field is whatever the caller typed, and it must not name (and spend) someone's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKey<'a> {
+    /// A client address (its limit key).
+    Address(&'a str),
+    /// An email, normalised.
+    Email(&'a str),
+}
+
+/// Account mails (reset and confirmation links, registrations) per hour for one client address
+/// or one email. Returns the seconds to wait when over `limit`.
+pub async fn mail_rate_limited(
+    fleet: &Fleet,
+    key: MailKey<'_>,
+    limit: i64,
+    now: Timestamp,
+) -> Option<i64> {
+    let key = match key {
+        MailKey::Address(a) => format!("mail:ip:{a}"),
+        MailKey::Email(e) => format!("mail:email:{e}"),
+    };
+    rate_limited(fleet, &key, limit, 3600, now).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +209,46 @@ mod tests {
         assert_eq!(lock_seconds(&P, 4), 120);
         assert_eq!(lock_seconds(&P, 7), 600);
         assert_eq!(lock_seconds(&P, 1000), 600);
+    }
+
+    #[tokio::test]
+    async fn account_mails_are_counted_per_address_and_per_email_apart_for_an_hour() {
+        let fleet = Fleet::local();
+        let from_address = MailKey::Address("198.51.100.1");
+        for _ in 0..2 {
+            assert_eq!(mail_rate_limited(&fleet, from_address, 2, 100).await, None);
+        }
+        assert!(
+            mail_rate_limited(&fleet, from_address, 2, 100)
+                .await
+                .is_some()
+        );
+        // An email field that spells the address does not spend the address's allowance.
+        let typed = MailKey::Email("198.51.100.1");
+        assert_eq!(mail_rate_limited(&fleet, typed, 2, 100).await, None);
+        assert_eq!(
+            mail_rate_limited(&fleet, from_address, 2, 100 + 3600).await,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn sign_ins_are_limited_per_minute_from_one_address() {
+        let fleet = Fleet::local();
+        for _ in 0..3 {
+            assert_eq!(signin_rate_limited(&fleet, Some("a"), 3, 100).await, None);
+        }
+        assert!(
+            signin_rate_limited(&fleet, Some("a"), 3, 100)
+                .await
+                .is_some()
+        );
+        assert_eq!(signin_rate_limited(&fleet, Some("b"), 3, 100).await, None);
+        assert_eq!(signin_rate_limited(&fleet, Some("a"), 3, 160).await, None);
+        // No limit configured: never limited.
+        for _ in 0..10 {
+            assert_eq!(signin_rate_limited(&fleet, None, 0, 100).await, None);
+        }
     }
 
     #[tokio::test]

@@ -10,10 +10,10 @@ use super::browser::{checked_form, current_session, html, see_other};
 use super::cookies;
 use super::errors::failure_page;
 use super::views::{AccountPage, SessionLine, SessionsPage, SignedOutPage, when};
-use crate::audit::AuditEvent;
 use crate::auth::account;
+use crate::auth::devices::{self, EndOwn};
 use crate::auth::session::{ActiveSession, device_label};
-use crate::store::{SessionStore, User};
+use crate::store::User;
 
 /// The signed-in person, or a redirect to the sign-in page.
 pub(crate) async fn signed_in(
@@ -60,39 +60,26 @@ async fn render_sessions(
     notice: Option<String>,
 ) -> HttpResponse {
     let p = &state.provider;
-    let now = p.now();
-    let sessions = match p.store.list_user_sessions(&active.user.id, now).await {
-        Ok(s) => s,
+    let devices = match devices::list_devices(p, &active.user, p.now()).await {
+        Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "could not list sessions");
             return failure_page(&e);
         }
     };
-    let mut lines = Vec::with_capacity(sessions.len());
-    for s in sessions
+    let lines = devices
         .into_iter()
-        .filter(|s| s.last_seen_at + p.settings.session_idle_ttl > now)
-    {
-        let clients = p
-            .store
-            .session_clients(&s.id)
-            .await
-            .unwrap_or_default()
-            .join(", ");
-        lines.push(SessionLine {
-            current: s.id == active.session.id,
-            device: device_label(s.user_agent.as_deref()),
-            ip: s.ip.clone(),
-            clients,
-            created: when(s.created_at),
-            last_seen: when(s.last_seen_at),
-            expires: when(
-                s.expires_at
-                    .min(s.last_seen_at + p.settings.session_idle_ttl),
-            ),
-            id: s.id,
-        });
-    }
+        .map(|d| SessionLine {
+            current: d.session_id == active.session.id,
+            device: d.label,
+            ip: d.ip,
+            clients: d.clients.join(", "),
+            created: when(d.created_at),
+            last_seen: when(d.last_seen_at),
+            expires: when(d.ends_at),
+            id: d.session_id,
+        })
+        .collect();
     let csrf = cookies::csrf(p, req, state.secure_cookies());
     let view = SessionsPage {
         sessions: lines,
@@ -140,47 +127,22 @@ pub async fn revoke_one(
         Ok(a) => a,
         Err(res) => return res,
     };
-    // Only the user's own sessions; anything else is treated as already gone.
-    let target = match p.store.find_session(&form.session_id).await {
-        Ok(Some(s)) if s.user_id == active.user.id => s,
-        Ok(_) => {
-            return render_sessions(
-                &state,
-                &req,
-                &active,
-                Some("That session had already ended.".into()),
-            )
-            .await;
+    let ended = match devices::end_own_session(p, &active.user, &form.session_id).await {
+        Ok(EndOwn::Ended(session)) => session,
+        Ok(EndOwn::NotTheirs) => {
+            let notice = "That session had already ended.".to_string();
+            return render_sessions(&state, &req, &active, Some(notice)).await;
         }
         Err(e) => {
-            tracing::error!(error = %e, "session lookup failed");
+            tracing::error!(error = %e, "could not end a session");
             return failure_page(&e);
         }
     };
-    if let Err(e) = p.revoke_session(&target.id).await {
-        tracing::error!(error = %e, "could not end a session");
-        return failure_page(&e);
-    }
-    p.audit(
-        AuditEvent::new("session.revoked")
-            .actor(&active.user.id)
-            .subject(&active.user.id)
-            .detail("session", target.id.clone()),
-    )
-    .await;
-    if target.id == active.session.id {
+    if ended.id == active.session.id {
         return signed_out(&state, &req);
     }
-    render_sessions(
-        &state,
-        &req,
-        &active,
-        Some(format!(
-            "Signed out {}.",
-            device_label(target.user_agent.as_deref())
-        )),
-    )
-    .await
+    let notice = format!("Signed out {}.", device_label(ended.user_agent.as_deref()));
+    render_sessions(&state, &req, &active, Some(notice)).await
 }
 
 #[derive(Deserialize)]

@@ -15,10 +15,10 @@ use crate::auth::signin::{self, SignInError, SignInRequest, SignInRules};
 use crate::auth::throttle;
 use crate::crypto::SecretString;
 use crate::oauth::authorize::{
-    self, AuthorizationRequest, ConsentAnswer, Next, Rejection, ShownTo,
+    self, AuthorizationRequest, ConsentAnswer, Decision, Next, Rejection, ShownTo,
 };
 use crate::oauth::params::Params;
-use crate::store::{Client, ConsentStore};
+use crate::store::Client;
 
 pub const BAD_CREDENTIALS: &str = "The email or password is incorrect.";
 pub const TOO_MANY_SESSIONS: &str = "You are signed in on too many devices. Sign out on another device first, or ask your administrator.";
@@ -318,11 +318,10 @@ pub async fn login(
     };
     let addr = super::client_addr::client_addr(&req);
     let ip_key = addr.map(|a| a.limit_key());
-    if let Some(wait) = throttle::rate_limited(
+    if let Some(wait) = throttle::signin_rate_limited(
         &p.fleet,
-        &format!("signin:{}", ip_key.as_deref().unwrap_or("-")),
+        ip_key.as_deref(),
         state.config.signin_rate_limit,
-        60,
         p.now(),
     )
     .await
@@ -334,7 +333,7 @@ pub async fn login(
         Err(res) => return res,
     };
     let client = pending.as_ref().map(|(_, c, _)| c);
-    let email = form.email.trim().to_lowercase();
+    let email = crate::auth::email::normalise(&form.email);
     let again = |status: StatusCode, message: &str| {
         render_login(
             &state,
@@ -510,31 +509,17 @@ pub async fn consent(
                 ));
             }
         };
-    if form.decision != "allow" {
-        let err = crate::oauth::OAuthError::AccessDenied("the user denied the request".into());
-        return see_other(&authorize::error_redirect(
-            p,
-            &authz.redirect_uri,
-            authz.state.as_deref(),
-            &err,
-        ));
-    }
-    if let Err(e) = p
-        .store
-        .save_consent(&active.user.id, &client.id, &authz.scope, now)
-        .await
-    {
-        tracing::error!(error = %e, "could not save consent");
-        return failure_page(&e);
-    }
-    match authorize::issue_code(p, &authz, &active, now).await {
+    let decision = if form.decision == "allow" {
+        Decision::Allow
+    } else {
+        Decision::Deny
+    };
+    match authorize::apply_consent(p, &authz, &active, decision, now).await {
         Ok(location) => see_other(&location),
-        Err(e) => see_other(&authorize::error_redirect(
-            p,
-            &authz.redirect_uri,
-            authz.state.as_deref(),
-            &e,
-        )),
+        Err(e) => {
+            tracing::error!(error = %e, "could not save consent");
+            failure_page(&e)
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
+use crate::oauth::NotReady;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
@@ -11,19 +12,20 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready when the database (and Redis, when configured) answers.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if let Err(e) = state.provider.store.ping().await {
-        tracing::warn!(error = %e, "readiness check failed: database");
-        return HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body("database unavailable");
-    }
-    if let Err(e) = state.provider.fleet.ping().await {
-        tracing::warn!(error = %e, "readiness check failed: redis");
-        return HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body("redis unavailable");
-    }
-    HttpResponse::Ok().content_type("text/plain").body("ready")
+    let unavailable = match state.provider.ready().await {
+        Ok(()) => return HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Err(e @ NotReady::Database(_)) => {
+            tracing::warn!(error = %e, "readiness check failed: database");
+            "database unavailable"
+        }
+        Err(e @ NotReady::Redis(_)) => {
+            tracing::warn!(error = %e, "readiness check failed: redis");
+            "redis unavailable"
+        }
+    };
+    HttpResponse::ServiceUnavailable()
+        .content_type("text/plain")
+        .body(unavailable)
 }
 
 /// `/metrics` on the public listener: not there (404) unless `metrics_token` is set, and then

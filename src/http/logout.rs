@@ -1,6 +1,6 @@
-//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). With a valid `id_token_hint`
-//! for this browser's session the session ends at once; otherwise the person confirms, so a
-//! third-party page cannot sign people out.
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): the rules are in
+//! [`crate::oauth::logout`]; this renders its decisions. With a valid `id_token_hint` for this
+//! browser's session the session ends at once; otherwise the person confirms.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -12,77 +12,16 @@ use super::browser::{checked_form, current_session, html, see_other};
 use super::cookies;
 use super::errors::{failure_page, page};
 use super::views::{LogoutPage, SignedOutPage};
-use crate::oauth::Provider;
-use crate::oauth::authorize::{LOGOUT_PURPOSE, open_params, seal_params, with_query};
+use crate::auth::session::ActiveSession;
+use crate::oauth::logout::{self, LogoutRejection, Reopened};
 use crate::oauth::params::Params;
-use crate::store::ClientStore;
 
-#[derive(Deserialize)]
-struct HintClaims {
-    aud: serde_json::Value,
-    #[serde(default)]
-    sid: Option<String>,
-}
-
-struct LogoutRequest {
-    /// Where to send the browser afterwards (already carrying `state`).
-    target: Option<String>,
-    /// The session the relying party asked to end, from a valid id_token_hint.
-    hinted_sid: Option<String>,
-}
-
-async fn understand(p: &Provider, params: &Params) -> Result<LogoutRequest, String> {
-    let hint = match params.get("id_token_hint") {
-        Some(h) => Some(
-            p.keys()
-                .verify_ignoring_expiry::<HintClaims>(h, None, &p.settings.issuer)
-                .map_err(|_| {
-                    "The sign-out request carries an invalid id_token_hint.".to_string()
-                })?,
-        ),
-        None => None,
-    };
-    let hinted_client = hint.as_ref().and_then(|h| match &h.aud {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(a) => a.first().and_then(|v| v.as_str()).map(String::from),
-        _ => None,
-    });
-    let client_id = match (params.get("client_id"), hinted_client) {
-        (Some(c), Some(h)) if c != h => {
-            return Err("client_id does not match the id_token_hint.".into());
-        }
-        (Some(c), _) => Some(c.to_string()),
-        (None, h) => h,
-    };
-    let target = match params.get("post_logout_redirect_uri") {
-        None => None,
-        Some(uri) => {
-            let client = match &client_id {
-                Some(id) => p
-                    .store
-                    .find_client(id)
-                    .await
-                    .map_err(|_| "Something went wrong on our side.".to_string())?,
-                None => None,
-            };
-            let registered =
-                client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
-            if !registered {
-                return Err(
-                    "The post_logout_redirect_uri is not registered for this application.".into(),
-                );
-            }
-            let mut pairs = Vec::new();
-            if let Some(s) = params.get("state") {
-                pairs.push(("state", s));
-            }
-            Some(with_query(uri, &pairs))
-        }
-    };
-    Ok(LogoutRequest {
-        target,
-        hinted_sid: hint.and_then(|h| h.sid),
-    })
+fn invalid(rejection: LogoutRejection) -> HttpResponse {
+    page(
+        StatusCode::BAD_REQUEST,
+        "This sign-out link is not valid",
+        rejection.message(),
+    )
 }
 
 fn finish(state: &AppState, req: &HttpRequest, target: Option<&str>) -> HttpResponse {
@@ -97,23 +36,17 @@ fn finish(state: &AppState, req: &HttpRequest, target: Option<&str>) -> HttpResp
     res
 }
 
-async fn end_current(state: &AppState, req: &HttpRequest) -> Result<(), HttpResponse> {
-    let p = &state.provider;
-    if let Some(active) = current_session(state, req).await? {
-        p.revoke_session(&active.session.id).await.map_err(|e| {
+/// Ends the browser's session, if it has one.
+async fn sign_out(state: &AppState, active: Option<&ActiveSession>) -> Result<(), HttpResponse> {
+    let Some(active) = active else {
+        return Ok(());
+    };
+    logout::sign_out(&state.provider, active)
+        .await
+        .map_err(|e| {
             tracing::error!(error = %e, "could not end a session");
             failure_page(&e)
-        })?;
-        tracing::info!(session_id = %active.session.id, user_id = %active.user.id, "signed out");
-        p.audit(
-            crate::audit::AuditEvent::new("session.logout")
-                .actor(&active.user.id)
-                .subject(&active.user.id)
-                .detail("session", active.session.id.clone()),
-        )
-        .await;
-    }
-    Ok(())
+        })
 }
 
 /// GET /logout
@@ -129,27 +62,16 @@ pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
             );
         }
     };
-    let request = match understand(p, &params).await {
+    let request = match logout::understand(p, &params).await {
         Ok(r) => r,
-        Err(message) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "This sign-out link is not valid",
-                &message,
-            );
-        }
+        Err(rejection) => return invalid(rejection),
     };
     let active = match current_session(&state, &req).await {
         Ok(a) => a,
         Err(res) => return res,
     };
-    let confirmed = match (&active, &request.hinted_sid) {
-        (None, _) => true,
-        (Some(a), Some(sid)) => *sid == a.session.id,
-        (Some(_), None) => false,
-    };
-    if confirmed {
-        if let Err(res) = end_current(&state, &req).await {
+    if request.ends_without_asking(active.as_ref()) {
+        if let Err(res) = sign_out(&state, active.as_ref()).await {
             return res;
         }
         return finish(&state, &req, request.target.as_deref());
@@ -157,7 +79,7 @@ pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
     let csrf = cookies::csrf(p, &req, state.secure_cookies());
     let view = LogoutPage {
         csrf_token: csrf.token.clone(),
-        request: seal_params(p, LOGOUT_PURPOSE, &params, p.now()),
+        request: logout::seal(p, &params, p.now()),
     };
     html(StatusCode::OK, &csrf, view.render())
 }
@@ -181,31 +103,25 @@ pub async fn logout_post(
         Ok(f) => f,
         Err(res) => return res,
     };
-    let target = if form.request.is_empty() {
-        None
-    } else {
-        let Some(params) = open_params(p, LOGOUT_PURPOSE, &form.request, p.now()) else {
+    let request = match logout::reopen(p, &form.request, p.now()).await {
+        Ok(r) => r,
+        Err(Reopened::Expired) => {
             return page(
                 StatusCode::BAD_REQUEST,
                 "This sign-out took too long",
                 "Go back to the application and try again.",
             );
-        };
-        match understand(p, &params).await {
-            Ok(r) => r.target,
-            Err(message) => {
-                return page(
-                    StatusCode::BAD_REQUEST,
-                    "This sign-out link is not valid",
-                    &message,
-                );
-            }
         }
+        Err(Reopened::Rejected(rejection)) => return invalid(rejection),
     };
-    if let Err(res) = end_current(&state, &req).await {
+    let active = match current_session(&state, &req).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    if let Err(res) = sign_out(&state, active.as_ref()).await {
         return res;
     }
-    finish(&state, &req, target.as_deref())
+    finish(&state, &req, request.and_then(|r| r.target).as_deref())
 }
 
 csrf_forms!(LogoutForm);

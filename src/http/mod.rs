@@ -17,6 +17,8 @@ pub mod client_addr;
 pub mod cookies;
 pub mod errors;
 pub mod health;
+#[cfg(test)]
+mod layering;
 pub mod logout;
 pub mod password;
 pub mod protocol;

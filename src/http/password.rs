@@ -17,8 +17,9 @@ use super::views::{
     ChangePasswordPage, ForgotPage, NoticePage, RegisterPage, ResetPage, VerifyEmailPage,
 };
 use crate::auth::account::{self, ChangeError, ChangeRules};
+use crate::auth::email::{self, Email};
 use crate::auth::recovery::{self, Links, RecoveryError};
-use crate::auth::throttle;
+use crate::auth::throttle::{self, MailKey};
 use crate::crypto::SecretString;
 
 fn links(state: &AppState) -> Links<'_> {
@@ -46,28 +47,12 @@ fn notice(
     html(StatusCode::OK, &csrf, view.render())
 }
 
-/// Whose account mails [`mail_limited`] counts. Addresses and emails are kept apart: an email
-/// field is whatever the caller typed, and it must not name (and spend) someone's address.
-enum MailKey<'a> {
-    Address(&'a str),
-    Email(&'a str),
-}
-
-/// Limits account mails per hour for one address or one email.
+/// Limits account mails per hour for one address or one email (see
+/// [`throttle::mail_rate_limited`]).
 async fn mail_limited(state: &AppState, key: MailKey<'_>) -> Option<i64> {
     let p = &state.provider;
-    let key = match key {
-        MailKey::Address(a) => format!("mail:ip:{a}"),
-        MailKey::Email(e) => format!("mail:email:{e}"),
-    };
-    throttle::rate_limited(
-        &p.fleet,
-        &key,
-        state.config.account_mail_rate_limit,
-        3600,
-        p.now(),
-    )
-    .await
+    let limit = state.config.account_mail_rate_limit;
+    throttle::mail_rate_limited(&p.fleet, key, limit, p.now()).await
 }
 
 /// The key of the client's address for per-address limits.
@@ -105,7 +90,7 @@ pub async fn forgot(
         Ok(f) => f,
         Err(res) => return res,
     };
-    let email = form.email.trim().to_lowercase();
+    let email = email::normalise(&form.email);
     if let Some(wait) = mail_limited(&state, MailKey::Address(&ip(&req))).await {
         return too_many_requests(wait);
     }
@@ -435,6 +420,15 @@ pub async fn register(
     if let Some(wait) = mail_limited(&state, MailKey::Address(&ip(&req))).await {
         return too_many_requests(wait);
     }
+    let form_again = |status: StatusCode, error: String| {
+        register_form(&state, &req, &form.email, &form.name, status, Some(error))
+    };
+    let Ok(email) = Email::parse(&form.email) else {
+        return form_again(
+            StatusCode::BAD_REQUEST,
+            "Enter a valid email address.".into(),
+        );
+    };
     let name = (!form.name.trim().is_empty()).then_some(form.name.as_str());
     let password = SecretString::new(form.password.clone());
     match recovery::register(
@@ -442,7 +436,7 @@ pub async fn register(
         &state.passwords,
         &state.config.password_policy(),
         &links(&state),
-        &form.email,
+        &email,
         name,
         &password,
     )
@@ -453,27 +447,11 @@ pub async fn register(
             &req,
             "Check your email",
             &format!(
-                "We sent a message to {}. Open the link in it to confirm your address, then sign in.",
-                form.email.trim().to_lowercase()
+                "We sent a message to {email}. Open the link in it to confirm your address, then sign in."
             ),
             Some(("/login", "Go to sign in")),
         ),
-        Err(RecoveryError::Policy(v)) => register_form(
-            &state,
-            &req,
-            &form.email,
-            &form.name,
-            StatusCode::BAD_REQUEST,
-            Some(v.to_string()),
-        ),
-        Err(RecoveryError::InvalidEmail) => register_form(
-            &state,
-            &req,
-            &form.email,
-            &form.name,
-            StatusCode::BAD_REQUEST,
-            Some("Enter a valid email address.".into()),
-        ),
+        Err(RecoveryError::Policy(v)) => form_again(StatusCode::BAD_REQUEST, v.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "registration failed");
             failure_page(&e)

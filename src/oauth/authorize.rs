@@ -12,7 +12,7 @@ use super::{Provider, pkce, scope};
 use crate::auth::session::ActiveSession;
 use crate::clock::Timestamp;
 use crate::crypto::{b64, b64_decode, random_token};
-use crate::store::{AuthCode, AuthCodeStore, Client, ConsentStore};
+use crate::store::{AuthCode, AuthCodeStore, Client, ConsentStore, StoreResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prompt {
@@ -372,6 +372,39 @@ pub async fn consent_step(
         Next::SignIn => Ok(ConsentAnswer::Again),
         Next::Consent(_) | Next::Issue => Ok(ConsentAnswer::Decide),
     }
+}
+
+/// The person's answer on the consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+/// Applies the person's answer once [`consent_step`] said to decide: a denial goes back to the
+/// client as `access_denied`; an approval is remembered (these scopes for this client, so the
+/// next visit does not ask again) and a code is issued. Returns where to send the browser; an
+/// error only when the approval could not be saved.
+pub async fn apply_consent(
+    p: &Provider,
+    req: &AuthorizationRequest,
+    session: &ActiveSession,
+    decision: Decision,
+    now: Timestamp,
+) -> StoreResult<String> {
+    let back = |err: &OAuthError| error_redirect(p, &req.redirect_uri, req.state.as_deref(), err);
+    if decision == Decision::Deny {
+        return Ok(back(&OAuthError::AccessDenied(
+            "the user denied the request".into(),
+        )));
+    }
+    p.store
+        .save_consent(&session.user.id, &req.client_id, &req.scope, now)
+        .await?;
+    Ok(match issue_code(p, req, session, now).await {
+        Ok(location) => location,
+        Err(e) => back(&e),
+    })
 }
 
 fn seal(p: &Provider, purpose: &str, body: serde_json::Value) -> String {

@@ -4,10 +4,12 @@
 pub mod authorize;
 pub mod cache;
 pub mod client_auth;
+pub mod client_id;
 pub mod discovery;
 pub mod error;
 pub mod grants;
 pub mod introspect;
+pub mod logout;
 pub mod params;
 pub mod pkce;
 pub mod revoke;
@@ -22,7 +24,7 @@ use crate::config::Config;
 use crate::crypto::Crypto;
 use crate::keys::{Keyring, SharedKeyring};
 use crate::revocation::{Revocation, RevocationKind};
-use crate::store::{SessionStore, SqlStore, StoreResult};
+use crate::store::{SessionStore, SqlStore, StoreError, StoreResult};
 
 pub use error::OAuthError;
 
@@ -68,6 +70,15 @@ impl Settings {
     }
 }
 
+/// Why the provider cannot serve requests now (`/readyz`).
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("database unavailable: {0}")]
+    Database(StoreError),
+    #[error("redis unavailable: {0}")]
+    Redis(crate::fleet::FleetError),
+}
+
 /// Everything the protocol needs, shared by all requests.
 #[derive(Clone)]
 pub struct Provider {
@@ -84,6 +95,12 @@ pub struct Provider {
 impl Provider {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Ready to serve when the database answers, and Redis too when one is configured.
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        self.store.ping().await.map_err(NotReady::Database)?;
+        self.fleet.ping().await.map_err(NotReady::Redis)
     }
 
     /// The current keyring (cheap: clones an `Arc`).
