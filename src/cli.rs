@@ -491,8 +491,12 @@ async fn session_list(config: &Config, email: &str) -> Result<(), CliError> {
     let user = account::find_by_email(&provider, email).await?;
     let now = provider.now();
     println!("id\tcreated\tlast_seen\texpires\tip\tclients\tdevice");
-    for s in provider.store.list_user_sessions(&user.id, now).await? {
-        let clients = provider.store.session_clients(&s.id).await?.join(",");
+    for (s, clients) in provider
+        .store
+        .list_user_sessions_with_clients(&user.id, now)
+        .await?
+    {
+        let clients = clients.join(",");
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             s.id,

@@ -27,10 +27,16 @@ pub struct Device {
 /// list.
 pub async fn list_devices(p: &Provider, user: &User, now: Timestamp) -> StoreResult<Vec<Device>> {
     let idle_ttl = p.settings.session_idle_ttl;
-    let sessions = p.store.list_user_sessions(&user.id, now).await?;
+    // Two queries however many sessions there are (not one per session).
+    let sessions = p
+        .store
+        .list_user_sessions_with_clients(&user.id, now)
+        .await?;
     let mut devices = Vec::with_capacity(sessions.len());
-    for s in sessions.into_iter().filter(|s| is_alive(s, idle_ttl, now)) {
-        let clients = p.store.session_clients(&s.id).await?;
+    for (s, clients) in sessions
+        .into_iter()
+        .filter(|(s, _)| is_alive(s, idle_ttl, now))
+    {
         devices.push(Device {
             label: device_label(s.user_agent.as_deref()),
             ends_at: ends_at(&s, idle_ttl),
