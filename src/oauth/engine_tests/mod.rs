@@ -5,5 +5,6 @@
 //! (`now - rotated_at <= grace`).
 
 mod codes;
+mod quotas;
 mod refresh;
 mod tokens;
