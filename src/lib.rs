@@ -23,3 +23,5 @@ pub mod secret;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub mod testkit;

@@ -9,3 +9,6 @@ pub mod recovery;
 pub mod session;
 pub mod signin;
 pub mod throttle;
+
+#[cfg(test)]
+mod engine_tests;

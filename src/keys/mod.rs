@@ -5,5 +5,8 @@ pub mod keyring;
 pub mod rotation;
 pub mod signer;
 
+#[cfg(test)]
+mod engine_tests;
+
 pub use keyring::{Keyring, SharedKeyring};
 pub use signer::{KeyError, SigningAlg};

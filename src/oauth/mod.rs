@@ -17,6 +17,9 @@ pub mod scope;
 pub mod tokens;
 pub mod userinfo;
 
+#[cfg(test)]
+mod engine_tests;
+
 use std::sync::Arc;
 
 use crate::clock::{SharedClock, Timestamp};

@@ -63,16 +63,19 @@ async fn a_just_rotated_refresh_token_presented_again_within_the_grace_window_ge
     assert_ne!(third.refresh_token(), second.refresh_token());
 }
 
+/// The window's edges (its last second, the one after) are engine tests
+/// (`oauth::engine_tests::refresh`); this is the rule end to end.
 #[tokio::test]
 async fn a_rotated_refresh_token_replayed_after_the_grace_window_revokes_the_whole_family() {
     let app = spawn_app_with(|c| {
-        c.env("TESSERA_REFRESH_REUSE_GRACE", "1s");
+        c.env("TESSERA_REFRESH_REUSE_GRACE", "0s");
     })
     .await;
     let (client, _user, first) = signed_in(&app).await;
     let second = expect_tokens(app.refresh(&client.auth(), first.refresh_token()).await).await;
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Whole seconds: 1.1 s later the clock has passed the rotation's second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let replay = app.refresh(&client.auth(), first.refresh_token()).await;
     expect_oauth_error(replay, StatusCode::BAD_REQUEST, "invalid_grant").await;
 
@@ -134,6 +137,7 @@ async fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
     );
 }
 
+/// Edges, and how each refresh moves the limit: `oauth::engine_tests::refresh`.
 #[tokio::test]
 async fn a_refresh_token_left_unused_past_its_idle_lifetime_is_refused() {
     let app = spawn_app_with(|c| {
@@ -142,30 +146,42 @@ async fn a_refresh_token_left_unused_past_its_idle_lifetime_is_refused() {
     .await;
     let (client, _user, tokens) = signed_in(&app).await;
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Whole seconds: 1.1 s after issue the clock has reached the idle limit.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let resp = app.refresh(&client.auth(), tokens.refresh_token()).await;
 
-    expect_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let body = expect_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("inactivity")),
+        "{body}"
+    );
 }
 
+/// A family in use until its last second, and its edges: `oauth::engine_tests::refresh`.
 #[tokio::test]
-async fn a_refresh_token_family_ends_at_its_absolute_lifetime_even_when_used() {
+async fn a_refresh_token_family_ends_at_its_absolute_lifetime() {
     let app = spawn_app_with(|c| {
-        c.env("TESSERA_REFRESH_IDLE_TTL", "4s")
-            .env("TESSERA_REFRESH_ABSOLUTE_TTL", "6s");
+        // The idle limit may not exceed the absolute one; at the same instant the absolute
+        // limit is the one reported.
+        c.env("TESSERA_REFRESH_IDLE_TTL", "1s")
+            .env("TESSERA_REFRESH_ABSOLUTE_TTL", "1s");
     })
     .await;
-    let (client, _user, first) = signed_in(&app).await;
+    let (client, _user, tokens) = signed_in(&app).await;
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let second = expect_tokens(app.refresh(&client.auth(), first.refresh_token()).await).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let third = expect_tokens(app.refresh(&client.auth(), second.refresh_token()).await).await;
+    // Whole seconds: 1.1 s after issue the clock has reached the family's end.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let resp = app.refresh(&client.auth(), tokens.refresh_token()).await;
 
-    // Used 2.5 s ago, so not idle; but the family is now older than 6 s.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let resp = app.refresh(&client.auth(), third.refresh_token()).await;
-    expect_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let body = expect_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("maximum lifetime")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -182,7 +198,9 @@ async fn an_expired_access_token_is_refused_and_a_refresh_gets_a_working_one() {
         2
     );
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Whole seconds: 2.1 s after issue the clock has reached `exp` (edges, and the
+    // verified-token cache: `oauth::engine_tests::tokens`).
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let resp = app.userinfo(&tokens.access_token).await;
     assert_eq!(
         resp.status(),

@@ -217,10 +217,18 @@ async fn an_expired_code_is_refused_with_invalid_grant() {
     .await;
     let (client, request, code) = a_fresh_code(&app).await;
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Whole seconds: 1.1 s after issue the clock has reached the code's end (the edges are
+    // engine tests: `oauth::engine_tests::codes`).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let resp = app.redeem_code(&client.auth(), &request, &code).await;
 
-    expect_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let body = expect_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("expired")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
