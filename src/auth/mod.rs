@@ -1,6 +1,7 @@
-//! People: password hashing and browser (SSO) sessions.
+//! People: password hashing, second factors and browser (SSO) sessions.
 
 pub mod account;
+pub mod mfa;
 pub mod password;
 pub mod policy;
 pub mod recovery;
