@@ -170,6 +170,7 @@ impl Kit {
                 .to_vec(),
             audiences: vec![],
             first_party: true,
+            require_mfa: false,
             created_at: self.now(),
         };
         self.p.store.insert_client(&client).await.unwrap();
@@ -187,6 +188,7 @@ impl Kit {
             scopes: vec!["api:read".into()],
             audiences: vec!["https://api.example.test".into()],
             first_party: true,
+            require_mfa: false,
             created_at: self.now(),
         };
         self.p.store.insert_client(&client).await.unwrap();

@@ -88,6 +88,8 @@ pub struct Client {
     pub audiences: Vec<String>,
     /// First-party clients skip the consent screen.
     pub first_party: bool,
+    /// Everyone signing in to this client must use a second factor (acr "2").
+    pub require_mfa: bool,
     pub created_at: Timestamp,
 }
 
