@@ -225,6 +225,7 @@ impl Kit {
             prompt: vec![],
             max_age: None,
             resource: None,
+            acr_values: vec![],
         };
         let location = authorize::issue_code(&self.p, &req, session, self.now())
             .await

@@ -22,6 +22,7 @@ mod layering;
 pub mod logout;
 pub mod password;
 pub mod protocol;
+pub mod second_step;
 pub mod views;
 
 use std::sync::Arc;
@@ -92,6 +93,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::get().to(browser::authorize))
     .route("/login", web::get().to(browser::login_page))
     .route("/login", web::post().to(browser::login))
+    .route(
+        "/login/second-step",
+        web::get().to(second_step::second_step_page),
+    )
+    .route(
+        "/login/second-step",
+        web::post().to(second_step::second_step),
+    )
+    .route(
+        "/login/second-factor-required",
+        web::get().to(second_step::enrolment_required_page),
+    )
     .route("/consent", web::post().to(browser::consent))
     .route("/logout", web::get().to(logout::logout_get))
     .route("/logout", web::post().to(logout::logout_post))

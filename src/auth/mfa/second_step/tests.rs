@@ -1,0 +1,1 @@
+//! Engine tests of the second step on a ManualClock.
