@@ -2,7 +2,7 @@
 //! codes computed here with totp-rs at any time step) and recovery codes; the second-step page.
 
 use reqwest::{Response, StatusCode};
-use totp_rs::{Algorithm, TOTP};
+use totp_rs::{Algorithm, Builder, Totp};
 
 use super::pages::read_html;
 use super::{TestApp, TestUser, input_value, tags};
@@ -12,28 +12,35 @@ const STEP: i64 = 30;
 
 /// An authenticator app holding a user's key.
 pub struct Authenticator {
-    totp: TOTP,
+    totp: Totp,
 }
 
 impl Authenticator {
     /// From the key as an enrolment shows it (base32, in groups of four).
     pub fn from_shown_key(key: &str) -> Self {
         let compact: String = key.chars().filter(|c| !c.is_whitespace()).collect();
-        let bytes = totp_rs::Secret::Encoded(compact)
-            .to_bytes()
+        let secret = totp_rs::Secret::try_from_base32(compact.trim_end_matches('='))
             .expect("the shown key is base32");
-        let totp = TOTP::new(Algorithm::SHA1, 6, 1, STEP as u64, bytes).expect("a TOTP key");
+        let totp = Builder::new()
+            .with_algorithm(Algorithm::SHA1)
+            .with_digits(6)
+            .with_step_duration(STEP as u64)
+            .with_secret(secret.as_ref().to_vec())
+            .build()
+            .expect("a TOTP key");
         Self { totp }
     }
 
     /// The code of the time step `steps` away from now (0: the current one).
     pub fn code(&self, steps: i64) -> String {
-        self.totp.generate((now() + steps * STEP).max(0) as u64)
+        self.totp
+            .generate((now() + steps * STEP).max(0) as u64)
+            .to_string()
     }
 
     /// The code of the time step holding `unix`.
     pub fn code_at(&self, unix: i64) -> String {
-        self.totp.generate(unix as u64)
+        self.totp.generate(unix as u64).to_string()
     }
 }
 
