@@ -309,9 +309,8 @@ async fn main() {
             // Sign-in with a second step: 600 users with an authenticator app (a code counts
             // once per user and step: the pool outlasts a 30-second step at argon2's pace).
             // Tessera's own figure is the second step's POST: its cost beyond the password.
-            let users = std::sync::Arc::new(
-                sc::add_mfa_users(&t, if args.smoke { 40 } else { 600 }).await,
-            );
+            let users =
+                std::sync::Arc::new(sc::add_mfa_users(&t, if args.smoke { 40 } else { 600 }).await);
             let o = timed(
                 &c,
                 &t.base,
