@@ -60,8 +60,12 @@ pub enum SessionCommand {
     List { email: String },
     /// End one session by id, or every session of a user with --all EMAIL.
     Revoke {
-        /// The session id (from `session list`).
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        /// The session id (from `session list`). Ids are base64url, so one may start with `-`.
+        #[arg(
+            required_unless_present = "all",
+            conflicts_with = "all",
+            allow_hyphen_values = true
+        )]
         id: Option<String>,
         /// End every session of this user, with their refresh tokens.
         #[arg(long, value_name = "EMAIL")]
@@ -616,4 +620,40 @@ async fn audit_verify(config: &Config, pins: &[String]) -> Result<(), CliError> 
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revoke_id(args: &[&str]) -> Option<String> {
+        match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Some(Command::Session(SessionCommand::Revoke { id, .. }))) => id,
+            other => panic!("not a session revoke: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_session_id_that_starts_with_a_hyphen_is_read_as_the_id() {
+        assert_eq!(
+            revoke_id(&["tessera", "session", "revoke", "-DkQx_3a"]).as_deref(),
+            Some("-DkQx_3a")
+        );
+        assert_eq!(
+            revoke_id(&["tessera", "session", "revoke", "--", "-DkQx_3a"]).as_deref(),
+            Some("-DkQx_3a")
+        );
+    }
+
+    #[test]
+    fn revoke_all_still_reads_its_flag() {
+        match Cli::try_parse_from(["tessera", "session", "revoke", "--all", "ann@example.com"])
+            .map(|c| c.command)
+        {
+            Ok(Some(Command::Session(SessionCommand::Revoke { id: None, all }))) => {
+                assert_eq!(all.as_deref(), Some("ann@example.com"))
+            }
+            other => panic!("not revoke --all: {other:?}"),
+        }
+    }
 }
