@@ -15,7 +15,7 @@ use crate::crypto::SecretString;
 use crate::metrics::inc;
 use crate::oauth::Provider;
 use crate::oauth::params::Params;
-use crate::store::{StoreError, Transient, User, UserStore};
+use crate::store::{FactorKind, StoreError, Transient, User, UserStore};
 
 pub struct SignInRequest<'a> {
     pub email: &'a str,
@@ -49,14 +49,26 @@ pub struct SignedIn {
     pub active: ActiveSession,
 }
 
+/// What the second step offers a user besides a one-time code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondStepMethods {
+    /// The user has a security key or passkey.
+    pub security_key: bool,
+}
+
 /// What a right password leads to.
 #[derive(Debug)]
 pub enum SignInOutcome {
     /// Signed in with the password alone (amr `pwd`).
     SignedIn(SignedIn),
-    /// The user has a second factor: no session yet. The browser keeps this handle (a cookie)
-    /// for the pending second step.
-    SecondStep(SecretString),
+    /// The user has a second factor: no session yet. The browser keeps `handle` (a cookie) for
+    /// the pending second step.
+    SecondStep {
+        handle: SecretString,
+        /// What the second step can offer besides a one-time code (always offered: recovery
+        /// codes work for everyone with a factor).
+        methods: SecondStepMethods,
+    },
     /// A second factor is required (by role or by the request) and the user has none: signed in
     /// with the password alone, so that they can set one up now; nothing that needs the second
     /// factor is issued to this session.
@@ -184,17 +196,20 @@ pub async fn sign_in(
     {
         tracing::warn!(error = %e, "could not upgrade a password hash");
     }
-    let has_factor = mfa::has_second_factor(p, &user.id)
+    let factors = mfa::factors(p, &user.id)
         .await
         .map_err(|e| SignInError::Internal(e.to_string()))?;
     let required = r.wants_mfa || second_step::required_by_role(p, &user);
-    if has_factor {
+    if !factors.is_empty() {
         let amr = [mfa::Amr::Pwd.as_str().to_string()];
         let handle = second_step::begin(p, &user.id, &amr, r.resume, None)
             .await
             .map_err(|e| SignInError::Internal(e.to_string()))?;
         tracing::info!(outcome = "second_step", user_id = %user.id, "sign-in: password accepted");
-        return Ok(SignInOutcome::SecondStep(handle));
+        let methods = SecondStepMethods {
+            security_key: factors.iter().any(|f| f.kind == FactorKind::WebAuthn),
+        };
+        return Ok(SignInOutcome::SecondStep { handle, methods });
     }
     let device = DeviceInfo {
         user_agent: r.user_agent,

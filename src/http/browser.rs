@@ -170,6 +170,7 @@ async fn proceed(
                         req,
                         StatusCode::OK,
                         Some(client),
+                        Default::default(),
                         None,
                         Some(handle),
                     ),
@@ -436,12 +437,13 @@ pub async fn login(
     let (signed_in, must_enrol) = match signin::sign_in(p, &rules, request).await {
         Ok(SignInOutcome::SignedIn(s)) => (s, false),
         Ok(SignInOutcome::MustEnrol(s)) => (s, true),
-        Ok(SignInOutcome::SecondStep(handle)) => {
+        Ok(SignInOutcome::SecondStep { handle, methods }) => {
             return super::second_step::render(
                 &state,
                 &req,
                 StatusCode::OK,
                 client,
+                methods,
                 None,
                 Some(handle),
             );

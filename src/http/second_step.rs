@@ -14,7 +14,7 @@ use super::errors::{failure_page, page, server_error_page};
 use super::views::{NoticePage, SecondStepPage};
 use crate::auth::mfa::ceremony::CEREMONY_TTL;
 use crate::auth::mfa::second_step::{self, Browser, Completed, SecondStepError};
-use crate::auth::signin::SignInRules;
+use crate::auth::signin::{SecondStepMethods, SignInRules};
 use crate::auth::throttle;
 use crate::secret::SecretString;
 use crate::store::Client;
@@ -61,6 +61,7 @@ pub(crate) fn render(
     req: &HttpRequest,
     status: StatusCode,
     client: Option<&Client>,
+    methods: SecondStepMethods,
     error: Option<&str>,
     handle: Option<SecretString>,
 ) -> HttpResponse {
@@ -70,7 +71,7 @@ pub(crate) fn render(
         csrf_token: csrf.token.clone(),
         client: client.map(|c| c.id.clone()),
         error: error.map(String::from),
-        security_keys: false,
+        security_keys: methods.security_key,
     };
     let mut res = html(status, &csrf, view.render());
     if let Some(h) = handle
@@ -86,7 +87,15 @@ pub async fn second_step_page(state: web::Data<AppState>, req: HttpRequest) -> H
     if req.cookie(cookie_name(state.secure_cookies())).is_none() {
         return see_other("/login");
     }
-    render(&state, &req, StatusCode::OK, None, None, None)
+    render(
+        &state,
+        &req,
+        StatusCode::OK,
+        None,
+        Default::default(),
+        None,
+        None,
+    )
 }
 
 /// GET /login/second-factor-required
@@ -181,8 +190,17 @@ pub async fn second_step(
             .map(String::from),
         previous_session,
     };
-    let again =
-        |status: StatusCode, message: &str| render(&state, &req, status, None, Some(message), None);
+    let again = |status: StatusCode, message: &str| {
+        render(
+            &state,
+            &req,
+            status,
+            None,
+            SecondStepMethods::default(),
+            Some(message),
+            None,
+        )
+    };
     let completed = match second_step::complete_with_code(p, &rules, browser, &form.code).await {
         Ok(c) => c,
         Err(SecondStepError::Gone) => return gone(secure),

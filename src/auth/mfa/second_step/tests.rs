@@ -74,7 +74,7 @@ impl Desk {
 
     async fn pending(&self) -> String {
         match self.password(None).await {
-            SignInOutcome::SecondStep(handle) => handle.into_inner(),
+            SignInOutcome::SecondStep { handle, .. } => handle.into_inner(),
             other => panic!("a user with an app gets the second step: {other:?}"),
         }
     }
@@ -219,7 +219,7 @@ async fn a_locked_second_step_refuses_even_the_right_code_but_not_the_password()
     // The password step of the owner's trusted device still goes through to a second step.
     assert!(matches!(
         d.password(Some("ada-laptop")).await,
-        SignInOutcome::SecondStep(_)
+        SignInOutcome::SecondStep { .. }
     ));
 
     // Once the lock ends, the step (still pending, if young enough) takes the right code.
