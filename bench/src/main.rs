@@ -188,6 +188,7 @@ async fn main() {
     // The machine's argon2id limit, measured right before each sign-in run (the server idle):
     // sign-in is reported against it.
     let mut argon2_limits: Vec<(String, f64, f64)> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
 
     for &backend in &args.backends {
         let label = backend.label().to_string();
@@ -311,6 +312,8 @@ async fn main() {
             // Tessera's own figure is the second step's POST: its cost beyond the password.
             let users =
                 std::sync::Arc::new(sc::add_mfa_users(&t, if args.smoke { 40 } else { 600 }).await);
+            let login_before = server_time::snapshot(&c, &t.base, server_time::LOGIN).await;
+            let step_before = server_time::snapshot(&c, &t.base, server_time::SECOND_STEP).await;
             let o = timed(
                 &c,
                 &t.base,
@@ -325,6 +328,22 @@ async fn main() {
                 ),
             )
             .await;
+            // The median inside Tessera of both POSTs of the same sign-ins, for the cost of the
+            // second step beyond the password.
+            let login_after = server_time::snapshot(&c, &t.base, server_time::LOGIN).await;
+            let step_after = server_time::snapshot(&c, &t.base, server_time::SECOND_STEP).await;
+            let median = |before: Option<server_time::Snapshot>, after| {
+                before
+                    .zip(after)
+                    .and_then(|(b, a)| server_time::quantile_bucket(&b, &a, 0.5))
+            };
+            let login_median = median(login_before, login_after);
+            let step_median = median(step_before, step_after);
+            notes.push(format!(
+                "Inside Tessera during the {label} password + TOTP run, median bucket (ms): password POST {}, second-step POST {}",
+                login_median.map_or("-".into(), server_time::cell),
+                step_median.map_or("-".into(), server_time::cell),
+            ));
             push(&mut rows, o, t.pid());
         }
 
@@ -471,6 +490,9 @@ async fn main() {
             out,
             "\nargon2id limit of this machine around the {label} sign-in run (m=19456 KiB, t=2, p=1, one thread per core, server idle): {before:.1} hashes/s before, {after:.1} after; sign-in is compared with their mean"
         );
+    }
+    for note in &notes {
+        let _ = writeln!(out, "\n{note}");
     }
     for (label, rss) in &idle_rss {
         let _ = writeln!(out, "\nIdle RSS after start-up ({label}): {rss:.1} MiB");
