@@ -125,7 +125,7 @@ pub async fn security_page(state: web::Data<AppState>, req: HttpRequest) -> Http
     }
 }
 
-fn reauth_page(
+async fn reauth_page(
     state: &AppState,
     req: &HttpRequest,
     active: &ActiveSession,
@@ -133,7 +133,15 @@ fn reauth_page(
     status: StatusCode,
     error: Option<&str>,
 ) -> HttpResponse {
-    let csrf = cookies::csrf(&state.provider, req, state.secure_cookies());
+    let p = &state.provider;
+    let code_accepted = match mfa::has_second_factor(p, &active.user.id).await {
+        Ok(has) => has,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the user's factors");
+            return failure_page(&e);
+        }
+    };
+    let csrf = cookies::csrf(p, req, state.secure_cookies());
     let (then, factor_id) = change.fields();
     let view = ReauthPage {
         csrf_token: csrf.token.clone(),
@@ -141,6 +149,7 @@ fn reauth_page(
         then: then.into(),
         factor_id: factor_id.into(),
         error: error.map(String::from),
+        code_accepted,
     };
     html(status, &csrf, view.render())
 }
@@ -232,7 +241,9 @@ async fn refused(
     e: ChangeError,
 ) -> HttpResponse {
     match e {
-        ChangeError::ReauthNeeded => reauth_page(state, req, active, change, StatusCode::OK, None),
+        ChangeError::ReauthNeeded => {
+            reauth_page(state, req, active, change, StatusCode::OK, None).await
+        }
         ChangeError::Locked(wait) => too_many_requests(wait),
         ChangeError::NoSuchFactor => not_on_the_account(state, req, active).await,
         e => {
@@ -278,6 +289,8 @@ struct ReauthForm {
     factor_id: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    code: String,
 }
 
 csrf_forms!(CsrfOnly, RemoveForm, ConfirmForm, ReauthForm);
@@ -355,20 +368,28 @@ pub async fn confirm_password(
         .await;
     };
     let p = &state.provider;
-    let password = SecretString::new(form.password.clone());
     let throttle = state.config.throttle_policy();
-    match manage::confirm_password(p, &state.passwords, &throttle, &active, &password).await {
-        Ok(()) => make(&state, &req, &active, change).await,
-        Err(ChangeError::WrongPassword) => reauth_page(
-            &state,
-            &req,
-            &active,
-            &change,
-            StatusCode::UNAUTHORIZED,
-            Some("The password is not right."),
-        ),
-        Err(e) => refused(&state, &req, &active, &change, e).await,
-    }
+    let confirmed = if form.code.trim().is_empty() {
+        let password = SecretString::new(form.password.clone());
+        manage::confirm_password(p, &state.passwords, &throttle, &active, &password).await
+    } else {
+        manage::confirm_code(p, &throttle, &active, &form.code).await
+    };
+    let wrong = match confirmed {
+        Ok(()) => return make(&state, &req, &active, change).await,
+        Err(ChangeError::WrongPassword) => "The password is not right.",
+        Err(ChangeError::Mfa(MfaError::InvalidCode)) => "That code is not right.",
+        Err(e) => return refused(&state, &req, &active, &change, e).await,
+    };
+    reauth_page(
+        &state,
+        &req,
+        &active,
+        &change,
+        StatusCode::UNAUTHORIZED,
+        Some(wrong),
+    )
+    .await
 }
 
 /// POST /account/security/totp/confirm: the first code from the app finishes adding it.

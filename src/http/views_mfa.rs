@@ -63,4 +63,6 @@ pub struct ReauthPage {
     pub then: String,
     pub factor_id: String,
     pub error: Option<String>,
+    /// The user has a factor: a one-time code may be typed instead of the password.
+    pub code_accepted: bool,
 }

@@ -136,6 +136,49 @@ pub async fn confirm_password(
     Ok(())
 }
 
+/// A one-time code (an authenticator app's or a recovery code) typed instead of the password,
+/// by a user who has a factor: each code accepted once, behind the second step's own throttle
+/// key per user (`mfa:acct:user:{id}`, the sign-in second step's), so codes cannot be guessed
+/// here faster than there.
+pub async fn confirm_code(
+    p: &Provider,
+    rules: &ThrottlePolicy,
+    active: &ActiveSession,
+    code: &str,
+) -> Result<(), ChangeError> {
+    let key = format!("user:{}", active.user.id);
+    let attempt = Attempt {
+        account: &key,
+        device: None,
+        ip: None,
+        factor: Factor::SecondFactor,
+    };
+    let now = p.now();
+    if let Gate::Locked(s) | Gate::Limited(s) =
+        throttle::check(&p.fleet, rules, &attempt, now).await
+    {
+        return Err(ChangeError::Locked(s));
+    }
+    match super::verify_one_time_code(p, &active.user.id, code).await {
+        Ok(_) => {}
+        Err(MfaError::InvalidCode) => {
+            throttle::failed(&p.fleet, rules, &attempt, now).await;
+            return Err(MfaError::InvalidCode.into());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    throttle::succeeded(&p.fleet, &attempt).await;
+    record_reauth(p, &active.session.id).await;
+    Ok(())
+}
+
+async fn record_reauth(p: &Provider, session_id: &str) {
+    let now = p.now();
+    p.fleet
+        .put(&reauth_key(session_id), now, REAUTH_WINDOW + 1, now)
+        .await;
+}
+
 /// The value the confirmation form carries: the enrolment id bound to the session that began it.
 pub fn enrolment_token(p: &Provider, session_id: &str, enrolment_id: &str) -> String {
     let tag = p.crypto.mac(

@@ -139,6 +139,35 @@ async fn the_password_typed_again_opens_five_more_minutes_and_a_wrong_one_does_n
 }
 
 #[tokio::test]
+async fn a_code_from_the_app_confirms_it_is_you_once() {
+    let f = Fixture::new().await;
+    let p = f.p();
+    let active = f.signed_in().await;
+    let (secret, confirmed) = add_app(&f, &active).await;
+    f.kit.advance(3600);
+    let code = secret.code_at(p.now()).unwrap();
+    confirm_code(p, &f.throttle, &active, &code).await.unwrap();
+    assert!(recently_authenticated(p, &active.session).await);
+    // The same code again, inside its window: refused.
+    assert!(matches!(
+        confirm_code(p, &f.throttle, &active, &code).await,
+        Err(ChangeError::Mfa(MfaError::InvalidCode))
+    ));
+    f.kit.advance(REAUTH_WINDOW + 1);
+    assert!(!recently_authenticated(p, &active.session).await);
+    // A recovery code works too, once.
+    let recovery = &confirmed.recovery_codes.unwrap()[0];
+    confirm_code(p, &f.throttle, &active, recovery.as_str())
+        .await
+        .unwrap();
+    assert!(
+        confirm_code(p, &f.throttle, &active, recovery.as_str())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
 async fn a_re_authentication_counts_for_its_own_session_only() {
     let f = Fixture::new().await;
     let p = f.p();
