@@ -77,7 +77,7 @@ fn line(f: &FactorInfo) -> FactorLine {
         kind: f.kind_label().into(),
         name: f.name.clone(),
         added: when(f.created_at),
-        last_used: f.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+        last_used: f.last_used_at.map(when),
     }
 }
 
@@ -102,14 +102,14 @@ async fn render_security(
             return failure_page(&e);
         }
     };
-    let (apps, passkeys): (Vec<_>, Vec<_>) = factors.iter().partition(|f| f.is_authenticator_app());
+    let (apps, keys): (Vec<_>, Vec<_>) = factors.iter().partition(|f| f.is_authenticator_app());
     let csrf = cookies::csrf(p, req, state.secure_cookies());
     let view = SecurityPage {
         csrf_token: csrf.token.clone(),
         notice,
         error,
         apps: apps.into_iter().map(line).collect(),
-        passkeys: passkeys.into_iter().map(line).collect(),
+        keys: keys.into_iter().map(line).collect(),
         has_factors: !factors.is_empty(),
         codes_left,
         codes_in_a_set: SET_SIZE,

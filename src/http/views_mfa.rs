@@ -9,8 +9,8 @@ pub struct FactorLine {
     pub kind: String,
     pub name: String,
     pub added: String,
-    /// "never" when the factor was not used yet.
-    pub last_used: String,
+    /// `None` when the factor was not used yet.
+    pub last_used: Option<String>,
 }
 
 #[derive(Template)]
@@ -21,8 +21,9 @@ pub struct SecurityPage {
     pub error: Option<String>,
     /// Authenticator apps.
     pub apps: Vec<FactorLine>,
-    /// Passkeys and security keys (the passkey pages add to their section).
-    pub passkeys: Vec<FactorLine>,
+    /// Passkeys and security keys, for the passkeys section (named `keys` as the passkey
+    /// pages' `passkeys_section.html` partial expects).
+    pub keys: Vec<FactorLine>,
     pub has_factors: bool,
     pub codes_left: i64,
     pub codes_in_a_set: usize,
