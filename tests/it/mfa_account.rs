@@ -273,6 +273,41 @@ async fn signed_in(app: &TestApp, email: &str) -> (TestUser, reqwest::Client) {
     (user, browser)
 }
 
+/// Signs `user`, who has `authenticator`, in to their account in `browser`: the password, then,
+/// when the sign-in asks for a second step, a code from the app one step ahead (the step that
+/// confirmed the app is spent).
+async fn sign_in_with_app(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    user: &TestUser,
+    authenticator: &App,
+) {
+    let resp = app
+        .plain_sign_in_in(browser, &user.email, &user.password)
+        .await;
+    if resp.status() == StatusCode::SEE_OTHER {
+        assert_eq!(expect_see_other(&resp).path(), "/account");
+        return;
+    }
+    let step = read(resp).await;
+    assert!(
+        step.has_form("/login/second-step"),
+        "the password leads to the account or to the second step: {}",
+        step.text()
+    );
+    let csrf = step.hidden("csrf_token");
+    let resp = browser
+        .post(app.url("/login/second-step"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("code", &authenticator.code(1)),
+        ])
+        .send()
+        .await
+        .expect("POST /login/second-step");
+    assert_eq!(expect_see_other(&resp).path(), "/account");
+}
+
 /// Moves every sign-in of the user an hour back, as if they signed in long ago.
 async fn age_sign_ins(app: &TestApp, user: &TestUser) {
     let n = app
@@ -494,10 +529,10 @@ async fn a_code_from_the_app_confirms_it_is_you_once_and_a_replayed_one_is_refus
 async fn removing_an_app_signs_out_the_other_devices_is_audited_and_mailed() {
     let (app, sink) = spawn_app_with_mail().await;
     let (user, laptop) = signed_in(&app, "eve@example.test").await;
-    add_an_app(&app, &laptop, "Old phone").await;
+    let (authenticator, _) = add_an_app(&app, &laptop, "Old phone").await;
     let _added = sink.next_mail_to(&user.email).await;
     let tablet = app.new_browser();
-    app.sign_in_to_account_in(&tablet, &user).await;
+    sign_in_with_app(&app, &tablet, &user, &authenticator).await;
 
     let (page, csrf) = security_page(&app, &laptop).await;
     let factor_id = page.hidden("factor_id");
