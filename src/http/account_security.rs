@@ -403,25 +403,19 @@ pub async fn confirm_app(
         Err(res) => return res,
     };
     let p = &state.provider;
-    let again = |status: StatusCode, error: &str| {
-        let error = error.to_string();
-        let (state, req, active, form) = (&state, &req, &active, &form);
-        async move {
-            let shown = manage::open_enrolment_token(p, &active.session.id, &form.enrolment);
-            match shown {
-                Some(id) => match manage::show_totp(p, &active.user, &id).await {
-                    Ok(e) => {
-                        enrolment_page(state, req, active, &e, &form.name, status, Some(&error))
-                    }
-                    Err(_) => gone(state, req, active).await,
-                },
-                None => gone(state, req, active).await,
-            }
-        }
-    };
     let name = match FactorName::parse(&form.name, DEFAULT_APP_NAME) {
         Ok(n) => n,
-        Err(e) => return again(StatusCode::BAD_REQUEST, &e.to_string()).await,
+        Err(e) => {
+            return enrolment_again(
+                &state,
+                &req,
+                &active,
+                &form,
+                StatusCode::BAD_REQUEST,
+                &e.to_string(),
+            )
+            .await;
+        }
     };
     let throttle = state.config.throttle_policy();
     let ctx = context(&state, &req, &throttle);
@@ -444,9 +438,14 @@ pub async fn confirm_app(
             }
         }
         Err(ChangeError::Mfa(MfaError::InvalidCode)) => {
-            again(
+            let error = "That code is not right. Enter the code the app shows now.";
+            enrolment_again(
+                &state,
+                &req,
+                &active,
+                &form,
                 StatusCode::UNAUTHORIZED,
-                "That code is not right. Enter the code the app shows now.",
+                error,
             )
             .await
         }
@@ -454,6 +453,29 @@ pub async fn confirm_app(
             gone(&state, &req, &active).await
         }
         Err(e) => refused(&state, &req, &active, &Change::AddApp, e).await,
+    }
+}
+
+/// The enrolment page again (same key, same QR code) with `error`, while the setup lasts.
+async fn enrolment_again(
+    state: &AppState,
+    req: &HttpRequest,
+    active: &ActiveSession,
+    form: &ConfirmForm,
+    status: StatusCode,
+    error: &str,
+) -> HttpResponse {
+    let p = &state.provider;
+    let Some(id) = manage::open_enrolment_token(p, &active.session.id, &form.enrolment) else {
+        return gone(state, req, active).await;
+    };
+    match manage::show_totp(p, &active.user, &id).await {
+        Ok(e) => enrolment_page(state, req, active, &e, &form.name, status, Some(error)),
+        Err(MfaError::EnrolmentGone) => gone(state, req, active).await,
+        Err(e) => {
+            tracing::error!(error = %e, "could not show the enrolment again");
+            failure_page(&e)
+        }
     }
 }
 
