@@ -104,6 +104,9 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Remove every second factor and recovery code of a user (they lost them all); every
+    /// session of the user ends. They sign in with their password and add new ones.
+    ResetMfa { email: String },
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +237,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         Command::User(UserCommand::SetPassword { email, .. }) => {
             user_set_password(&config, &email).await
         }
+        Command::User(UserCommand::ResetMfa { email }) => user_reset_mfa(&config, &email).await,
         Command::Session(SessionCommand::List { email }) => session_list(&config, &email).await,
         Command::Session(SessionCommand::Revoke { id, all }) => {
             session_revoke(&config, id, all).await
@@ -493,6 +497,22 @@ async fn user_set_password(config: &Config, email: &str) -> Result<(), CliError>
     check_policy(config, &password, &user.email)?;
     account::set_password(&provider, &hasher, &user, &password, None, "cli").await?;
     println!("password set for {}; every session ended", user.email);
+    Ok(())
+}
+
+async fn user_reset_mfa(config: &Config, email: &str) -> Result<(), CliError> {
+    let provider = startup::provider(config).await?;
+    let user = account::find_by_email(&provider, email).await?;
+    let removed = crate::auth::mfa::reset_mfa(&provider, &user.id, "cli")
+        .await
+        .map_err(|e| match e {
+            crate::auth::mfa::MfaError::Store(e) => CliError::Store(e),
+            other => CliError::Invalid(format!("could not reset the second factors: {other}")),
+        })?;
+    println!(
+        "removed {removed} second factor(s) and every recovery code of {}; every session ended",
+        user.email
+    );
     Ok(())
 }
 

@@ -12,6 +12,7 @@ macro_rules! csrf_forms {
 }
 
 pub mod account;
+pub mod account_security;
 pub mod browser;
 pub mod client_addr;
 pub mod cookies;
@@ -24,6 +25,7 @@ pub mod password;
 pub mod protocol;
 pub mod second_step;
 pub mod views;
+pub mod views_mfa;
 
 use std::sync::Arc;
 
@@ -101,16 +103,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/login/second-step",
         web::post().to(second_step::second_step),
     )
-    .route(
-        "/login/second-factor-required",
-        web::get().to(second_step::enrolment_required_page),
-    )
     .route("/consent", web::post().to(browser::consent))
     .route("/logout", web::get().to(logout::logout_get))
     .route("/logout", web::post().to(logout::logout_post))
     .route("/", web::get().to(browser::home))
     .route("/account", web::get().to(account::account_page))
     .route("/account/sessions", web::get().to(account::sessions_page))
+    .route(
+        "/account/security",
+        web::get().to(account_security::security_page),
+    )
+    .route(
+        "/account/security/totp",
+        web::post().to(account_security::add_app),
+    )
+    .route(
+        "/account/security/totp/confirm",
+        web::post().to(account_security::confirm_app),
+    )
+    .route(
+        "/account/security/remove",
+        web::post().to(account_security::remove),
+    )
+    .route(
+        "/account/security/recovery-codes",
+        web::post().to(account_security::regenerate_codes),
+    )
+    .route(
+        "/account/security/confirm-password",
+        web::post().to(account_security::confirm_password),
+    )
     .route("/account/password", web::get().to(password::change_page))
     .route("/account/password", web::post().to(password::change))
     .route(

@@ -1,4 +1,4 @@
-//! The second step's pages: the one-time-code form after a right password (or for a step-up),
+//! The second step's page: the one-time-code form after a right password (or for a step-up),
 //! and where a user who must use a second factor and has none is sent.
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
@@ -11,7 +11,7 @@ use super::AppState;
 use super::browser::{checked_form, html, see_other, too_many_requests};
 use super::cookies;
 use super::errors::{failure_page, page, server_error_page};
-use super::views::{NoticePage, SecondStepPage};
+use super::views::SecondStepPage;
 use crate::auth::mfa::ceremony::CEREMONY_TTL;
 use crate::auth::mfa::second_step::{self, Browser, Completed, SecondStepError};
 use crate::auth::signin::{SecondStepMethods, SignInRules};
@@ -21,10 +21,10 @@ use crate::store::Client;
 
 pub const INVALID_CODE: &str = "That code is not valid. Try the current code, or a recovery code.";
 
-/// Where a user who must use a second factor and has none sets one up. The account pages
-/// (`/account/security`) replace this notice when they land.
+/// Where a user who must use a second factor and has none sets one up: the account's security
+/// page (signed in with the password just now, so no re-authentication is asked).
 pub fn enrolment_url() -> String {
-    "/login/second-factor-required".into()
+    "/account/security".into()
 }
 
 fn cookie_name(secure: bool) -> &'static str {
@@ -96,26 +96,6 @@ pub async fn second_step_page(state: web::Data<AppState>, req: HttpRequest) -> H
         None,
         None,
     )
-}
-
-/// GET /login/second-factor-required
-pub async fn enrolment_required_page() -> HttpResponse {
-    let view = NoticePage {
-        title: "Set up two-step verification".into(),
-        message: "Your account must use a second factor (an authenticator app or a security \
-                  key) to continue, and it has none yet. You are signed in: set one up on your \
-                  account's security page, then go back to the application."
-            .into(),
-        link_href: Some("/account/security".into()),
-        link_text: "Set up two-step verification".into(),
-    };
-    match view.render() {
-        Ok(body) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .content_type("text/html; charset=utf-8")
-            .body(body),
-        Err(_) => server_error_page(),
-    }
 }
 
 #[derive(Deserialize)]

@@ -676,18 +676,22 @@ async fn who_must_use_a_second_factor_and_has_none_is_led_to_set_one_up_and_gets
             .post_login_in(&browser, &page, &who.email, &who.password)
             .await;
         let to = expect_see_other(&resp);
-        assert_eq!(to.path(), "/login/second-factor-required", "{}", client.id);
-        let notice = browser.get(to).send().await.expect("GET the notice");
-        assert_eq!(notice.status(), StatusCode::OK);
-        let html = notice.text().await.expect("the notice");
-        assert!(html.contains("/account/security"), "{html}");
+        assert_eq!(to.path(), "/account/security", "{}", client.id);
+        let page = browser.get(to).send().await.expect("GET the security page");
+        assert_eq!(
+            page.status(),
+            StatusCode::OK,
+            "signed in, it shows the security page"
+        );
+        let html = page.text().await.expect("the security page");
+        assert!(
+            html.contains("/account/security/totp"),
+            "it offers an app: {html}"
+        );
 
         // Signed in with the password, but no code for this request until a factor is set up.
         let resp = app.authorize_in(&browser, &request).await;
-        assert_eq!(
-            expect_see_other(&resp).path(),
-            "/login/second-factor-required"
-        );
+        assert_eq!(expect_see_other(&resp).path(), "/account/security");
     }
 
     // Once the admin has an authenticator app, the same request asks for its code.

@@ -12,6 +12,7 @@
 
 pub mod ceremony;
 pub mod level;
+pub mod manage;
 pub mod recovery_codes;
 pub mod second_step;
 pub mod totp;
