@@ -1,8 +1,9 @@
-//! People: password hashing and browser (SSO) sessions.
+//! People: password hashing, second factors and browser (SSO) sessions.
 
 pub mod account;
 pub mod devices;
 pub mod email;
+pub mod mfa;
 pub mod password;
 pub mod policy;
 pub mod recovery;

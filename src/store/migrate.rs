@@ -48,6 +48,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0006_audit_head_mac.sql"),
         postgres: include_str!("../../migrations/postgres/0006_audit_head_mac.sql"),
     },
+    Migration {
+        version: 7,
+        name: "mfa",
+        sqlite: include_str!("../../migrations/sqlite/0007_mfa.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_mfa.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.

@@ -209,6 +209,83 @@ pub struct SigningKeyRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// What kind of second factor a [`MfaFactor`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorKind {
+    /// An authenticator app (TOTP, RFC 6238).
+    Totp,
+    /// A WebAuthn credential: a passkey or a security key.
+    WebAuthn,
+}
+
+impl FactorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::WebAuthn => "webauthn",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "totp" => Some(Self::Totp),
+            "webauthn" => Some(Self::WebAuthn),
+            _ => None,
+        }
+    }
+}
+
+/// A user's second factor, confirmed and usable (an authenticator app waits in
+/// [`PendingTotp`] until a code confirms it). The fields of the other kind are `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaFactor {
+    /// Random, public (shown in forms to name the factor to remove).
+    pub id: String,
+    pub user_id: String,
+    pub kind: FactorKind,
+    /// The label the user chose ("Phone", "YubiKey").
+    pub name: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    /// TOTP: the secret, encrypted with the key-encryption key (AAD: `auth::mfa::totp`).
+    pub secret_enc: Option<Vec<u8>>,
+    /// TOTP: the last time step accepted (RFC 6238 §5.2: a code is accepted once).
+    pub last_step: Option<i64>,
+    /// WebAuthn: the credential id (unique across users).
+    pub credential_id: Option<Vec<u8>>,
+    /// WebAuthn: the serialised credential (webauthn-rs `Passkey`/`SecurityKey`, JSON).
+    pub credential: Option<String>,
+    /// WebAuthn: signs in alone (a passkey, user verification required) rather than only as
+    /// the step after a password (a security key).
+    pub passwordless: bool,
+}
+
+/// An authenticator app being enrolled: its secret is kept (encrypted) until the user types a
+/// code from it; only then does it become a factor (with the same id and ciphertext).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTotp {
+    pub id: String,
+    pub user_id: String,
+    pub secret_enc: Vec<u8>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Server-side state of a multi-step browser ceremony (WebAuthn registration or assertion),
+/// stored under the keyed hash of a random handle the browser holds (so it is bound to that
+/// browser) and taken once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ceremony {
+    /// `None` before the user is known (a passkey sign-in).
+    pub user_id: Option<String>,
+    /// What the state is for ("passkey_registration", ...): a take names the kind it expects.
+    pub kind: String,
+    /// Opaque to the store (`auth::mfa::ceremony` keeps it encrypted).
+    pub state: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
 #[allow(async_fn_in_trait)]
 pub trait UserStore {
     /// Inserts a user; `Conflict` when the email exists.
@@ -416,6 +493,104 @@ pub trait AuditStore {
     async fn seal_audit_head(&self, crypto: &crate::crypto::Crypto) -> StoreResult<Option<i64>>;
 }
 
+/// Second factors, recovery codes and ceremony state. Every method that names a factor also
+/// names its user, and acts only on that user's factors.
+#[allow(async_fn_in_trait)]
+pub trait MfaStore {
+    /// The user's factors, oldest first.
+    async fn list_factors(&self, user_id: &str) -> StoreResult<Vec<MfaFactor>>;
+    /// One factor of the user; `None` for an unknown id or another user's factor.
+    async fn find_factor(&self, user_id: &str, id: &str) -> StoreResult<Option<MfaFactor>>;
+    /// The WebAuthn factor holding `credential_id`, whoever it belongs to (a passkey sign-in
+    /// learns the user from it).
+    async fn find_factor_by_credential(
+        &self,
+        credential_id: &[u8],
+    ) -> StoreResult<Option<MfaFactor>>;
+    /// Stores a factor; `Conflict` when its id or its credential id exists.
+    async fn insert_factor(&self, factor: &MfaFactor) -> StoreResult<()>;
+    /// Removes one factor of the user. False (and nothing removed) for an unknown id or a
+    /// factor of another user.
+    async fn remove_factor(&self, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// Accepts TOTP time step `step` for the user's TOTP factor `id`, in one conditional
+    /// statement: true only if `step` is later than every step accepted before, so a code is
+    /// accepted once (RFC 6238 §5.2) and an older one never; of concurrent accepts of the same
+    /// step, on any replica, exactly one gets true. Records the use (`last_used_at = now`).
+    async fn accept_totp_step(
+        &self,
+        user_id: &str,
+        id: &str,
+        step: i64,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Records a use of the factor (`last_used_at`); for WebAuthn also stores `credential` as
+    /// the assertion updated it (sign counter, backup state) when given. False for an unknown
+    /// id or another user's factor.
+    async fn touch_factor(
+        &self,
+        user_id: &str,
+        id: &str,
+        credential: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Removes every factor, pending enrolment, recovery code and ceremony of the user, in one
+    /// transaction (`tessera user reset-mfa`). Returns how many factors went.
+    async fn delete_all_factors(&self, user_id: &str) -> StoreResult<u64>;
+
+    /// Stores an enrolment in progress, replacing any earlier one of the user (one at a time).
+    async fn insert_pending_totp(&self, pending: &PendingTotp) -> StoreResult<()>;
+    /// The user's enrolment `id` while unexpired at `now`.
+    async fn find_pending_totp(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<PendingTotp>>;
+    /// Makes the user's unexpired enrolment `id` a TOTP factor named `name` (same id, same
+    /// ciphertext), created at `now` with `step` as its last accepted step, and removes the
+    /// enrolment, in one transaction: exactly one caller gets true; false when it is unknown,
+    /// another user's, expired or already confirmed.
+    async fn confirm_pending_totp(
+        &self,
+        user_id: &str,
+        id: &str,
+        name: &str,
+        step: i64,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Replaces the user's recovery codes (keyed hashes) with `hashes`, in one transaction: the
+    /// old set, used or not, stops working.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        hashes: &[Vec<u8>],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Spends one recovery code of the user in one conditional statement: true for exactly one
+    /// caller, false for an unknown, another user's or already used code.
+    async fn consume_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// (unused, total) recovery codes of the user: (0, 0) when none were ever issued.
+    async fn count_recovery_codes(&self, user_id: &str) -> StoreResult<(i64, i64)>;
+
+    /// Stores ceremony state under `id_hash`; `Conflict` when the hash exists.
+    async fn put_ceremony(&self, id_hash: &[u8], ceremony: &Ceremony) -> StoreResult<()>;
+    /// Takes the ceremony of `kind` stored under `id_hash`: deletes and returns it in one
+    /// statement, so exactly one caller gets it. An expired one (`expires_at <= now`) is
+    /// deleted too and returned to nobody; one of another kind is left alone.
+    async fn take_ceremony(
+        &self,
+        id_hash: &[u8],
+        kind: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<Ceremony>>;
+}
+
 /// Housekeeping: rows nobody can use any more are deleted in small batches.
 #[allow(async_fn_in_trait)]
 pub trait PurgeStore {
@@ -436,6 +611,7 @@ pub trait Store:
     + ConsentStore
     + AuditStore
     + AccountTokenStore
+    + MfaStore
     + PurgeStore
 {
 }
@@ -451,6 +627,7 @@ impl<T> Store for T where
         + ConsentStore
         + AuditStore
         + AccountTokenStore
+        + MfaStore
         + PurgeStore
 {
 }

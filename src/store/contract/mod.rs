@@ -179,6 +179,7 @@ mod audit;
 mod codes;
 mod consent;
 mod keys;
+mod mfa;
 mod purge;
 mod refresh;
 mod revocations;

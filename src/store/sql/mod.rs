@@ -24,6 +24,7 @@ mod clients;
 mod codes;
 mod consent;
 mod keys;
+mod mfa;
 mod purge;
 mod refresh;
 mod revocations;

@@ -23,6 +23,10 @@ const PURGES: &[&str] = &[
      (SELECT token_hash FROM account_tokens WHERE expires_at < $1 - 86400 LIMIT $2)",
     "DELETE FROM revocation_events WHERE seq IN \
      (SELECT seq FROM revocation_events WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM mfa_ceremonies WHERE id_hash IN \
+     (SELECT id_hash FROM mfa_ceremonies WHERE expires_at < $1 LIMIT $2)",
+    "DELETE FROM mfa_pending WHERE id IN \
+     (SELECT id FROM mfa_pending WHERE expires_at < $1 LIMIT $2)",
 ];
 
 impl PurgeStore for SqlStore {
