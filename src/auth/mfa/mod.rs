@@ -14,6 +14,7 @@ pub mod ceremony;
 pub mod level;
 pub mod recovery_codes;
 pub mod totp;
+pub mod webauthn;
 
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
