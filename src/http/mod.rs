@@ -20,6 +20,7 @@ pub mod health;
 #[cfg(test)]
 mod layering;
 pub mod logout;
+pub mod passkeys;
 pub mod password;
 pub mod protocol;
 pub mod views;
@@ -92,6 +93,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::get().to(browser::authorize))
     .route("/login", web::get().to(browser::login_page))
     .route("/login", web::post().to(browser::login))
+    .route("/login/passkey/begin", web::post().to(passkeys::begin_sign_in))
+    .route("/login/passkey", web::post().to(passkeys::sign_in))
+    .route("/account/passkeys", web::get().to(passkeys::passkeys_page))
+    .route(
+        "/account/passkeys/begin",
+        web::post().to(passkeys::begin_registration),
+    )
+    .route(
+        "/account/passkeys/finish",
+        web::post().to(passkeys::finish_registration),
+    )
+    .route("/account/passkeys/remove", web::post().to(passkeys::remove))
     .route("/consent", web::post().to(browser::consent))
     .route("/logout", web::get().to(logout::logout_get))
     .route("/logout", web::post().to(logout::logout_post))

@@ -20,8 +20,15 @@ use webauthn_rs::prelude::{
 };
 
 use super::ceremony::{self, CeremonyKind};
+use super::level::with_mfa;
 use super::{Amr, FactorName, MfaError};
+use crate::audit::AuditEvent;
+use crate::auth::session::{self, DeviceInfo, Room};
+use crate::auth::signin::SignedIn;
+use crate::config::SessionLimitPolicy;
 use crate::crypto::{random_id, sha256};
+use crate::mail::{Mail, Mailer};
+use crate::metrics::inc;
 use crate::oauth::Provider;
 use crate::secret::SecretString;
 use crate::store::{FactorKind, MfaFactor, MfaStore, StoreError, Transient, User, UserStore};
@@ -284,6 +291,126 @@ pub async fn finish_registration(
     })
 }
 
+/// Who changes a factor, from where: for the audit trail, the notice and the other sessions.
+pub struct Change<'a> {
+    pub user: &'a User,
+    /// The session making the change: it stays, the user's other sessions end.
+    pub session_id: &'a str,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// [`finish_registration`] and what follows a new factor: the user's other sessions end, the
+/// change is audited (`mfa.factor_added`) and a security notice is mailed.
+pub async fn add_credential(
+    p: &Provider,
+    mailer: &Mailer,
+    change: &Change<'_>,
+    handle: &str,
+    name: &str,
+    response: &RegisterPublicKeyCredential,
+) -> Result<Registered, PasskeyError> {
+    let registered = finish_registration(p, &change.user.id, handle, name, response).await?;
+    let ended = p
+        .revoke_user_sessions(&change.user.id, Some(change.session_id))
+        .await?;
+    p.audit(
+        AuditEvent::new("mfa.factor_added")
+            .actor(&change.user.id)
+            .subject(&change.user.id)
+            .from_device(change.ip.clone(), change.user_agent.clone())
+            .detail("factor", registered.factor_id.clone())
+            .detail("kind", style_label(registered.style))
+            .detail("other_sessions_ended", ended),
+    )
+    .await;
+    notify(
+        p,
+        mailer,
+        change.user,
+        &format!("A {} was added to your account", style_label(registered.style)),
+        &format!(
+            "A {} named \"{}\" was added to your account {}, and your other devices were \
+             signed out.",
+            style_label(registered.style),
+            registered.name,
+            change.user.email
+        ),
+    );
+    Ok(registered)
+}
+
+/// Removes one of the user's passkeys or security keys (never another kind of factor, never
+/// another user's): the user's other sessions end, the change is audited
+/// (`mfa.factor_removed`) and a security notice is mailed. False when there was none.
+pub async fn remove_credential(
+    p: &Provider,
+    mailer: &Mailer,
+    change: &Change<'_>,
+    factor_id: &str,
+) -> Result<bool, PasskeyError> {
+    let Some(factor) = p
+        .store
+        .find_factor(&change.user.id, factor_id)
+        .await?
+        .filter(|f| f.kind == FactorKind::WebAuthn)
+    else {
+        return Ok(false);
+    };
+    if !p.store.remove_factor(&change.user.id, &factor.id).await? {
+        return Ok(false);
+    }
+    let ended = p
+        .revoke_user_sessions(&change.user.id, Some(change.session_id))
+        .await?;
+    let label = if factor.passwordless {
+        style_label(CredentialStyle::Passkey)
+    } else {
+        style_label(CredentialStyle::SecurityKey)
+    };
+    p.audit(
+        AuditEvent::new("mfa.factor_removed")
+            .actor(&change.user.id)
+            .subject(&change.user.id)
+            .from_device(change.ip.clone(), change.user_agent.clone())
+            .detail("factor", factor.id.clone())
+            .detail("kind", label)
+            .detail("other_sessions_ended", ended),
+    )
+    .await;
+    notify(
+        p,
+        mailer,
+        change.user,
+        &format!("A {label} was removed from your account"),
+        &format!(
+            "The {label} named \"{}\" was removed from your account {}, and your other devices \
+             were signed out. It can no longer be used to sign in.",
+            factor.name, change.user.email
+        ),
+    );
+    Ok(true)
+}
+
+fn style_label(style: CredentialStyle) -> &'static str {
+    match style {
+        CredentialStyle::Passkey => "passkey",
+        CredentialStyle::SecurityKey => "security key",
+    }
+}
+
+fn notify(p: &Provider, mailer: &Mailer, user: &User, subject: &str, what: &str) {
+    mailer.send_later(Mail {
+        to: user.email.clone(),
+        subject: subject.to_string(),
+        text: SecretString::new(format!(
+            "{what}\n\nIf this was not you, reset your password at {}/password/forgot and \
+             review your account's security at {}/account.\n",
+            p.settings.issuer, p.settings.issuer
+        )),
+    });
+}
+
 fn request_options(challenge: RequestChallengeResponse) -> Result<serde_json::Value, PasskeyError> {
     serde_json::to_value(challenge).map_err(|_| PasskeyError::Corrupt)
 }
@@ -356,6 +483,99 @@ pub async fn finish_sign_in(
         factor_id: factor.id,
         factor_name: factor.name,
         methods: methods(&result),
+    })
+}
+
+/// What a passkey sign-in needs beyond the authenticator's answer.
+pub struct PasskeySignIn<'a> {
+    /// The ceremony handle from this browser's cookie.
+    pub handle: &'a str,
+    pub response: &'a PublicKeyCredential,
+    pub device: DeviceInfo,
+    /// The session this browser holds now; it ends when the new one starts.
+    pub previous_session: Option<String>,
+    pub max_sessions: u32,
+    pub session_policy: SessionLimitPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeySignInError {
+    #[error(transparent)]
+    Passkey(#[from] PasskeyError),
+    #[error("too many sessions")]
+    TooManySessions,
+}
+
+impl From<StoreError> for PasskeySignInError {
+    fn from(e: StoreError) -> Self {
+        Self::Passkey(e.into())
+    }
+}
+
+impl Transient for PasskeySignInError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Passkey(e) if e.is_transient())
+    }
+}
+
+/// Signs in with a passkey alone: [`finish_sign_in`], then a new session (the browser's old
+/// one ends, the session limit applies as for a password) whose `amr` is the passkey's
+/// methods plus `mfa` (`["hwk", "user", "mfa"]`: user verification makes it two factors).
+/// Audited as `mfa.signed_in`; a refused answer as `mfa.challenge_failed`.
+pub async fn sign_in_with_passkey(
+    p: &Provider,
+    r: PasskeySignIn<'_>,
+) -> Result<SignedIn, PasskeySignInError> {
+    let asserted = match finish_sign_in(p, r.handle, r.response).await {
+        Ok(a) => a,
+        Err(e) => {
+            if matches!(e, PasskeyError::Refused) {
+                inc(&p.metrics.signins_failed);
+                p.audit(
+                    AuditEvent::new("mfa.challenge_failed")
+                        .from_device(r.device.ip.clone(), r.device.user_agent.clone())
+                        .detail("method", "passkey")
+                        .detail("step", "passwordless"),
+                )
+                .await;
+            }
+            return Err(e.into());
+        }
+    };
+    let user = &asserted.user;
+    let now = p.now();
+    if let Some(old) = &r.previous_session {
+        p.revoke_session(old).await?;
+    }
+    match session::make_room(p, user, r.max_sessions, r.session_policy, now).await? {
+        Room::Available => {}
+        Room::Evicted(ended) => {
+            p.audit(
+                AuditEvent::new("session.evicted")
+                    .subject(&user.id)
+                    .detail("sessions", ended),
+            )
+            .await;
+        }
+        Room::Refused => return Err(PasskeySignInError::TooManySessions),
+    }
+    let amr = with_mfa(&asserted.methods);
+    let (ip, user_agent) = (r.device.ip.clone(), r.device.user_agent.clone());
+    let (cookie_value, active) = session::start(p, user, amr.clone(), r.device, now).await?;
+    inc(&p.metrics.signins_ok);
+    tracing::info!(outcome = "success", user_id = %user.id, session_id = %active.session.id, "passkey sign-in");
+    p.audit(
+        AuditEvent::new("mfa.signed_in")
+            .subject(&user.id)
+            .from_device(ip, user_agent)
+            .detail("session", active.session.id.clone())
+            .detail("factor", asserted.factor_id.clone())
+            .detail("amr", amr.join(" ")),
+    )
+    .await;
+    Ok(SignedIn {
+        cookie_value: cookie_value.into(),
+        active,
     })
 }
 
