@@ -84,7 +84,15 @@ fn passkey_failure(e: &PasskeyError) -> HttpResponse {
             "unavailable",
             "Please try again in a moment.",
         ),
-        PasskeyError::Config(_) | PasskeyError::Corrupt | PasskeyError::Store(_) => {
+        PasskeyError::Config(_) => {
+            tracing::warn!(error = %e, "passkeys are not available with this issuer");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "passkeys_unavailable",
+                "Passkeys are not available on this server: its address must be a host name, not an IP address.",
+            )
+        }
+        PasskeyError::Corrupt | PasskeyError::Store(_) => {
             tracing::error!(error = %e, "a WebAuthn ceremony failed on our side");
             json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -685,6 +685,8 @@ pub async fn finish_second_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::mfa::ceremony::CEREMONY_TTL;
+    use crate::testkit::Kit;
 
     #[test]
     fn the_relying_party_is_the_issuer_host_and_origin() {
@@ -704,6 +706,80 @@ mod tests {
             relying_party("http://127.0.0.1:8080"),
             Err(PasskeyError::Config(_))
         ));
+    }
+
+    /// An assertion shaped like an authenticator's, signed by nobody.
+    fn forged_assertion() -> PublicKeyCredential {
+        serde_json::from_value(serde_json::json!({
+            "id": "AAAAAAAAAAAAAAAAAAAAAA",
+            "rawId": "AAAAAAAAAAAAAAAAAAAAAA",
+            "type": "public-key",
+            "response": {
+                "authenticatorData": "AAAA",
+                "clientDataJSON": "AAAA",
+                "signature": "AAAA",
+                "userHandle": null
+            },
+            "extensions": {}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_passkey_sign_in_answered_within_five_minutes_reaches_the_check_of_the_answer() {
+        let kit = Kit::new().await;
+        let begun = begin_sign_in(&kit.p).await.unwrap();
+        kit.advance(CEREMONY_TTL - 1);
+        let result = finish_sign_in(&kit.p, begun.handle.expose(), &forged_assertion()).await;
+        assert!(matches!(result, Err(PasskeyError::Refused)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_passkey_sign_in_answered_after_five_minutes_has_expired() {
+        let kit = Kit::new().await;
+        let begun = begin_sign_in(&kit.p).await.unwrap();
+        kit.advance(CEREMONY_TTL);
+        let result = finish_sign_in(&kit.p, begun.handle.expose(), &forged_assertion()).await;
+        assert!(matches!(result, Err(PasskeyError::CeremonyGone)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_ceremony_is_used_up_by_its_first_answer_even_a_wrong_one() {
+        let kit = Kit::new().await;
+        let begun = begin_sign_in(&kit.p).await.unwrap();
+        let handle = begun.handle.expose();
+        let first = finish_sign_in(&kit.p, handle, &forged_assertion()).await;
+        assert!(matches!(first, Err(PasskeyError::Refused)), "{first:?}");
+        let replay = finish_sign_in(&kit.p, handle, &forged_assertion()).await;
+        assert!(matches!(replay, Err(PasskeyError::CeremonyGone)), "{replay:?}");
+    }
+
+    #[tokio::test]
+    async fn a_ceremony_begun_for_a_passkey_sign_in_is_no_second_step() {
+        let kit = Kit::new().await;
+        let ann = kit.user("ann@example.com").await;
+        // Ann has no key: there is no second step by key to begin.
+        assert!(begin_second_step(&kit.p, &ann.id).await.unwrap().is_none());
+        let begun = begin_sign_in(&kit.p).await.unwrap();
+        let result =
+            finish_second_step(&kit.p, &ann.id, begun.handle.expose(), &forged_assertion()).await;
+        assert!(matches!(result, Err(PasskeyError::CeremonyGone)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn registration_options_ask_passkeys_to_be_discoverable_and_security_keys_not() {
+        let kit = Kit::new().await;
+        let ann = kit.user("ann@example.com").await;
+        for (style, resident) in [
+            (CredentialStyle::Passkey, "required"),
+            (CredentialStyle::SecurityKey, "discouraged"),
+        ] {
+            let begun = begin_registration(&kit.p, &ann, style).await.unwrap();
+            let selection = &begun.options["publicKey"]["authenticatorSelection"];
+            assert_eq!(selection["residentKey"], resident);
+            assert_eq!(selection["userVerification"], "required");
+            assert_eq!(begun.options["publicKey"]["rp"]["id"], "id.example.test");
+        }
     }
 
     #[test]
