@@ -7,17 +7,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// A server whose issuer is `http://localhost:<port>`: WebAuthn refuses IP addresses as
-/// relying-party ids, so passkeys need a host name (requests still go to 127.0.0.1).
-async fn spawn_localhost_app() -> TestApp {
-    let mut app = prepare_app_with(|_| {}).await;
-    app.issuer = format!("http://localhost:{}", app.port);
-    let issuer = app.issuer.clone();
-    app.env.push(("TESSERA_ISSUER".to_owned(), issuer));
-    app.start().await;
-    app
-}
-
 /// The sign-in page's CSRF token (the browser's CSRF cookie is set with it).
 async fn csrf_token(app: &TestApp, browser: &reqwest::Client) -> String {
     let html = browser
