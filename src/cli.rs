@@ -60,8 +60,12 @@ pub enum SessionCommand {
     List { email: String },
     /// End one session by id, or every session of a user with --all EMAIL.
     Revoke {
-        /// The session id (from `session list`).
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        /// The session id (from `session list`). Ids are base64url, so one may start with `-`.
+        #[arg(
+            required_unless_present = "all",
+            conflicts_with = "all",
+            allow_hyphen_values = true
+        )]
         id: Option<String>,
         /// End every session of this user, with their refresh tokens.
         #[arg(long, value_name = "EMAIL")]
@@ -154,6 +158,10 @@ pub struct ClientAdd {
     /// A first-party application: no consent screen.
     #[arg(long)]
     pub first_party: bool,
+    /// Everyone signing in to this client must use a second factor (an authenticator app, a
+    /// security key or a passkey); its tokens then carry acr "2".
+    #[arg(long)]
+    pub require_mfa: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,6 +376,7 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
         scopes,
         audiences: args.audiences,
         first_party: args.first_party,
+        require_mfa: args.require_mfa,
         created_at: provider.now(),
     };
     match provider.store.insert_client(&client).await {
@@ -381,7 +390,8 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
                 .subject(id.as_str())
                 .detail("grants", client.grant_types.clone())
                 .detail("public", client.secret_hash.is_none())
-                .detail("first_party", client.first_party),
+                .detail("first_party", client.first_party)
+                .detail("require_mfa", client.require_mfa),
         )
         .await;
     println!("client_id: {id}");
@@ -610,4 +620,40 @@ async fn audit_verify(config: &Config, pins: &[String]) -> Result<(), CliError> 
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revoke_id(args: &[&str]) -> Option<String> {
+        match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Some(Command::Session(SessionCommand::Revoke { id, .. }))) => id,
+            other => panic!("not a session revoke: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_session_id_that_starts_with_a_hyphen_is_read_as_the_id() {
+        assert_eq!(
+            revoke_id(&["tessera", "session", "revoke", "-DkQx_3a"]).as_deref(),
+            Some("-DkQx_3a")
+        );
+        assert_eq!(
+            revoke_id(&["tessera", "session", "revoke", "--", "-DkQx_3a"]).as_deref(),
+            Some("-DkQx_3a")
+        );
+    }
+
+    #[test]
+    fn revoke_all_still_reads_its_flag() {
+        match Cli::try_parse_from(["tessera", "session", "revoke", "--all", "ann@example.com"])
+            .map(|c| c.command)
+        {
+            Ok(Some(Command::Session(SessionCommand::Revoke { id: None, all }))) => {
+                assert_eq!(all.as_deref(), Some("ann@example.com"))
+            }
+            other => panic!("not revoke --all: {other:?}"),
+        }
+    }
 }

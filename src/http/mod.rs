@@ -23,6 +23,7 @@ pub mod logout;
 pub mod passkeys;
 pub mod password;
 pub mod protocol;
+pub mod second_step;
 pub mod views;
 
 use std::sync::Arc;
@@ -105,6 +106,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(passkeys::finish_registration),
     )
     .route("/account/passkeys/remove", web::post().to(passkeys::remove))
+    .route(
+        "/login/second-step",
+        web::get().to(second_step::second_step_page),
+    )
+    .route(
+        "/login/second-step",
+        web::post().to(second_step::second_step),
+    )
+    .route(
+        "/login/second-factor-required",
+        web::get().to(second_step::enrolment_required_page),
+    )
     .route("/consent", web::post().to(browser::consent))
     .route("/logout", web::get().to(logout::logout_get))
     .route("/logout", web::post().to(logout::logout_post))

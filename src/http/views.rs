@@ -173,3 +173,15 @@ pub struct PasskeysPage {
     pub keys: Vec<PasskeyLine>,
     pub notice: Option<String>,
 }
+
+/// The second step of a sign-in (or a step-up): a one-time code (an authenticator app's or a
+/// recovery code), and a security key when the user has one.
+#[derive(Template)]
+#[template(path = "second_step.html")]
+pub struct SecondStepPage {
+    pub csrf_token: String,
+    pub client: Option<String>,
+    pub error: Option<String>,
+    /// The user has a security key or passkey: offer it (its markup has its own section).
+    pub security_keys: bool,
+}

@@ -15,6 +15,7 @@ mod flow_hardening;
 mod hostile_input;
 mod keys;
 mod mail_sink;
+mod mfa_sign_in;
 mod passkeys;
 mod refresh;
 mod replicas;

@@ -13,6 +13,7 @@
 pub mod ceremony;
 pub mod level;
 pub mod recovery_codes;
+pub mod second_step;
 pub mod totp;
 pub mod webauthn;
 
