@@ -96,6 +96,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/login", web::post().to(browser::login))
     .route("/login/passkey/begin", web::post().to(passkeys::begin_sign_in))
     .route("/login/passkey", web::post().to(passkeys::sign_in))
+    .route(
+        "/login/second-step/key/begin",
+        web::post().to(passkeys::begin_key_step),
+    )
+    .route("/login/second-step/key", web::post().to(passkeys::key_step))
     .route("/account/passkeys", web::get().to(passkeys::passkeys_page))
     .route(
         "/account/passkeys/begin",

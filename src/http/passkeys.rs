@@ -23,9 +23,11 @@ use super::cookies;
 use super::errors::failure_page;
 use super::views::{PasskeyLine, PasskeysPage, when};
 use crate::auth::mfa::ceremony::CEREMONY_TTL;
+use crate::auth::mfa::second_step::{Browser, SecondStepError};
 use crate::auth::mfa::webauthn::{
-    self, Change, CredentialStyle, PasskeyError, PasskeySignIn, PasskeySignInError,
+    self, Change, CredentialStyle, KeyStepError, PasskeyError, PasskeySignIn, PasskeySignInError,
 };
+use crate::auth::signin::{SecondStepMethods, SignInRules};
 use crate::auth::session::{ActiveSession, DeviceInfo};
 use crate::auth::throttle;
 use crate::store::FactorKind;
@@ -430,6 +432,166 @@ pub async fn sign_in(
     res
 }
 
+/// POST /login/second-step/key/begin: options for the user's security keys and passkeys, for
+/// the browser holding a pending second step.
+pub async fn begin_key_step(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(res) = checked_json::<BeginSignIn>(&state, &req, &body).await {
+        return res;
+    }
+    let handle = req
+        .cookie(super::second_step::cookie_name(state.secure_cookies()))
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    match webauthn::begin_key_step(&state.provider, &handle).await {
+        Ok(Some(b)) => begun(&state, b),
+        Ok(None) => json_error(
+            StatusCode::BAD_REQUEST,
+            "expired",
+            "This sign-in expired. Sign in again.",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "could not begin a security-key step");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Please try again in a moment.",
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyStepForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    credential: String,
+}
+
+/// POST /login/second-step/key: the security key's answer completes the pending second step.
+pub async fn key_step(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let p = &state.provider;
+    let secure = state.secure_cookies();
+    let form: KeyStepForm = match checked_form(&state, &req, payload).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let addr = super::client_addr::client_addr(&req);
+    let ip_key = addr.map(|a| a.limit_key());
+    if let Some(wait) = throttle::signin_rate_limited(
+        &p.fleet,
+        ip_key.as_deref(),
+        state.config.signin_rate_limit,
+        p.now(),
+    )
+    .await
+    {
+        return too_many_requests(wait);
+    }
+    let Some(handle) = req
+        .cookie(super::second_step::cookie_name(secure))
+        .map(|c| c.value().to_string())
+    else {
+        return see_other("/login");
+    };
+    let previous_session = match current_session(&state, &req).await {
+        Ok(a) => a.map(|a| a.session.id),
+        Err(res) => return res,
+    };
+    let rules = SignInRules {
+        hasher: &state.passwords,
+        throttle: state.config.throttle_policy(),
+        max_sessions: state.config.max_sessions_per_user,
+        session_policy: state.config.session_limit_policy,
+    };
+    let d = device(&req);
+    let browser = Browser {
+        handle,
+        ip: d.ip,
+        ip_key,
+        user_agent: d.user_agent,
+        previous_session,
+    };
+    let again = |status: StatusCode, message: &str| {
+        let res = super::second_step::render(
+            &state,
+            &req,
+            status,
+            None,
+            SecondStepMethods {
+                security_key: true,
+            },
+            Some(message),
+            None,
+        );
+        clear_ceremony(&state, res)
+    };
+    let Ok(response) = serde_json::from_str::<PublicKeyCredential>(&form.credential) else {
+        return again(StatusCode::BAD_REQUEST, KEY_REFUSED);
+    };
+    let key_handle = ceremony_handle(&state, &req);
+    let completed = match webauthn::complete_second_step_with_key(
+        p,
+        &rules,
+        browser,
+        &key_handle,
+        &response,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(KeyStepError::Refused) => return again(StatusCode::UNAUTHORIZED, KEY_REFUSED),
+        Err(KeyStepError::Expired) => return again(StatusCode::BAD_REQUEST, KEY_EXPIRED),
+        Err(KeyStepError::Step(SecondStepError::Gone)) => {
+            return clear_ceremony(
+                &state,
+                super::errors::page(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in took too long",
+                    "For your security the sign-in expired or was already completed. Go back \
+                     to the application, or sign in again.",
+                ),
+            );
+        }
+        Err(KeyStepError::Step(SecondStepError::Locked(wait))) => {
+            let minutes = (wait + 59) / 60;
+            let message = format!(
+                "Too many failed attempts. For your security, try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            let mut res = again(StatusCode::TOO_MANY_REQUESTS, &message);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+            return res;
+        }
+        Err(KeyStepError::Step(SecondStepError::Limited(wait))) => return too_many_requests(wait),
+        Err(KeyStepError::Step(SecondStepError::TooManySessions)) => {
+            return super::errors::page(
+                StatusCode::FORBIDDEN,
+                "Too many sessions",
+                super::browser::TOO_MANY_SESSIONS,
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "security-key step failed on our side");
+            return failure_page(&e);
+        }
+    };
+    let res = super::second_step::finish(&state, &req, completed).await;
+    clear_ceremony(&state, res)
+}
+
+pub const KEY_REFUSED: &str = "That security key was not accepted. Try again, or use a code.";
+pub const KEY_EXPIRED: &str = "The security key took too long. Try again.";
+
 pub const PASSKEY_REFUSED: &str = "That passkey was not accepted. Try again, or use your password.";
 pub const PASSKEY_EXPIRED: &str = "The passkey sign-in took too long or was already used. Try again.";
 
@@ -548,4 +710,4 @@ impl JsonCsrf for BeginSignIn {
     }
 }
 
-csrf_forms!(PasskeyForm, RemoveForm);
+csrf_forms!(PasskeyForm, RemoveForm, KeyStepForm);

@@ -21,6 +21,11 @@ use webauthn_rs::prelude::{
 
 use super::ceremony::{self, CeremonyKind};
 use super::level::with_mfa;
+use super::second_step::{
+    self, Browser, Completed, Keys, PendingSecondStep, SecondStepError, audit_failure,
+};
+use crate::auth::signin::SignInRules;
+use crate::auth::throttle::{self, Gate};
 use super::{Amr, FactorName, MfaError};
 use crate::audit::AuditEvent;
 use crate::auth::session::{self, DeviceInfo, Room};
@@ -680,6 +685,127 @@ pub async fn finish_second_step(
         factor_name: factor.name,
         methods: methods(&result),
     })
+}
+
+/// Why a security key did not complete the second step (the pending step stays, unchanged).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStepError {
+    #[error(transparent)]
+    Step(#[from] SecondStepError),
+    /// The key's answer did not verify, or is no key of this user: a failure on the second
+    /// step's throttle, like a wrong code.
+    #[error("the security key was not accepted")]
+    Refused,
+    /// The key's own ceremony (not the pending step) expired or was used: begin it again.
+    #[error("the security key request expired")]
+    Expired,
+}
+
+impl From<StoreError> for KeyStepError {
+    fn from(e: StoreError) -> Self {
+        Self::Step(e.into())
+    }
+}
+
+impl From<MfaError> for KeyStepError {
+    fn from(e: MfaError) -> Self {
+        Self::Step(e.into())
+    }
+}
+
+impl Transient for KeyStepError {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Step(e) if e.is_transient())
+    }
+}
+
+/// Begins the key ceremony of a pending second step: the step is looked at (held and put
+/// back unchanged), and a challenge for the user's keys is begun. `None` when the browser
+/// has no pending step or the user no key.
+pub async fn begin_key_step(
+    p: &Provider,
+    second_step_handle: &str,
+) -> Result<Option<Begun>, KeyStepError> {
+    let Some(held) = ceremony::hold::<PendingSecondStep>(
+        p,
+        CeremonyKind::SecondStep,
+        second_step_handle,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let user_id = held.taken.user_id.clone();
+    ceremony::put_back(p, held).await?;
+    let Some(user_id) = user_id else {
+        return Ok(None);
+    };
+    begin_second_step(p, &user_id).await.map_err(|e| match e {
+        PasskeyError::Store(e) => e.into(),
+        other => KeyStepError::Step(SecondStepError::Internal(other.to_string())),
+    })
+}
+
+/// Completes a pending second step with a security key or passkey (decision 2 of the design:
+/// the step is held while the key's answer is checked). A refused key counts on the second
+/// step's own throttle keys like a wrong code and leaves the step pending; a locked user's
+/// keys are not checked. On success the session opens (or is raised) with `amr` e.g.
+/// `["pwd", "hwk", "mfa"]`.
+pub async fn complete_second_step_with_key(
+    p: &Provider,
+    rules: &SignInRules<'_>,
+    browser: Browser,
+    key_handle: &str,
+    response: &PublicKeyCredential,
+) -> Result<Completed, KeyStepError> {
+    let Some(held) =
+        ceremony::hold::<PendingSecondStep>(p, CeremonyKind::SecondStep, &browser.handle).await?
+    else {
+        return Err(SecondStepError::Gone.into());
+    };
+    let Some(user_id) = held.taken.user_id.clone() else {
+        return Err(SecondStepError::Gone.into());
+    };
+    let now = p.now();
+    let keys = Keys::new(&user_id, browser.ip_key.as_deref());
+    let attempt = keys.attempt();
+    let refused = match throttle::check(&p.fleet, &rules.throttle, &attempt, now).await {
+        Gate::Open => None,
+        Gate::Locked(s) => Some(("locked", SecondStepError::Locked(s))),
+        Gate::Limited(s) => Some(("ip_limited", SecondStepError::Limited(s))),
+    };
+    if let Some((reason, err)) = refused {
+        audit_failure(p, &user_id, &browser, reason).await;
+        ceremony::put_back(p, held).await?;
+        return Err(err.into());
+    }
+    let asserted = match finish_second_step(p, &user_id, key_handle, response).await {
+        Ok(a) => a,
+        Err(PasskeyError::Refused) => {
+            throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;
+            audit_failure(p, &user_id, &browser, "security_key_refused").await;
+            ceremony::put_back(p, held).await?;
+            return Err(KeyStepError::Refused);
+        }
+        Err(PasskeyError::CeremonyGone) => {
+            ceremony::put_back(p, held).await?;
+            return Err(KeyStepError::Expired);
+        }
+        Err(e) => {
+            ceremony::put_back(p, held).await?;
+            return Err(match e {
+                PasskeyError::Store(e) => e.into(),
+                other => SecondStepError::Internal(other.to_string()).into(),
+            });
+        }
+    };
+    throttle::succeeded(&p.fleet, &attempt).await;
+    let key = asserted
+        .methods
+        .first()
+        .copied()
+        .unwrap_or(Amr::Hwk);
+    Ok(second_step::succeed(p, rules, held, key, "security_key", browser).await?)
 }
 
 #[cfg(test)]
