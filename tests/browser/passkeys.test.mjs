@@ -32,6 +32,7 @@ before(async () => {
     TESSERA_MAIL_FROM: 'Tessera <no-reply@tessera.test>',
   });
   app.addUser('pia@example.com', PASSWORD, 'Pia');
+  app.addUser('sol@example.com', PASSWORD, 'Sol');
   app.cli(['client', 'add', '--id', 'erp', '--public', '--redirect-uri', CALLBACK, '--first-party']);
   browser = await launchBrowser();
 });
@@ -206,5 +207,45 @@ test('a passkey cannot be added by a request forged from another site', async ()
     data: { csrf_token: 'forged', style: 'passkey' },
   });
   assert.equal(res.status(), 403);
+  await context.close();
+});
+
+test('a security key is the second step after the password, and the ID token says so', async () => {
+  const { context, page, credentials } = await contextWithAuthenticator();
+  // A security key is not offered by autofill; keep the sign-in page's autofill out of the way.
+  await context.addInitScript(() => {
+    PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+  });
+  await signIn(page, app.base, 'sol@example.com', PASSWORD);
+  await page.goto(`${app.base}/account/passkeys`);
+  await page.getByLabel('Name').fill('YubiKey');
+  await page.getByRole('button', { name: 'Add a security key' }).click();
+  const item = page.locator('#passkey-list li', { hasText: 'YubiKey' });
+  await item.waitFor();
+  assert.match(await item.innerText(), /Security key/);
+  assert.equal((await credentials())[0].isResidentCredential, false, 'a security key need not keep the account');
+  await signOut(page);
+
+  // The password alone opens no session: the second step offers the key.
+  const { url, verifier } = authorizeUrl();
+  await page.goto(url);
+  await page.getByLabel('Email').fill('sol@example.com');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByRole('heading', { name: 'Two-step verification' }).waitFor();
+  await page.getByRole('button', { name: /security key/i }).click();
+  await page.waitForURL(`${CALLBACK}**`);
+  const id = claims((await redeem(new URL(callbacks.at(-1)).searchParams.get('code'), verifier)).id_token);
+  assert.equal(id.acr, '2');
+  assert.deepEqual([...id.amr].sort(), ['hwk', 'mfa', 'pwd']);
+
+  // A security key does not sign in alone.
+  await signOut(page);
+  await page.goto(`${app.base}/login`);
+  await page.getByRole('button', { name: /passkey/i }).click();
+  await page.getByRole('alert').first().waitFor();
+  assert.equal(new URL(page.url()).pathname, '/login');
+
+  assert.deepEqual(context.cspViolations, []);
   await context.close();
 });
