@@ -94,7 +94,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::get().to(browser::authorize))
     .route("/login", web::get().to(browser::login_page))
     .route("/login", web::post().to(browser::login))
-    .route("/login/passkey/begin", web::post().to(passkeys::begin_sign_in))
+    .route(
+        "/login/passkey/begin",
+        web::post().to(passkeys::begin_sign_in),
+    )
     .route("/login/passkey", web::post().to(passkeys::sign_in))
     .route(
         "/login/second-step/key/begin",

@@ -27,8 +27,8 @@ use crate::auth::mfa::second_step::{Browser, SecondStepError};
 use crate::auth::mfa::webauthn::{
     self, Change, CredentialStyle, KeyStepError, PasskeyError, PasskeySignIn, PasskeySignInError,
 };
-use crate::auth::signin::{SecondStepMethods, SignInRules};
 use crate::auth::session::{ActiveSession, DeviceInfo};
+use crate::auth::signin::{SecondStepMethods, SignInRules};
 use crate::auth::throttle;
 use crate::store::FactorKind;
 
@@ -75,7 +75,9 @@ fn json_error(status: StatusCode, error: &str, message: &str) -> HttpResponse {
 
 fn passkey_failure(e: &PasskeyError) -> HttpResponse {
     match e {
-        PasskeyError::CeremonyGone => json_error(StatusCode::BAD_REQUEST, "expired", &e.to_string()),
+        PasskeyError::CeremonyGone => {
+            json_error(StatusCode::BAD_REQUEST, "expired", &e.to_string())
+        }
         PasskeyError::Refused => json_error(StatusCode::BAD_REQUEST, "refused", &e.to_string()),
         PasskeyError::AlreadyRegistered => {
             json_error(StatusCode::CONFLICT, "already_registered", &e.to_string())
@@ -526,9 +528,7 @@ pub async fn key_step(
             &req,
             status,
             None,
-            SecondStepMethods {
-                security_key: true,
-            },
+            SecondStepMethods { security_key: true },
             Some(message),
             None,
         );
@@ -538,53 +538,50 @@ pub async fn key_step(
         return again(StatusCode::BAD_REQUEST, KEY_REFUSED);
     };
     let key_handle = ceremony_handle(&state, &req);
-    let completed = match webauthn::complete_second_step_with_key(
-        p,
-        &rules,
-        browser,
-        &key_handle,
-        &response,
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(KeyStepError::Refused) => return again(StatusCode::UNAUTHORIZED, KEY_REFUSED),
-        Err(KeyStepError::Expired) => return again(StatusCode::BAD_REQUEST, KEY_EXPIRED),
-        Err(KeyStepError::Step(SecondStepError::Gone)) => {
-            return clear_ceremony(
-                &state,
-                super::errors::page(
-                    StatusCode::BAD_REQUEST,
-                    "This sign-in took too long",
-                    "For your security the sign-in expired or was already completed. Go back \
+    let completed =
+        match webauthn::complete_second_step_with_key(p, &rules, browser, &key_handle, &response)
+            .await
+        {
+            Ok(c) => c,
+            Err(KeyStepError::Refused) => return again(StatusCode::UNAUTHORIZED, KEY_REFUSED),
+            Err(KeyStepError::Expired) => return again(StatusCode::BAD_REQUEST, KEY_EXPIRED),
+            Err(KeyStepError::Step(SecondStepError::Gone)) => {
+                return clear_ceremony(
+                    &state,
+                    super::errors::page(
+                        StatusCode::BAD_REQUEST,
+                        "This sign-in took too long",
+                        "For your security the sign-in expired or was already completed. Go back \
                      to the application, or sign in again.",
-                ),
-            );
-        }
-        Err(KeyStepError::Step(SecondStepError::Locked(wait))) => {
-            let minutes = (wait + 59) / 60;
-            let message = format!(
-                "Too many failed attempts. For your security, try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            );
-            let mut res = again(StatusCode::TOO_MANY_REQUESTS, &message);
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
-            return res;
-        }
-        Err(KeyStepError::Step(SecondStepError::Limited(wait))) => return too_many_requests(wait),
-        Err(KeyStepError::Step(SecondStepError::TooManySessions)) => {
-            return super::errors::page(
-                StatusCode::FORBIDDEN,
-                "Too many sessions",
-                super::browser::TOO_MANY_SESSIONS,
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "security-key step failed on our side");
-            return failure_page(&e);
-        }
-    };
+                    ),
+                );
+            }
+            Err(KeyStepError::Step(SecondStepError::Locked(wait))) => {
+                let minutes = (wait + 59) / 60;
+                let message = format!(
+                    "Too many failed attempts. For your security, try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                );
+                let mut res = again(StatusCode::TOO_MANY_REQUESTS, &message);
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+                return res;
+            }
+            Err(KeyStepError::Step(SecondStepError::Limited(wait))) => {
+                return too_many_requests(wait);
+            }
+            Err(KeyStepError::Step(SecondStepError::TooManySessions)) => {
+                return super::errors::page(
+                    StatusCode::FORBIDDEN,
+                    "Too many sessions",
+                    super::browser::TOO_MANY_SESSIONS,
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "security-key step failed on our side");
+                return failure_page(&e);
+            }
+        };
     let res = super::second_step::finish(&state, &req, completed).await;
     clear_ceremony(&state, res)
 }
@@ -593,7 +590,8 @@ pub const KEY_REFUSED: &str = "That security key was not accepted. Try again, or
 pub const KEY_EXPIRED: &str = "The security key took too long. Try again.";
 
 pub const PASSKEY_REFUSED: &str = "That passkey was not accepted. Try again, or use your password.";
-pub const PASSKEY_EXPIRED: &str = "The passkey sign-in took too long or was already used. Try again.";
+pub const PASSKEY_EXPIRED: &str =
+    "The passkey sign-in took too long or was already used. Try again.";
 
 async fn render_passkeys(
     state: &AppState,
@@ -674,21 +672,17 @@ pub async fn remove(
         ip: d.ip,
         user_agent: d.user_agent,
     };
-    let notice = match webauthn::remove_credential(
-        &state.provider,
-        &state.mailer,
-        &change,
-        &form.factor_id,
-    )
-    .await
-    {
-        Ok(true) => "Removed. It can no longer be used to sign in.",
-        Ok(false) => "That key had already been removed.",
-        Err(e) => {
-            tracing::error!(error = %e, "could not remove a passkey");
-            return failure_page(&e);
-        }
-    };
+    let notice =
+        match webauthn::remove_credential(&state.provider, &state.mailer, &change, &form.factor_id)
+            .await
+        {
+            Ok(true) => "Removed. It can no longer be used to sign in.",
+            Ok(false) => "That key had already been removed.",
+            Err(e) => {
+                tracing::error!(error = %e, "could not remove a passkey");
+                return failure_page(&e);
+            }
+        };
     render_passkeys(&state, &req, &active, Some(notice.to_string())).await
 }
 

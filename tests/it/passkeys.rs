@@ -135,7 +135,11 @@ async fn a_forged_request_starts_no_passkey_ceremony() {
     let resp = begin_passkey_sign_in(&app, &browser, "forged").await;
 
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert!(set_cookies(&resp).iter().all(|c| c.name != "tessera_webauthn"));
+    assert!(
+        set_cookies(&resp)
+            .iter()
+            .all(|c| c.name != "tessera_webauthn")
+    );
 }
 
 #[tokio::test]

@@ -24,12 +24,12 @@ use super::level::with_mfa;
 use super::second_step::{
     self, Browser, Completed, Keys, PendingSecondStep, SecondStepError, audit_failure,
 };
-use crate::auth::signin::SignInRules;
-use crate::auth::throttle::{self, Gate};
 use super::{Amr, FactorName, MfaError};
 use crate::audit::AuditEvent;
 use crate::auth::session::{self, DeviceInfo, Room};
+use crate::auth::signin::SignInRules;
 use crate::auth::signin::SignedIn;
+use crate::auth::throttle::{self, Gate};
 use crate::config::SessionLimitPolicy;
 use crate::crypto::{random_id, sha256};
 use crate::mail::{Mail, Mailer};
@@ -253,13 +253,11 @@ pub async fn finish_registration(
     name: &str,
     response: &RegisterPublicKeyCredential,
 ) -> Result<Registered, PasskeyError> {
-    let Some(taken) = ceremony::finish::<RegistrationState>(
-        p,
-        CeremonyKind::WebAuthnRegistration,
-        handle,
-    )
-    .await?
-    .filter(|t| t.user_id.as_deref() == Some(user_id)) else {
+    let Some(taken) =
+        ceremony::finish::<RegistrationState>(p, CeremonyKind::WebAuthnRegistration, handle)
+            .await?
+            .filter(|t| t.user_id.as_deref() == Some(user_id))
+    else {
         return Err(PasskeyError::CeremonyGone);
     };
     let style = taken.state.style;
@@ -333,7 +331,10 @@ pub async fn add_credential(
         p,
         mailer,
         change.user,
-        &format!("A {} was added to your account", style_label(registered.style)),
+        &format!(
+            "A {} was added to your account",
+            style_label(registered.style)
+        ),
         &format!(
             "A {} named \"{}\" was added to your account {}, and your other devices were \
              signed out.",
@@ -606,9 +607,7 @@ async fn record_use(
     result: &webauthn_rs::prelude::AuthenticationResult,
 ) -> Result<(), PasskeyError> {
     let updated = match passkey.update_credential(result) {
-        Some(true) => {
-            Some(serde_json::to_string(&*passkey).map_err(|_| PasskeyError::Corrupt)?)
-        }
+        Some(true) => Some(serde_json::to_string(&*passkey).map_err(|_| PasskeyError::Corrupt)?),
         _ => None,
     };
     p.store
@@ -619,10 +618,7 @@ async fn record_use(
 
 /// Starts a WebAuthn second step for `user_id` (whose password was right): a challenge for
 /// any of the user's passkeys and security keys. `None` when the user has none.
-pub async fn begin_second_step(
-    p: &Provider,
-    user_id: &str,
-) -> Result<Option<Begun>, PasskeyError> {
+pub async fn begin_second_step(p: &Provider, user_id: &str) -> Result<Option<Begun>, PasskeyError> {
     let keys: Vec<Passkey> = credentials(p, user_id)
         .await?
         .into_iter()
@@ -726,12 +722,9 @@ pub async fn begin_key_step(
     p: &Provider,
     second_step_handle: &str,
 ) -> Result<Option<Begun>, KeyStepError> {
-    let Some(held) = ceremony::hold::<PendingSecondStep>(
-        p,
-        CeremonyKind::SecondStep,
-        second_step_handle,
-    )
-    .await?
+    let Some(held) =
+        ceremony::hold::<PendingSecondStep>(p, CeremonyKind::SecondStep, second_step_handle)
+            .await?
     else {
         return Ok(None);
     };
@@ -800,11 +793,7 @@ pub async fn complete_second_step_with_key(
         }
     };
     throttle::succeeded(&p.fleet, &attempt).await;
-    let key = asserted
-        .methods
-        .first()
-        .copied()
-        .unwrap_or(Amr::Hwk);
+    let key = asserted.methods.first().copied().unwrap_or(Amr::Hwk);
     Ok(second_step::succeed(p, rules, held, key, "security_key", browser).await?)
 }
 
@@ -866,7 +855,10 @@ mod tests {
         let begun = begin_sign_in(&kit.p).await.unwrap();
         kit.advance(CEREMONY_TTL);
         let result = finish_sign_in(&kit.p, begun.handle.expose(), &forged_assertion()).await;
-        assert!(matches!(result, Err(PasskeyError::CeremonyGone)), "{result:?}");
+        assert!(
+            matches!(result, Err(PasskeyError::CeremonyGone)),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
@@ -877,7 +869,10 @@ mod tests {
         let first = finish_sign_in(&kit.p, handle, &forged_assertion()).await;
         assert!(matches!(first, Err(PasskeyError::Refused)), "{first:?}");
         let replay = finish_sign_in(&kit.p, handle, &forged_assertion()).await;
-        assert!(matches!(replay, Err(PasskeyError::CeremonyGone)), "{replay:?}");
+        assert!(
+            matches!(replay, Err(PasskeyError::CeremonyGone)),
+            "{replay:?}"
+        );
     }
 
     #[tokio::test]
@@ -889,7 +884,10 @@ mod tests {
         let begun = begin_sign_in(&kit.p).await.unwrap();
         let result =
             finish_second_step(&kit.p, &ann.id, begun.handle.expose(), &forged_assertion()).await;
-        assert!(matches!(result, Err(PasskeyError::CeremonyGone)), "{result:?}");
+        assert!(
+            matches!(result, Err(PasskeyError::CeremonyGone)),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
