@@ -30,7 +30,6 @@ use crate::auth::mfa::webauthn::{
 use crate::auth::session::{ActiveSession, DeviceInfo};
 use crate::auth::signin::{SecondStepMethods, SignInRules};
 use crate::auth::throttle;
-use crate::store::FactorKind;
 
 /// Adding or removing a key needs an authentication at most this old (the issue: 5 minutes).
 pub const REAUTH_WINDOW: i64 = 300;
@@ -600,7 +599,7 @@ async fn render_passkeys(
     notice: Option<String>,
 ) -> HttpResponse {
     let p = &state.provider;
-    let factors = match crate::auth::mfa::factors(p, &active.user.id).await {
+    let factors = match webauthn::listed(p, &active.user.id).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "could not list passkeys");
@@ -609,7 +608,6 @@ async fn render_passkeys(
     };
     let keys = factors
         .into_iter()
-        .filter(|f| f.kind == FactorKind::WebAuthn)
         .map(|f| PasskeyLine {
             id: f.id,
             name: f.name,

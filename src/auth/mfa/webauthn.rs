@@ -162,6 +162,15 @@ fn parse_credential(f: &MfaFactor) -> Result<Passkey, PasskeyError> {
     serde_json::from_str(json).map_err(|_| PasskeyError::Corrupt)
 }
 
+/// The user's passkeys and security keys (no other kind of factor), oldest first.
+pub async fn listed(p: &Provider, user_id: &str) -> Result<Vec<super::FactorInfo>, MfaError> {
+    Ok(super::factors(p, user_id)
+        .await?
+        .into_iter()
+        .filter(|f| f.kind == FactorKind::WebAuthn)
+        .collect())
+}
+
 /// Options for the browser (`navigator.credentials.create/get`, as JSON) and the handle of the
 /// server-side state (for a cookie).
 #[derive(Debug)]
