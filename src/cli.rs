@@ -161,6 +161,10 @@ pub struct ClientAdd {
     /// A first-party application: no consent screen.
     #[arg(long)]
     pub first_party: bool,
+    /// Everyone signing in to this client must use a second factor (an authenticator app, a
+    /// security key or a passkey); its tokens then carry acr "2".
+    #[arg(long)]
+    pub require_mfa: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -376,6 +380,7 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
         scopes,
         audiences: args.audiences,
         first_party: args.first_party,
+        require_mfa: args.require_mfa,
         created_at: provider.now(),
     };
     match provider.store.insert_client(&client).await {
@@ -389,7 +394,8 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
                 .subject(id.as_str())
                 .detail("grants", client.grant_types.clone())
                 .detail("public", client.secret_hash.is_none())
-                .detail("first_party", client.first_party),
+                .detail("first_party", client.first_party)
+                .detail("require_mfa", client.require_mfa),
         )
         .await;
     println!("client_id: {id}");

@@ -32,6 +32,7 @@ pub const SETTINGS: &[&str] = &[
     "session_absolute_ttl",
     "max_sessions_per_user",
     "session_limit_policy",
+    "mfa_required_roles",
     "signing_alg",
     "key_rotation_interval",
     "key_publish_lead",
@@ -139,6 +140,9 @@ pub struct Config {
     pub verification_link_ttl: Duration,
     /// Reset/verification/registration mails per hour per IP and per email (0 = unlimited).
     pub account_mail_rate_limit: i64,
+    /// Users holding any of these roles must sign in with a second factor (acr "2"): one who has
+    /// none is led to set one up after the password. Empty: no role requires it.
+    pub mfa_required_roles: Vec<String>,
     /// Consecutive failed sign-ins before an account (or a device's view of it) is locked.
     pub lockout_threshold: i64,
     /// First lock duration; each further failure doubles it, up to `lockout_max`.
@@ -188,7 +192,9 @@ impl Default for Config {
             .unwrap_or(2);
         Self {
             listen: "127.0.0.1:8080".into(),
-            issuer: "http://127.0.0.1:8080".into(),
+            // A host name, not an IP address: WebAuthn refuses IP addresses as relying-party ids,
+            // so passkeys work right after `cargo run` (the listener stays on 127.0.0.1).
+            issuer: "http://localhost:8080".into(),
             data_dir: PathBuf::from("./data"),
             database_url: None,
             database_max_connections: 16,
@@ -218,6 +224,7 @@ impl Default for Config {
             reset_link_ttl: Duration::from_secs(1800),
             verification_link_ttl: Duration::from_secs(86400),
             account_mail_rate_limit: 10,
+            mfa_required_roles: vec!["admin".into()],
             lockout_threshold: 5,
             lockout_base: Duration::from_secs(60),
             lockout_max: Duration::from_secs(3600),
@@ -319,7 +326,7 @@ impl Config {
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Float(f) => f.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
-                    // A list of strings (`trusted_proxies`) is read as its comma-separated form.
+                    // A list of strings (`trusted_proxies`, `mfa_required_roles`) is read as its comma-separated form.
                     toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => items
                         .iter()
                         .filter_map(toml::Value::as_str)
@@ -386,6 +393,14 @@ impl Config {
                     "refuse" => SessionLimitPolicy::Refuse,
                     _ => return Err("expected `evict_oldest` or `refuse`".into()),
                 }
+            }
+            "mfa_required_roles" => {
+                self.mfa_required_roles = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(String::from)
+                    .collect()
             }
             "signing_alg" => self.signing_alg = v.trim().parse()?,
             "key_rotation_interval" => self.key_rotation_interval = duration(v)?,
@@ -607,7 +622,7 @@ mod tests {
     fn defaults_serve_the_embedded_database_on_localhost() {
         let c = Config::load_from(None, &[]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
-        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://localhost:8080");
         assert_eq!(c.database_url(), "sqlite://./data/tessera.db");
         assert_eq!(c.access_token_ttl, Duration::from_secs(600));
     }

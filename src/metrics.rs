@@ -12,13 +12,14 @@ const BUCKETS: [f64; 15] = [
 
 /// The endpoints timed separately, by label and path; every other path counts as `other` (a
 /// fixed set keeps the number of series bounded whatever paths clients request).
-const TIMED: [(&str, &str); 8] = [
+const TIMED: [(&str, &str); 9] = [
     ("token", "/token"),
     ("introspect", "/introspect"),
     ("revoke", "/revoke"),
     ("userinfo", "/userinfo"),
     ("authorize", "/authorize"),
     ("login", "/login"),
+    ("second_step", "/login/second-step"),
     ("jwks", "/jwks.json"),
     ("discovery", "/.well-known/openid-configuration"),
 ];

@@ -111,6 +111,8 @@ mod tests {
             sid: sid.map(String::from),
             auth_time: Some(auth_time),
             roles: None,
+            acr: None,
+            amr: None,
         }
     }
 

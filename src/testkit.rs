@@ -170,6 +170,7 @@ impl Kit {
                 .to_vec(),
             audiences: vec![],
             first_party: true,
+            require_mfa: false,
             created_at: self.now(),
         };
         self.p.store.insert_client(&client).await.unwrap();
@@ -187,6 +188,7 @@ impl Kit {
             scopes: vec!["api:read".into()],
             audiences: vec!["https://api.example.test".into()],
             first_party: true,
+            require_mfa: false,
             created_at: self.now(),
         };
         self.p.store.insert_client(&client).await.unwrap();
@@ -223,6 +225,7 @@ impl Kit {
             prompt: vec![],
             max_age: None,
             resource: None,
+            acr_values: vec![],
         };
         let location = authorize::issue_code(&self.p, &req, session, self.now())
             .await

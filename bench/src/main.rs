@@ -72,7 +72,7 @@ fn parse_args() -> Args {
             "--only" => {
                 a.only = it
                     .next()
-                    .expect("--only cc,refresh,introspection,jwks,signin,isolation")
+                    .expect("--only cc,refresh,introspection,jwks,signin,mfa,isolation")
                     .split(',')
                     .map(String::from)
                     .collect()
@@ -303,6 +303,29 @@ async fn main() {
             push(&mut rows, o, t.pid());
             let after = runner::argon2_limit(window);
             argon2_limits.push((label.clone(), before, after));
+        }
+
+        if args.runs("mfa") {
+            // Sign-in with a second step: 600 users with an authenticator app (a code counts
+            // once per user and step: the pool outlasts a 30-second step at argon2's pace).
+            // Tessera's own figure is the second step's POST: its cost beyond the password.
+            let users =
+                std::sync::Arc::new(sc::add_mfa_users(&t, if args.smoke { 40 } else { 600 }).await);
+            let o = timed(
+                &c,
+                &t.base,
+                server_time::SECOND_STEP,
+                sc::password_totp_sign_in(
+                    "password sign-in + TOTP (full flow; server p99: second step)",
+                    c.clone(),
+                    t.base.clone(),
+                    users,
+                    8,
+                    d,
+                ),
+            )
+            .await;
+            push(&mut rows, o, t.pid());
         }
 
         if args.runs("isolation") {

@@ -8,6 +8,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::sync::Mutex;
 
+use tessera::auth::mfa::totp::TotpSecret;
+use tessera::auth::mfa::{self, FactorName};
+use tessera::store::UserStore;
+
 use crate::lean;
 use crate::runner::{Outcome, closed_loop};
 use crate::servers::{Backend, Tessera};
@@ -472,4 +476,131 @@ pub async fn seed_rows(database_url: &str, backend: Backend, from: u64, n: u64, 
             .expect("analyze");
     }
     pool.close().await;
+}
+
+/// Adds users `mfa-1@bench.example` .. `mfa-{n}@bench.example` (the bench user's password, as
+/// [`add_chain_users`]) and gives each an authenticator app through Tessera's own enrolment use
+/// cases, on the server's database and master key. The confirming code is the previous step's,
+/// so the present step is unused. Returns (email, key) pairs.
+pub async fn add_mfa_users(t: &Tessera, n: usize) -> Vec<(String, TotpSecret)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&t.database_url)
+        .await
+        .expect("bench database");
+    let sql = format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
+         INSERT INTO users (id, email, roles, password_hash, disabled, created_at, updated_at) \
+         SELECT 'mfa-' || x, 'mfa-' || x || '@bench.example', '[]', u.password_hash, 0, \
+         u.created_at, u.updated_at FROM c, users u WHERE u.email = 'bench@example.com'"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&pool)
+        .await
+        .expect("mfa users");
+    pool.close().await;
+    let config = tessera::config::Config::load_from(None, &t.env).expect("the server's settings");
+    let p = tessera::startup::provider(&config)
+        .await
+        .expect("the server's store");
+    let name = FactorName::parse("Bench phone", "").expect("a factor name");
+    let mut out = Vec::with_capacity(n);
+    for i in 1..=n {
+        let email = format!("mfa-{i}@bench.example");
+        let user = p
+            .store
+            .find_user_by_email(&email)
+            .await
+            .expect("read a user")
+            .expect("the user exists");
+        let e = mfa::begin_totp_enrolment(&p, &user)
+            .await
+            .expect("begin an enrolment");
+        let key = TotpSecret::parse_base32(e.key.expose()).expect("the key shown");
+        let code = key.code_at(unix_now() - 30).expect("a code");
+        mfa::confirm_totp_enrolment(&p, &user.id, &e.id, &name, &code)
+            .await
+            .expect("confirm the enrolment");
+        out.push((email, key));
+    }
+    out
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// The whole sign-in with a second step: authorize -> sign-in page -> POST the password ->
+/// second-step page -> POST the authenticator's current code -> code.
+async fn sign_in_with_code(
+    c: &reqwest::Client,
+    base: &str,
+    email: &str,
+    key: &TotpSecret,
+) -> Option<String> {
+    let page = c.get(authorize_url(base)).send().await.ok()?;
+    let csrf_cookie = set_cookie(&page, "tessera_csrf")?;
+    let html = page.text().await.ok()?;
+    let form = [
+        ("csrf_token", input_value(&html, "csrf_token")?),
+        ("request", input_value(&html, "request")?),
+        ("email", email.to_string()),
+        ("password", PASSWORD.to_string()),
+    ];
+    let resp = c
+        .post(format!("{base}/login"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("tessera_csrf={csrf_cookie}"),
+        )
+        .form(&form)
+        .send()
+        .await
+        .ok()?;
+    let handle = set_cookie(&resp, "tessera_second_step")?;
+    let html = resp.text().await.ok()?;
+    let form = [
+        ("csrf_token", input_value(&html, "csrf_token")?),
+        ("code", key.code_at(unix_now())?),
+    ];
+    let resp = c
+        .post(format!("{base}/login/second-step"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("tessera_csrf={csrf_cookie}; tessera_second_step={handle}"),
+        )
+        .form(&form)
+        .send()
+        .await
+        .ok()?;
+    code_from(&resp)
+}
+
+/// Sign-ins with a password and an authenticator's code, each by the next of `users` in turn
+/// (a code is accepted once per user and 30-second step, so the pool must outlast a step).
+pub async fn password_totp_sign_in(
+    name: &str,
+    c: reqwest::Client,
+    base: String,
+    users: Arc<Vec<(String, TotpSecret)>>,
+    workers: usize,
+    d: Duration,
+) -> Outcome {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    closed_loop(name, workers, d, move |_, _| {
+        let (c, base, users, next) = (c.clone(), base.clone(), users.clone(), next.clone());
+        async move {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % users.len().max(1);
+            let Some((email, key)) = users.get(i) else {
+                return false;
+            };
+            match sign_in_with_code(&c, &base, email, key).await {
+                Some(code) => redeem(&c, &base, &code).await.is_some(),
+                None => false,
+            }
+        }
+    })
+    .await
 }

@@ -40,6 +40,8 @@ pub const INTROSPECT: Series = endpoint(&["introspect"]);
 pub const JWKS_AND_DISCOVERY: Series = endpoint(&["jwks", "discovery"]);
 /// The sign-in POST: the step that hashes the password.
 pub const LOGIN: Series = endpoint(&["login"]);
+/// The second step's POST: the one-time code checked, the session opened.
+pub const SECOND_STEP: Series = endpoint(&["second_step"]);
 
 /// Cumulative request counts by bucket upper bound (seconds; the last is `+Inf`), summed over
 /// the series' label values.

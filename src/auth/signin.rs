@@ -1,16 +1,21 @@
 //! Password sign-in as one use case: throttling, the argon2 check (with equal work for unknown
-//! accounts), hash upgrade, session limit, the new session, and the audit trail. The HTTP
-//! handler only extracts the form and renders the outcome.
+//! accounts), hash upgrade, then either the session (session limit, new session, audit trail)
+//! or, for a user with a second factor, the pending second step (`auth::mfa::second_step`),
+//! which opens the session only when it succeeds. The HTTP handler only extracts the form and
+//! renders the outcome.
 
 use crate::audit::AuditEvent;
+use crate::auth::mfa::{self, second_step};
 use crate::auth::password::PasswordHasher;
 use crate::auth::session::{self, ActiveSession, DeviceInfo, Room};
 use crate::auth::throttle::{self, Attempt, Factor, Gate, ThrottlePolicy};
+use crate::clock::Timestamp;
 use crate::config::SessionLimitPolicy;
 use crate::crypto::SecretString;
 use crate::metrics::inc;
 use crate::oauth::Provider;
-use crate::store::{StoreError, Transient, UserStore};
+use crate::oauth::params::Params;
+use crate::store::{FactorKind, StoreError, Transient, User, UserStore};
 
 pub struct SignInRequest<'a> {
     pub email: &'a str,
@@ -24,6 +29,11 @@ pub struct SignInRequest<'a> {
     pub trusted_device: Option<(String, String)>,
     /// The session this browser holds now; it ends when the new one starts.
     pub previous_session: Option<String>,
+    /// The request asks for a second factor whoever signs in (its client's `require_mfa`, or
+    /// `acr_values` asking for "2"); roles in `mfa_required_roles` are checked here.
+    pub wants_mfa: bool,
+    /// The authorization request to resume after a second step (`None`: a plain sign-in).
+    pub resume: Option<&'a Params>,
 }
 
 pub struct SignInRules<'a> {
@@ -37,6 +47,32 @@ pub struct SignInRules<'a> {
 pub struct SignedIn {
     pub cookie_value: SecretString,
     pub active: ActiveSession,
+}
+
+/// What the second step offers a user besides a one-time code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondStepMethods {
+    /// The user has a security key or passkey.
+    pub security_key: bool,
+}
+
+/// What a right password leads to.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    /// Signed in with the password alone (amr `pwd`).
+    SignedIn(SignedIn),
+    /// The user has a second factor: no session yet. The browser keeps `handle` (a cookie) for
+    /// the pending second step.
+    SecondStep {
+        handle: SecretString,
+        /// What the second step can offer besides a one-time code (always offered: recovery
+        /// codes work for everyone with a factor).
+        methods: SecondStepMethods,
+    },
+    /// A second factor is required (by role or by the request) and the user has none: signed in
+    /// with the password alone, so that they can set one up now; nothing that needs the second
+    /// factor is issued to this session.
+    MustEnrol(SignedIn),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +113,7 @@ pub async fn sign_in(
     p: &Provider,
     rules: &SignInRules<'_>,
     r: SignInRequest<'_>,
-) -> Result<SignedIn, SignInError> {
+) -> Result<SignInOutcome, SignInError> {
     let email = crate::auth::email::normalise(r.email);
     if email.is_empty()
         || email.len() > 254
@@ -160,11 +196,58 @@ pub async fn sign_in(
     {
         tracing::warn!(error = %e, "could not upgrade a password hash");
     }
-    // One browser, one session: the old one ends, and the new one has a new id (no fixation).
-    if let Some(old) = &r.previous_session {
+    let factors = mfa::factors(p, &user.id)
+        .await
+        .map_err(|e| SignInError::Internal(e.to_string()))?;
+    let required = r.wants_mfa || second_step::required_by_role(p, &user);
+    if !factors.is_empty() {
+        let amr = [mfa::Amr::Pwd.as_str().to_string()];
+        let handle = second_step::begin(p, &user.id, &amr, r.resume, None)
+            .await
+            .map_err(|e| SignInError::Internal(e.to_string()))?;
+        tracing::info!(outcome = "second_step", user_id = %user.id, "sign-in: password accepted");
+        let methods = SecondStepMethods {
+            security_key: factors.iter().any(|f| f.kind == FactorKind::WebAuthn),
+        };
+        return Ok(SignInOutcome::SecondStep { handle, methods });
+    }
+    let device = DeviceInfo {
+        user_agent: r.user_agent,
+        ip: r.ip,
+    };
+    let signed_in = open_session(
+        p,
+        rules,
+        &user,
+        vec!["pwd".into()],
+        device,
+        r.previous_session.as_deref(),
+        now,
+    )
+    .await?;
+    Ok(if required {
+        SignInOutcome::MustEnrol(signed_in)
+    } else {
+        SignInOutcome::SignedIn(signed_in)
+    })
+}
+
+/// Opens the session of a completed sign-in with the methods `amr`: the browser's previous
+/// session ends (one browser, one session; a new id, no fixation), the user's session limit
+/// is applied, and the sign-in is counted and audited.
+pub async fn open_session(
+    p: &Provider,
+    rules: &SignInRules<'_>,
+    user: &User,
+    amr: Vec<String>,
+    device: DeviceInfo,
+    previous_session: Option<&str>,
+    now: Timestamp,
+) -> Result<SignedIn, SignInError> {
+    if let Some(old) = previous_session {
         p.revoke_session(old).await?;
     }
-    match session::make_room(p, &user, rules.max_sessions, rules.session_policy, now).await? {
+    match session::make_room(p, user, rules.max_sessions, rules.session_policy, now).await? {
         Room::Available => {}
         Room::Evicted(ended) => {
             p.audit(
@@ -178,27 +261,23 @@ pub async fn sign_in(
             p.audit(
                 AuditEvent::new("signin.refused")
                     .subject(&user.id)
-                    .from_device(r.ip.clone(), r.user_agent.clone())
+                    .from_device(device.ip.clone(), device.user_agent.clone())
                     .detail("reason", "session_limit"),
             )
             .await;
             return Err(SignInError::TooManySessions);
         }
     }
-    let device_info = DeviceInfo {
-        user_agent: r.user_agent.clone(),
-        ip: r.ip.clone(),
-    };
-    let (cookie_value, active) =
-        session::start(p, &user, vec!["pwd".into()], device_info, now).await?;
+    let (ip, user_agent) = (device.ip.clone(), device.user_agent.clone());
+    let (cookie_value, active) = session::start(p, user, amr.clone(), device, now).await?;
     tracing::info!(outcome = "success", user_id = %user.id, session_id = %active.session.id, "sign-in");
     inc(&p.metrics.signins_ok);
     p.audit(
         AuditEvent::new("signin.success")
             .subject(&user.id)
-            .from_device(r.ip, r.user_agent)
+            .from_device(ip, user_agent)
             .detail("session", active.session.id.clone())
-            .detail("amr", "pwd"),
+            .detail("amr", amr.join(" ")),
     )
     .await;
     Ok(SignedIn {

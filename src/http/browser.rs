@@ -10,8 +10,9 @@ use super::cookies::{self, Csrf};
 use super::errors::{failure_page, page, server_error_page, unavailable_page};
 use super::protocol::form_body;
 use super::views::{ConsentPage, HomePage, LoginPage, ScopeLine, describe_scope};
+use crate::auth::mfa::second_step;
 use crate::auth::session::{self, ActiveSession};
-use crate::auth::signin::{self, SignInError, SignInRequest, SignInRules};
+use crate::auth::signin::{self, SignInError, SignInOutcome, SignInRequest, SignInRules};
 use crate::auth::throttle;
 use crate::crypto::SecretString;
 use crate::oauth::authorize::{
@@ -74,7 +75,7 @@ pub(crate) async fn current_session(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render_login(
+pub(crate) fn render_login(
     state: &AppState,
     req: &HttpRequest,
     status: StatusCode,
@@ -122,7 +123,7 @@ fn consent_page(
 
 /// Runs the decision for a validated request and answers it. Each page it shows seals the
 /// request for its own step; the consent page also names the session it is shown to.
-async fn proceed(
+pub(crate) async fn proceed(
     state: &AppState,
     req: &HttpRequest,
     params: &Params,
@@ -136,8 +137,52 @@ async fn proceed(
     match authorize::next_step(p, client, authz, active, fresh, now).await {
         Ok(Next::SignIn) => {
             let sealed = authorize::seal_params(p, authorize::SIGN_IN_PURPOSE, params, now);
-            render_login(state, req, StatusCode::OK, sealed, Some(client), "", None)
+            // login_hint pre-fills the email; the page is the same whether an account has it.
+            let hint = params
+                .get("login_hint")
+                .map(crate::auth::email::normalise)
+                .filter(|e| e.len() <= 254)
+                .unwrap_or_default();
+            render_login(
+                state,
+                req,
+                StatusCode::OK,
+                sealed,
+                Some(client),
+                &hint,
+                None,
+            )
         }
+        Ok(Next::SecondStep) => match active {
+            // A step-up: the second step raises this session, then the request goes on.
+            Some(a) => {
+                match second_step::begin(
+                    p,
+                    &a.user.id,
+                    &a.session.amr,
+                    Some(params),
+                    Some(&a.session.id),
+                )
+                .await
+                {
+                    Ok(handle) => super::second_step::render(
+                        state,
+                        req,
+                        StatusCode::OK,
+                        Some(client),
+                        Default::default(),
+                        None,
+                        Some(handle),
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not begin a second step");
+                        failure_page(&e)
+                    }
+                }
+            }
+            None => server_error_page(),
+        },
+        Ok(Next::Enrol) => see_other(&super::second_step::enrolment_url()),
         Ok(Next::Consent(scopes)) => match active {
             Some(a) => {
                 let shown_to = ShownTo::new(&a.session.id, fresh);
@@ -278,7 +323,7 @@ fn sign_in_expired() -> HttpResponse {
 
 /// Reopens the authorization request carried by a sign-in form; `None` for a plain sign-in.
 /// A form sealed for another step (consent) is refused like an expired one.
-async fn reopen(
+pub(crate) async fn reopen(
     state: &AppState,
     sealed: &str,
 ) -> Result<Option<(Params, Client, AuthorizationRequest)>, HttpResponse> {
@@ -291,6 +336,23 @@ async fn reopen(
         return Err(sign_in_expired());
     };
     revalidate(state, params).await.map(Some)
+}
+
+/// Goes on with an authorization request after a second step (`fresh`: it completed a sign-in
+/// on this request, not a step-up).
+pub(crate) async fn resume(
+    state: &AppState,
+    req: &HttpRequest,
+    params: Params,
+    active: &ActiveSession,
+    fresh: bool,
+) -> HttpResponse {
+    match revalidate(state, params).await {
+        Ok((params, client, authz)) => {
+            proceed(state, req, &params, &client, &authz, Some(active), fresh).await
+        }
+        Err(res) => res,
+    }
 }
 
 /// Validates a reopened request again (the client may have changed since the page was shown).
@@ -367,9 +429,25 @@ pub async fn login(
             .map(String::from),
         trusted_device: cookies::device(p, &req, secure),
         previous_session,
+        wants_mfa: pending
+            .as_ref()
+            .is_some_and(|(_, c, a)| authorize::wants_mfa(c, a)),
+        resume: pending.as_ref().map(|(params, _, _)| params),
     };
-    let signed_in = match signin::sign_in(p, &rules, request).await {
-        Ok(s) => s,
+    let (signed_in, must_enrol) = match signin::sign_in(p, &rules, request).await {
+        Ok(SignInOutcome::SignedIn(s)) => (s, false),
+        Ok(SignInOutcome::MustEnrol(s)) => (s, true),
+        Ok(SignInOutcome::SecondStep { handle, methods }) => {
+            return super::second_step::render(
+                &state,
+                &req,
+                StatusCode::OK,
+                client,
+                methods,
+                None,
+                Some(handle),
+            );
+        }
         Err(SignInError::BadCredentials) => {
             return again(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS);
         }
@@ -389,6 +467,7 @@ pub async fn login(
         }
     };
     let mut res = match &pending {
+        _ if must_enrol => see_other(&super::second_step::enrolment_url()),
         Some((params, client, authz)) => {
             proceed(
                 &state,

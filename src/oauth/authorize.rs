@@ -9,10 +9,11 @@ use url::Url;
 use super::error::OAuthError;
 use super::params::Params;
 use super::{Provider, pkce, scope};
+use crate::auth::mfa::{self, Acr, second_step};
 use crate::auth::session::ActiveSession;
 use crate::clock::Timestamp;
 use crate::crypto::{b64, b64_decode, random_token};
-use crate::store::{AuthCode, AuthCodeStore, Client, ConsentStore, StoreResult};
+use crate::store::{AuthCode, AuthCodeStore, Client, ConsentStore, StoreResult, User};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prompt {
@@ -33,6 +34,41 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<Prompt>,
     pub max_age: Option<i64>,
     pub resource: Option<String>,
+    /// `acr_values` (OIDC Core §3.1.2.1), in order of preference; Tessera knows "1" and "2".
+    pub acr_values: Vec<String>,
+}
+
+impl AuthorizationRequest {
+    /// The level this request asks for by itself: "2" when `acr_values` names it (essential or
+    /// voluntary, it is honoured), else "1".
+    pub fn requested_acr(&self) -> Acr {
+        if self
+            .acr_values
+            .iter()
+            .any(|v| Acr::parse(v) == Some(Acr::MultiFactor))
+        {
+            Acr::MultiFactor
+        } else {
+            Acr::SingleFactor
+        }
+    }
+}
+
+/// Whether whoever signs in for this request must use a second factor, before the user is
+/// known: the client requires it, or the request asks for acr "2".
+pub fn wants_mfa(client: &Client, req: &AuthorizationRequest) -> bool {
+    client.require_mfa || req.requested_acr() == Acr::MultiFactor
+}
+
+/// The level a session must reach for this request and this user: "2" when the client
+/// requires it, the request asks for it, or one of the user's roles is in
+/// `mfa_required_roles`.
+pub fn required_acr(p: &Provider, client: &Client, req: &AuthorizationRequest, user: &User) -> Acr {
+    if wants_mfa(client, req) || second_step::required_by_role(p, user) {
+        Acr::MultiFactor
+    } else {
+        Acr::SingleFactor
+    }
 }
 
 #[derive(Debug)]
@@ -49,6 +85,12 @@ pub enum Rejection {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     SignIn,
+    /// The session is below the level the request needs and the user has a second factor:
+    /// ask for it (a step-up), then go on with this session.
+    SecondStep,
+    /// The session is below the level the request needs and the user has no second factor:
+    /// lead them to set one up (nothing is issued meanwhile).
+    Enrol,
     Consent(Vec<String>),
     Issue,
 }
@@ -219,12 +261,22 @@ pub async fn validate(
         prompt,
         max_age,
         resource,
+        acr_values: params
+            .get("acr_values")
+            .map(|v| {
+                v.split(' ')
+                    .filter(|a| !a.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     Ok((client, req))
 }
 
-/// Decides whether the person must sign in, consent, or can get a code now.
-/// `fresh` is true right after a sign-in on this request, which satisfies prompt=login/max_age.
+/// Decides whether the person must sign in, reach a higher level (a step-up), consent, or can
+/// get a code now. `fresh` is true right after a sign-in on this request, which satisfies
+/// prompt=login/max_age (a sign-in runs every factor the user has, so both are asked again).
 pub async fn next_step(
     p: &Provider,
     client: &Client,
@@ -252,6 +304,22 @@ pub async fn next_step(
                 Ok(Next::SignIn)
             };
         }
+    }
+    let required = required_acr(p, client, req, &session.user);
+    if !Acr::of_strings(&session.session.amr).satisfies(required) {
+        // OIDC Core §3.1.2.6: the person must interact (enter a code) before anything is issued.
+        if silent {
+            return Err(OAuthError::LoginRequired);
+        }
+        return match mfa::has_second_factor(p, &session.user.id).await {
+            Ok(true) => Ok(Next::SecondStep),
+            Ok(false) => Ok(Next::Enrol),
+            Err(mfa::MfaError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the user's factors");
+                Err(OAuthError::ServerError)
+            }
+        };
     }
     if client.first_party {
         return Ok(Next::Issue);
@@ -369,7 +437,7 @@ pub async fn consent_step(
         uses == 1
     };
     match next_step(p, client, req, Some(session), fresh, now).await? {
-        Next::SignIn => Ok(ConsentAnswer::Again),
+        Next::SignIn | Next::SecondStep | Next::Enrol => Ok(ConsentAnswer::Again),
         Next::Consent(_) | Next::Issue => Ok(ConsentAnswer::Decide),
     }
 }

@@ -50,6 +50,8 @@ pub struct Settings {
     /// Failed client authentications per IP within `ip_failure_window` before 429.
     pub client_auth_failure_limit: i64,
     pub client_auth_failure_window: i64,
+    /// Roles whose holders must reach acr "2" (`mfa_required_roles`).
+    pub mfa_required_roles: Vec<String>,
 }
 
 impl Settings {
@@ -69,6 +71,7 @@ impl Settings {
             token_failure_limit: c.token_failure_limit,
             client_auth_failure_limit: c.ip_failure_limit,
             client_auth_failure_window: s(c.ip_failure_window),
+            mfa_required_roles: c.mfa_required_roles.clone(),
         }
     }
 }

@@ -40,6 +40,25 @@ pub struct AccessClaims {
     pub auth_time: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
+    /// How the person signed in (RFC 9068 §2.2.1 allows `acr` and `amr`), so an API can demand
+    /// multi-factor for a sensitive operation offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+}
+
+/// `acr` for a sign-in's methods (decision: "2" exactly when `amr` holds `mfa`, which
+/// `auth::mfa::level::with_mfa` records when the methods reach two factors), `None` without
+/// methods (no person signed in, or a grant older than `amr`).
+pub fn acr_of(amr: &[String]) -> Option<&'static str> {
+    if amr.is_empty() {
+        None
+    } else if amr.iter().any(|m| m == "mfa") {
+        Some("2")
+    } else {
+        Some("1")
+    }
 }
 
 /// Who an access token is for, when a person is behind it.
@@ -114,6 +133,8 @@ impl Provider {
             roles: user
                 .filter(|u| !u.user.roles.is_empty())
                 .map(|u| u.user.roles.clone()),
+            acr: user.and_then(|u| acr_of(u.amr)).map(String::from),
+            amr: user.filter(|u| !u.amr.is_empty()).map(|u| u.amr.to_vec()),
         };
         let value = serde_json::to_value(&claims).map_err(|_| OAuthError::ServerError)?;
         Ok(self.keys().signer(now)?.sign_jwt("at+jwt", &value)?)
@@ -146,10 +167,9 @@ impl Provider {
         if let Some(sid) = grant.session_id {
             claims.insert("sid".into(), json!(sid));
         }
-        if !grant.amr.is_empty() {
+        if let Some(acr) = acr_of(grant.amr) {
             claims.insert("amr".into(), json!(grant.amr));
-            let mfa = grant.amr.iter().any(|m| m == "mfa");
-            claims.insert("acr".into(), json!(if mfa { "2" } else { "1" }));
+            claims.insert("acr".into(), json!(acr));
         }
         claims.insert(
             "at_hash".into(),

@@ -54,6 +54,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0007_mfa.sql"),
         postgres: include_str!("../../migrations/postgres/0007_mfa.sql"),
     },
+    Migration {
+        version: 8,
+        name: "client_require_mfa",
+        sqlite: include_str!("../../migrations/sqlite/0008_client_require_mfa.sql"),
+        postgres: include_str!("../../migrations/postgres/0008_client_require_mfa.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.

@@ -88,6 +88,8 @@ pub struct Client {
     pub audiences: Vec<String>,
     /// First-party clients skip the consent screen.
     pub first_party: bool,
+    /// Everyone signing in to this client must use a second factor (acr "2").
+    pub require_mfa: bool,
     pub created_at: Timestamp,
 }
 
@@ -357,6 +359,11 @@ pub trait SessionStore {
     /// everything else (id, tokens bound to it, limits) stays. False if the session is revoked
     /// or unknown.
     async fn replace_session_token(&self, id: &str, token_hash: &[u8]) -> StoreResult<bool>;
+    /// A step-up: a live session that met a second factor gets the methods `amr` and a new
+    /// cookie (its keyed hash) in one statement; id, `auth_time` and what is bound to it stay.
+    /// False if the session is revoked or unknown.
+    async fn raise_session(&self, id: &str, token_hash: &[u8], amr: &[String])
+    -> StoreResult<bool>;
     /// Revokes one session and every refresh token bound to it. Idempotent.
     async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
     /// The user's sessions that are neither revoked nor past their absolute end, newest first.

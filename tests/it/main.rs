@@ -16,6 +16,8 @@ mod hostile_input;
 mod keys;
 mod mail_sink;
 mod mfa_account;
+mod mfa_sign_in;
+mod passkeys;
 mod refresh;
 mod replicas;
 mod review_findings;

@@ -436,7 +436,7 @@ async fn a_users_access_token_is_an_at_jwt_naming_the_user_client_session_and_ro
         .add_user_with(
             "grace@example.test",
             Some("Grace Hopper"),
-            &["admin", "auditor"],
+            &["finance", "auditor"],
         )
         .await;
     let client = app.add_client(ClientSpec::first_party("webapp")).await;
@@ -491,7 +491,7 @@ async fn a_users_access_token_is_an_at_jwt_naming_the_user_client_session_and_ro
         .iter()
         .map(|r| r.as_str().expect("a role name"))
         .collect();
-    assert_eq!(roles, BTreeSet::from(["admin", "auditor"]));
+    assert_eq!(roles, BTreeSet::from(["finance", "auditor"]));
 
     let iat = claims["iat"].as_i64().expect("iat");
     let exp = claims["exp"].as_i64().expect("exp");

@@ -2,7 +2,9 @@
 //! its end), the day over which failures add up, and the per-address window.
 
 use crate::auth::password::PasswordHasher;
-use crate::auth::signin::{SignInError, SignInRequest, SignInRules, SignedIn, sign_in};
+use crate::auth::signin::{
+    SignInError, SignInOutcome, SignInRequest, SignInRules, SignedIn, sign_in,
+};
 use crate::auth::throttle::ThrottlePolicy;
 use crate::config::SessionLimitPolicy;
 use crate::secret::SecretString;
@@ -51,8 +53,13 @@ impl Desk {
             user_agent: None,
             trusted_device: None,
             previous_session: None,
+            wants_mfa: false,
+            resume: None,
         };
-        sign_in(&self.k.p, &rules, request).await
+        match sign_in(&self.k.p, &rules, request).await? {
+            SignInOutcome::SignedIn(s) => Ok(s),
+            other => panic!("a password-only sign-in: {other:?}"),
+        }
     }
 
     async fn right(&self) -> Result<SignedIn, SignInError> {

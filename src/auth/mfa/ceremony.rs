@@ -31,6 +31,9 @@ pub enum CeremonyKind {
     PasskeySignIn,
     /// A WebAuthn credential as the second step after a password.
     WebAuthnSecondStep,
+    /// The pending second step itself: who passed the password, the methods so far and the
+    /// request to resume (see `auth::mfa::second_step`).
+    SecondStep,
 }
 
 impl CeremonyKind {
@@ -39,6 +42,7 @@ impl CeremonyKind {
             Self::WebAuthnRegistration => "webauthn_registration",
             Self::PasskeySignIn => "passkey_sign_in",
             Self::WebAuthnSecondStep => "webauthn_second_step",
+            Self::SecondStep => "second_step",
         }
     }
 }
@@ -93,6 +97,25 @@ pub async fn finish<T: DeserializeOwned>(
     kind: CeremonyKind,
     handle: &str,
 ) -> Result<Option<Taken<T>>, MfaError> {
+    Ok(hold(p, kind, handle).await?.map(|h| h.taken))
+}
+
+/// A ceremony taken by [`hold`]: its state, and the stored row [`put_back`] returns unchanged.
+pub struct Held<T> {
+    pub taken: Taken<T>,
+    id_hash: Vec<u8>,
+    row: Ceremony,
+}
+
+/// Takes the state like [`finish`] (atomically, once), keeping what [`put_back`] needs to
+/// store it again under the same handle with the same expiry: a step that may fail and be
+/// tried again (a wrong code at the second step) holds its state while it checks, so two
+/// attempts never both succeed.
+pub async fn hold<T: DeserializeOwned>(
+    p: &Provider,
+    kind: CeremonyKind,
+    handle: &str,
+) -> Result<Option<Held<T>>, MfaError> {
     if handle.is_empty() || handle.len() > 128 {
         return Ok(None);
     }
@@ -110,8 +133,19 @@ pub async fn finish<T: DeserializeOwned>(
         .decrypt(&sealed, &aad(kind, c.user_id.as_deref(), &id_hash))
         .map_err(|_| MfaError::Corrupt)?;
     let state = serde_json::from_slice(&json).map_err(|_| MfaError::Corrupt)?;
-    Ok(Some(Taken {
-        user_id: c.user_id,
-        state,
+    Ok(Some(Held {
+        taken: Taken {
+            user_id: c.user_id.clone(),
+            state,
+        },
+        id_hash,
+        row: c,
     }))
+}
+
+/// Stores a held ceremony again, unchanged: same handle, same state, same expiry (a retry
+/// never extends it).
+pub async fn put_back<T>(p: &Provider, held: Held<T>) -> Result<(), MfaError> {
+    p.store.put_ceremony(&held.id_hash, &held.row).await?;
+    Ok(())
 }

@@ -14,7 +14,9 @@ pub mod ceremony;
 pub mod level;
 pub mod manage;
 pub mod recovery_codes;
+pub mod second_step;
 pub mod totp;
+pub mod webauthn;
 
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;

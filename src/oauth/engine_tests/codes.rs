@@ -65,6 +65,7 @@ async fn next_step_after(secs: i64, max_age: i64) -> Next {
         prompt: vec![],
         max_age: Some(max_age),
         resource: None,
+        acr_values: vec![],
     };
     next_step(&k.p, &client, &req, Some(&session), false, k.now())
         .await

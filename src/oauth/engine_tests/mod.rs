@@ -5,6 +5,7 @@
 //! (`now - rotated_at <= grace`).
 
 mod codes;
+mod levels;
 mod quotas;
 mod refresh;
 mod tokens;

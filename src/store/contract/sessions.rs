@@ -106,6 +106,34 @@ contract!(
 );
 
 contract!(
+    a_raised_session_has_the_new_methods_and_cookie_and_keeps_its_id_and_auth_time,
+    |s: SqlStore| async move {
+        let u = user("raise@example.com");
+        s.insert_user(&u).await.unwrap();
+        let sess = session(&u.id);
+        s.insert_session(&sess).await.unwrap();
+        let new_hash = random_id().into_bytes();
+        let amr: Vec<String> = ["pwd", "otp", "mfa"].map(String::from).into();
+        assert!(s.raise_session(&sess.id, &new_hash, &amr).await.unwrap());
+        assert!(
+            s.find_session_by_token(&sess.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let found = s.find_session_by_token(&new_hash).await.unwrap().unwrap();
+        assert_eq!((found.id.as_str(), &found.amr), (sess.id.as_str(), &amr));
+        assert_eq!(found.auth_time, sess.auth_time);
+        s.revoke_session(&sess.id, 200).await.unwrap();
+        assert!(
+            !s.raise_session(&sess.id, &random_id().into_bytes(), &amr)
+                .await
+                .unwrap()
+        );
+    }
+);
+
+contract!(
     a_users_sessions_are_listed_with_their_clients_as_one_at_a_time_and_no_one_elses,
     |s: SqlStore| async move {
         const NOW: Timestamp = 200;

@@ -33,6 +33,7 @@ contract!(
             scopes: vec!["openid".into()],
             audiences: vec!["https://api".into()],
             first_party: true,
+            require_mfa: false,
             created_at: 1,
         };
         s.insert_client(&c).await.unwrap();

@@ -9,7 +9,7 @@ impl ClientStore for SqlStore {
         let insert = sqlx::query(insert_into!(
             "clients",
             client_columns,
-            "$1, $2, $3, $4, $5, $6, $7, $8, $9"
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
         ));
         insert_result(c.bind_columns(insert).execute(&self.writer).await)
     }

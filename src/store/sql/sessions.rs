@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::row::Record;
+use super::row::{Record, list};
 use super::{SqlStore, insert_result};
 use crate::clock::Timestamp;
 use crate::store::{Session, SessionStore, StoreResult};
@@ -65,6 +65,27 @@ impl SessionStore for SqlStore {
                 "UPDATE sessions SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL",
             )
             .bind(&token_hash)
+            .bind(&id)
+            .execute(&writer)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn raise_session(
+        &self,
+        id: &str,
+        token_hash: &[u8],
+        amr: &[String],
+    ) -> StoreResult<bool> {
+        let (id, token_hash, amr) = (id.to_string(), token_hash.to_vec(), list(amr));
+        self.write(move |writer| async move {
+            let done = sqlx::query(
+                "UPDATE sessions SET token_hash = $1, amr = $2 WHERE id = $3 AND revoked_at IS NULL",
+            )
+            .bind(&token_hash)
+            .bind(&amr)
             .bind(&id)
             .execute(&writer)
             .await?;

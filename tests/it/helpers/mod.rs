@@ -36,6 +36,8 @@ mod prometheus;
 mod random;
 /// Checks on HTTP answers: headers, JSON, RFC 6749 errors.
 mod responses;
+/// Authenticator apps, recovery codes and the second-step page.
+mod second_factors;
 /// Test users and OAuth clients, and how a client authenticates.
 mod users_and_clients;
 
@@ -52,4 +54,5 @@ pub use pages::*;
 pub use prometheus::*;
 pub use random::*;
 pub use responses::*;
+pub use second_factors::*;
 pub use users_and_clients::*;

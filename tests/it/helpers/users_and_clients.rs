@@ -72,6 +72,9 @@ impl TestApp {
         if spec.first_party {
             args.push("--first-party".into());
         }
+        if spec.require_mfa {
+            args.push("--require-mfa".into());
+        }
         args
     }
 
@@ -138,6 +141,7 @@ pub struct ClientSpec {
     scopes: Vec<String>,
     audiences: Vec<String>,
     first_party: bool,
+    require_mfa: bool,
 }
 
 impl ClientSpec {
@@ -153,6 +157,7 @@ impl ClientSpec {
             scopes: Vec::new(),
             audiences: Vec::new(),
             first_party: false,
+            require_mfa: false,
         }
     }
 
@@ -168,6 +173,12 @@ impl ClientSpec {
 
     pub fn trusted(mut self) -> Self {
         self.first_party = true;
+        self
+    }
+
+    /// Everyone signing in to this client must use a second factor (`--require-mfa`).
+    pub fn require_mfa(mut self) -> Self {
+        self.require_mfa = true;
         self
     }
 

@@ -1,0 +1,273 @@
+//! The second step on the shared test kit, with a clock the tests move: its five-minute life to
+//! the second, wrong codes that leave it pending, single use, the step-up, and its own lock.
+
+use super::*;
+use crate::auth::mfa::totp::TotpSecret;
+use crate::auth::mfa::{FactorName, begin_totp_enrolment, confirm_totp_enrolment};
+use crate::auth::signin::{SignInOutcome, SignInRequest, sign_in};
+use crate::auth::throttle::ThrottlePolicy;
+use crate::config::SessionLimitPolicy;
+use crate::testkit::{Kit, PASSWORD};
+
+/// Three failures lock for 60 s.
+const POLICY: ThrottlePolicy = ThrottlePolicy {
+    threshold: 3,
+    base: 60,
+    max: 600,
+    ip_limit: 1000,
+    ip_window: 900,
+};
+
+struct Desk {
+    k: Kit,
+    hasher: crate::auth::password::PasswordHasher,
+    user: User,
+    app: TotpSecret,
+}
+
+impl Desk {
+    /// Ada, whose authenticator app was confirmed a minute ago (so the present steps are
+    /// unused).
+    async fn new() -> Self {
+        let k = Kit::new().await;
+        let user = k.user("ada@example.test").await;
+        let e = begin_totp_enrolment(&k.p, &user).await.unwrap();
+        let app = TotpSecret::parse_base32(e.key.expose()).unwrap();
+        let name = FactorName::parse("Phone", "").unwrap();
+        let code = app.code_at(k.now()).unwrap();
+        confirm_totp_enrolment(&k.p, &user.id, &e.id, &name, &code)
+            .await
+            .unwrap();
+        k.advance(60);
+        Self {
+            k,
+            hasher: crate::testkit::Kit::cheap_hasher(),
+            user,
+            app,
+        }
+    }
+
+    fn rules(&self) -> SignInRules<'_> {
+        SignInRules {
+            hasher: &self.hasher,
+            throttle: POLICY,
+            max_sessions: 0,
+            session_policy: SessionLimitPolicy::EvictOldest,
+        }
+    }
+
+    /// The password step from a browser with this device cookie.
+    async fn password(&self, device: Option<&str>) -> SignInOutcome {
+        let request = SignInRequest {
+            email: &self.user.email,
+            password: SecretString::new(PASSWORD),
+            ip: Some("198.51.100.7".into()),
+            ip_key: Some("198.51.100.7".into()),
+            user_agent: None,
+            trusted_device: device.map(|d| (self.user.id.clone(), d.to_string())),
+            previous_session: None,
+            wants_mfa: false,
+            resume: None,
+        };
+        sign_in(&self.k.p, &self.rules(), request).await.unwrap()
+    }
+
+    async fn pending(&self) -> String {
+        match self.password(None).await {
+            SignInOutcome::SecondStep { handle, .. } => handle.into_inner(),
+            other => panic!("a user with an app gets the second step: {other:?}"),
+        }
+    }
+
+    fn right_code(&self) -> String {
+        self.app.code_at(self.k.now()).unwrap()
+    }
+
+    async fn answer(&self, handle: &str, code: &str) -> Result<Completed, SecondStepError> {
+        let browser = Browser {
+            handle: handle.into(),
+            ip: Some("198.51.100.7".into()),
+            ip_key: Some("198.51.100.7".into()),
+            user_agent: None,
+            previous_session: None,
+        };
+        complete_with_code(&self.k.p, &self.rules(), browser, code).await
+    }
+}
+
+#[tokio::test]
+async fn a_pending_second_step_lives_five_minutes_to_the_second() {
+    for (after, alive) in [(299, true), (300, false), (301, false)] {
+        let d = Desk::new().await;
+        let handle = d.pending().await;
+        d.k.advance(after);
+        let r = d.answer(&handle, &d.right_code()).await;
+        if alive {
+            assert!(r.is_ok(), "{after}s after the password: {r:?}");
+        } else {
+            assert!(
+                matches!(r, Err(SecondStepError::Gone)),
+                "{after}s after the password: {r:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_code_leaves_the_step_pending_without_extending_it() {
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    d.k.advance(200);
+    let r = d.answer(&handle, "000000").await;
+    assert!(matches!(r, Err(SecondStepError::InvalidCode)), "{r:?}");
+    d.k.advance(99);
+    let done = d.answer(&handle, &d.right_code()).await.unwrap();
+    assert_eq!(done.active.user.id, d.user.id);
+    assert_eq!(done.active.session.amr, ["pwd", "otp", "mfa"]);
+    assert!(!done.raised);
+
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    d.k.advance(200);
+    assert!(d.answer(&handle, "000000").await.is_err());
+    d.k.advance(100);
+    let r = d.answer(&handle, &d.right_code()).await;
+    assert!(
+        matches!(r, Err(SecondStepError::Gone)),
+        "a failure does not restart the five minutes: {r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_completed_step_cannot_be_completed_again() {
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    d.answer(&handle, &d.right_code()).await.unwrap();
+    d.k.advance(30);
+    let r = d.answer(&handle, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_handle_is_no_pending_step() {
+    let d = Desk::new().await;
+    d.pending().await;
+    for handle in ["", "not-a-handle", &"x".repeat(4096)] {
+        let r = d.answer(handle, &d.right_code()).await;
+        assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_step_up_raises_the_live_session_and_gives_it_a_new_cookie() {
+    let d = Desk::new().await;
+    let (old_cookie, active) = d.k.session(&d.user).await;
+    let handle = begin(
+        &d.k.p,
+        &d.user.id,
+        &active.session.amr,
+        None,
+        Some(&active.session.id),
+    )
+    .await
+    .unwrap();
+    let done = d.answer(handle.expose(), &d.right_code()).await.unwrap();
+    assert!(done.raised);
+    assert_eq!(
+        done.active.session.id, active.session.id,
+        "the same session"
+    );
+    assert_eq!(done.active.session.amr, ["pwd", "otp", "mfa"]);
+    assert_eq!(done.active.session.auth_time, active.session.auth_time);
+    assert!(
+        d.k.resolve(&old_cookie).await.is_none(),
+        "the old cookie is dead"
+    );
+    let raised = d.k.resolve(done.cookie_value.expose()).await.unwrap();
+    assert_eq!(raised.session.id, active.session.id);
+}
+
+#[tokio::test]
+async fn a_step_up_of_a_session_that_ended_meanwhile_raises_nothing() {
+    let d = Desk::new().await;
+    let (_, active) = d.k.session(&d.user).await;
+    let handle = begin(
+        &d.k.p,
+        &d.user.id,
+        &["pwd".into()],
+        None,
+        Some(&active.session.id),
+    )
+    .await
+    .unwrap();
+    d.k.p.revoke_session(&active.session.id).await.unwrap();
+    let r = d.answer(handle.expose(), &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_locked_second_step_refuses_even_the_right_code_but_not_the_password() {
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    for _ in 0..POLICY.threshold {
+        let r = d.answer(&handle, "000000").await;
+        assert!(matches!(r, Err(SecondStepError::InvalidCode)), "{r:?}");
+    }
+    let r = d.answer(&handle, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Locked(60))), "{r:?}");
+
+    // The password step of the owner's trusted device still goes through to a second step.
+    assert!(matches!(
+        d.password(Some("ada-laptop")).await,
+        SignInOutcome::SecondStep { .. }
+    ));
+
+    // Once the lock ends, the step (still pending, if young enough) takes the right code.
+    let handle = d.pending().await;
+    d.k.advance(POLICY.base);
+    d.answer(&handle, &d.right_code()).await.unwrap();
+}
+
+#[tokio::test]
+async fn one_users_failures_never_lock_another_users_second_step() {
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    for _ in 0..POLICY.threshold {
+        assert!(d.answer(&handle, "000000").await.is_err());
+    }
+    // Bob, from the same address.
+    let bob = d.k.user("bob@example.test").await;
+    let e = begin_totp_enrolment(&d.k.p, &bob).await.unwrap();
+    let bobs = TotpSecret::parse_base32(e.key.expose()).unwrap();
+    let name = FactorName::parse("Phone", "").unwrap();
+    let code = bobs.code_at(d.k.now() - 30).unwrap();
+    confirm_totp_enrolment(&d.k.p, &bob.id, &e.id, &name, &code)
+        .await
+        .unwrap();
+    let bobs_step = begin(&d.k.p, &bob.id, &["pwd".into()], None, None)
+        .await
+        .unwrap();
+    let done = d
+        .answer(bobs_step.expose(), &bobs.code_at(d.k.now()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(done.active.user.id, bob.id);
+}
+
+#[tokio::test]
+async fn a_code_of_another_users_app_does_not_answer_this_users_step() {
+    let d = Desk::new().await;
+    let bob = d.k.user("bob@example.test").await;
+    let e = begin_totp_enrolment(&d.k.p, &bob).await.unwrap();
+    let bobs = TotpSecret::parse_base32(e.key.expose()).unwrap();
+    let name = FactorName::parse("Phone", "").unwrap();
+    let code = bobs.code_at(d.k.now() - 30).unwrap();
+    confirm_totp_enrolment(&d.k.p, &bob.id, &e.id, &name, &code)
+        .await
+        .unwrap();
+    let adas_step = d.pending().await;
+    let r = d
+        .answer(&adas_step, &bobs.code_at(d.k.now()).unwrap())
+        .await;
+    assert!(matches!(r, Err(SecondStepError::InvalidCode)), "{r:?}");
+}
