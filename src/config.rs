@@ -192,7 +192,9 @@ impl Default for Config {
             .unwrap_or(2);
         Self {
             listen: "127.0.0.1:8080".into(),
-            issuer: "http://127.0.0.1:8080".into(),
+            // A host name, not an IP address: WebAuthn refuses IP addresses as relying-party ids,
+            // so passkeys work right after `cargo run` (the listener stays on 127.0.0.1).
+            issuer: "http://localhost:8080".into(),
             data_dir: PathBuf::from("./data"),
             database_url: None,
             database_max_connections: 16,
@@ -620,7 +622,7 @@ mod tests {
     fn defaults_serve_the_embedded_database_on_localhost() {
         let c = Config::load_from(None, &[]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
-        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://localhost:8080");
         assert_eq!(c.database_url(), "sqlite://./data/tessera.db");
         assert_eq!(c.access_token_ttl, Duration::from_secs(600));
     }

@@ -75,7 +75,7 @@ pub(crate) async fn current_session(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render_login(
+pub(crate) fn render_login(
     state: &AppState,
     req: &HttpRequest,
     status: StatusCode,
@@ -123,7 +123,7 @@ fn consent_page(
 
 /// Runs the decision for a validated request and answers it. Each page it shows seals the
 /// request for its own step; the consent page also names the session it is shown to.
-async fn proceed(
+pub(crate) async fn proceed(
     state: &AppState,
     req: &HttpRequest,
     params: &Params,
@@ -323,7 +323,7 @@ fn sign_in_expired() -> HttpResponse {
 
 /// Reopens the authorization request carried by a sign-in form; `None` for a plain sign-in.
 /// A form sealed for another step (consent) is refused like an expired one.
-async fn reopen(
+pub(crate) async fn reopen(
     state: &AppState,
     sealed: &str,
 ) -> Result<Option<(Params, Client, AuthorizationRequest)>, HttpResponse> {

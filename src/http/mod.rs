@@ -21,6 +21,7 @@ pub mod health;
 #[cfg(test)]
 mod layering;
 pub mod logout;
+pub mod passkeys;
 pub mod password;
 pub mod protocol;
 pub mod second_step;
@@ -95,6 +96,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::get().to(browser::authorize))
     .route("/login", web::get().to(browser::login_page))
     .route("/login", web::post().to(browser::login))
+    .route(
+        "/login/passkey/begin",
+        web::post().to(passkeys::begin_sign_in),
+    )
+    .route("/login/passkey", web::post().to(passkeys::sign_in))
+    .route(
+        "/login/second-step/key/begin",
+        web::post().to(passkeys::begin_key_step),
+    )
+    .route("/login/second-step/key", web::post().to(passkeys::key_step))
+    .route("/account/passkeys", web::get().to(passkeys::passkeys_page))
+    .route(
+        "/account/passkeys/begin",
+        web::post().to(passkeys::begin_registration),
+    )
+    .route(
+        "/account/passkeys/finish",
+        web::post().to(passkeys::finish_registration),
+    )
+    .route("/account/passkeys/remove", web::post().to(passkeys::remove))
     .route(
         "/login/second-step",
         web::get().to(second_step::second_step_page),

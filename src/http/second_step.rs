@@ -27,7 +27,7 @@ pub fn enrolment_url() -> String {
     "/account/security".into()
 }
 
-fn cookie_name(secure: bool) -> &'static str {
+pub(crate) fn cookie_name(secure: bool) -> &'static str {
     if secure {
         "__Host-tessera_second_step"
     } else {

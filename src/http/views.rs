@@ -156,6 +156,24 @@ pub fn when(t: i64) -> String {
     rendered.replace('T', " ").replace('Z', " UTC")
 }
 
+/// A passkey or security key as the passkeys section lists it.
+pub struct PasskeyLine {
+    pub id: String,
+    pub name: String,
+    /// "Passkey" or "Security key".
+    pub kind: String,
+    pub added: String,
+    pub last_used: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "passkeys.html")]
+pub struct PasskeysPage {
+    pub csrf_token: String,
+    pub keys: Vec<PasskeyLine>,
+    pub notice: Option<String>,
+}
+
 /// The second step of a sign-in (or a step-up): a one-time code (an authenticator app's or a
 /// recovery code), and a security key when the user has one.
 #[derive(Template)]

@@ -82,7 +82,7 @@ test('a forgotten password is reset from the mailed link, which signs out every 
   // The old password is refused, the new one works.
   await pp.getByLabel('Email').fill('uma@example.com');
   await pp.getByLabel('Password').fill(PASSWORD);
-  await pp.getByRole('button', { name: 'Sign in' }).click();
+  await pp.getByRole('button', { name: 'Sign in', exact: true }).click();
   await pp.getByRole('alert').waitFor();
   assert.equal(await pp.getByRole('alert').innerText(), 'The email or password is incorrect.');
   await signIn(pp, app.base, 'uma@example.com', NEW_PASSWORD);
@@ -183,7 +183,7 @@ test('after repeated failures the sign-in page says the account is locked, even 
     await page.getByLabel('Password').fill(password);
     const [response] = await Promise.all([
       page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/login'),
-      page.getByRole('button', { name: 'Sign in' }).click(),
+      page.getByRole('button', { name: 'Sign in', exact: true }).click(),
     ]);
     await page.getByRole('alert').waitFor();
     return { status: response.status(), retryAfter: response.headers()['retry-after'], alert: await page.getByRole('alert').innerText() };

@@ -17,6 +17,7 @@ mod keys;
 mod mail_sink;
 mod mfa_account;
 mod mfa_sign_in;
+mod passkeys;
 mod refresh;
 mod replicas;
 mod review_findings;

@@ -16,6 +16,7 @@ pub mod manage;
 pub mod recovery_codes;
 pub mod second_step;
 pub mod totp;
+pub mod webauthn;
 
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;

@@ -150,20 +150,20 @@ pub struct Browser {
 /// The second step's throttle keys: per user (`mfa:acct:user:{id}`) and per address
 /// (`fail:ip:mfa:{ip}`), apart from the password's, so a locked second step never locks a
 /// password step, and one user's failures never fail another's.
-struct Keys {
+pub(super) struct Keys {
     account: String,
     ip: Option<String>,
 }
 
 impl Keys {
-    fn new(user_id: &str, ip_key: Option<&str>) -> Self {
+    pub(super) fn new(user_id: &str, ip_key: Option<&str>) -> Self {
         Self {
             account: format!("user:{user_id}"),
             ip: ip_key.map(|k| format!("mfa:{k}")),
         }
     }
 
-    fn attempt(&self) -> Attempt<'_> {
+    pub(super) fn attempt(&self) -> Attempt<'_> {
         Attempt {
             account: &self.account,
             device: None,
@@ -313,7 +313,7 @@ pub async fn succeed(
     })
 }
 
-async fn audit_failure(p: &Provider, user_id: &str, b: &Browser, reason: &str) {
+pub(super) async fn audit_failure(p: &Provider, user_id: &str, b: &Browser, reason: &str) {
     tracing::info!(outcome = "failure", reason, "second step failed");
     p.audit(
         AuditEvent::new("mfa.challenge_failed")

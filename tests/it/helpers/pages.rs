@@ -74,8 +74,8 @@ pub async fn sign_in_page_with_status(resp: Response) -> FormPage {
     };
     assert_eq!(
         field("email").attr("autocomplete"),
-        Some("username"),
-        "password managers can fill the email"
+        Some("username webauthn"),
+        "password managers can fill the email, and passkeys are offered there (autofill)"
     );
     assert_eq!(
         field("password").attr("type"),
