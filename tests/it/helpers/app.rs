@@ -36,9 +36,25 @@ impl AppConfig {
     }
 }
 
+/// A port for a test server that no other test of this run is handed. Ports come from below
+/// the kernel's ephemeral range (32768-60999 on Linux), so the clients' own outgoing connections
+/// never take them, and from a counter, so two tests never get the same one (a port asked of the
+/// kernel with `:0` and released could be handed out again before the server binds it).
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("a bound address").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Each test process starts at its own place, so two runs side by side rarely meet.
+    let start = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (FIRST + (start + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + SPAN)
 }
 
 fn browser_with(jar: Arc<Jar>) -> reqwest::Client {
