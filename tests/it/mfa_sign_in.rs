@@ -719,3 +719,31 @@ async fn login_hint_fills_in_the_email_whether_or_not_an_account_has_it() {
     }
     assert_eq!(pages[0], pages[1], "the same page for both");
 }
+
+#[tokio::test]
+async fn signing_out_everywhere_or_a_new_password_ends_a_pending_second_step() {
+    let app = spawn_app().await;
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("erp")).await;
+    let (phone, recovery) = app.enrol_authenticator(&user).await;
+    with_time_in_the_step().await;
+    let request = AuthRequest::new(&client);
+
+    // Someone with the password waits at the second step; the owner signs out everywhere.
+    let step = password_step_in(&app, &app.client, &request, &user).await;
+    app.cli_revoke_all_sessions(&user.email).await;
+    let resp = app.post_second_step(&step, &phone.code(0)).await;
+    assert_eq!(set_cookie(&resp, SESSION_COOKIE), None, "no session");
+    let html = expect_error_page(resp, StatusCode::BAD_REQUEST).await;
+    assert!(html.contains("took too long"), "{html}");
+
+    // Again, and the owner sets a new password.
+    let other = app.new_browser();
+    let step = password_step_in(&app, &other, &request, &user).await;
+    app.set_password(&user.email, "a-completely-new-passphrase-42")
+        .await;
+    let resp = app.post_second_step_in(&other, &step, &recovery[0]).await;
+    assert_eq!(set_cookie(&resp, SESSION_COOKIE), None, "no session");
+    let html = expect_error_page(resp, StatusCode::BAD_REQUEST).await;
+    assert!(html.contains("took too long"), "{html}");
+}
