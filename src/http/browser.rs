@@ -156,21 +156,25 @@ pub(crate) async fn proceed(
         Ok(Next::SecondStep) => match active {
             // A step-up: the second step raises this session, then the request goes on.
             Some(a) => {
-                match second_step::begin(
-                    p,
-                    &a.user.id,
-                    &a.session.amr,
-                    Some(params),
-                    Some(&a.session.id),
-                )
-                .await
-                {
-                    Ok(handle) => super::second_step::render(
+                let begun = match second_step::methods(p, &a.user.id).await {
+                    Ok(methods) => second_step::begin(
+                        p,
+                        &a.user.id,
+                        &a.session.amr,
+                        Some(params),
+                        Some(&a.session.id),
+                    )
+                    .await
+                    .map(|handle| (handle, methods)),
+                    Err(e) => Err(e),
+                };
+                match begun {
+                    Ok((handle, methods)) => super::second_step::render(
                         state,
                         req,
                         StatusCode::OK,
                         Some(client),
-                        Default::default(),
+                        methods,
                         None,
                         Some(handle),
                     ),

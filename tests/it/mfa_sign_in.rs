@@ -747,3 +747,30 @@ async fn signing_out_everywhere_or_a_new_password_ends_a_pending_second_step() {
     let html = expect_error_page(resp, StatusCode::BAD_REQUEST).await;
     assert!(html.contains("took too long"), "{html}");
 }
+
+#[tokio::test]
+async fn a_step_up_offers_the_security_key_of_a_user_who_has_one() {
+    let app = spawn_app().await;
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("erp")).await;
+    let request = AuthRequest::new(&client);
+    let page = expect_sign_in_page(app.authorize(&request).await).await;
+    let resp = app.post_login(&page, &user.email, &user.password).await;
+    set_cookie(&resp, SESSION_COOKIE).expect("a password-only session");
+    // A security key is the user's only factor (no app, so no recovery codes either).
+    app.execute_sql(&format!(
+        "INSERT INTO mfa_factors (id, user_id, kind, name, created_at, credential) \
+         VALUES ('key-1', '{}', 'webauthn', 'YubiKey', 0, '{{}}')",
+        user.id
+    ))
+    .await;
+
+    let request = AuthRequest::new(&client).with("acr_values", "2");
+    let step = expect_second_step_page(app.authorize(&request).await).await;
+    assert_eq!(step.status, StatusCode::OK);
+    assert!(
+        step.html.contains("id=\"security-key\""),
+        "the step-up offers the key: {}",
+        step.html
+    );
+}
