@@ -774,3 +774,18 @@ async fn a_step_up_offers_the_security_key_of_a_user_who_has_one() {
         step.html
     );
 }
+
+#[tokio::test]
+async fn a_user_disabled_while_at_the_second_step_is_not_signed_in_by_the_code() {
+    let app = spawn_app().await;
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("erp")).await;
+    let (phone, _) = app.enrol_authenticator(&user).await;
+    with_time_in_the_step().await;
+    let request = AuthRequest::new(&client);
+    let step = password_step_in(&app, &app.client, &request, &user).await;
+    app.disable_user(&user.email).await;
+    let resp = app.post_second_step(&step, &phone.code(0)).await;
+    assert_eq!(set_cookie(&resp, SESSION_COOKIE), None, "no session");
+    expect_error_page(resp, StatusCode::BAD_REQUEST).await;
+}
