@@ -156,6 +156,13 @@ pub(crate) async fn proceed(
         Ok(Next::SecondStep) => match active {
             // A step-up: the second step raises this session, then the request goes on.
             Some(a) => {
+                let ip_key = super::client_addr::client_addr(req).map(|a| a.limit_key());
+                let limit = state.config.signin_rate_limit;
+                if let Some(wait) =
+                    throttle::ceremony_rate_limited(&p.fleet, ip_key.as_deref(), limit, now).await
+                {
+                    return too_many_requests(wait);
+                }
                 let begun = match second_step::methods(p, &a.user.id).await {
                     Ok(methods) => second_step::begin(
                         p,

@@ -293,9 +293,8 @@ pub async fn finish_registration(
 async fn ceremonies_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
     let p = &state.provider;
     let ip_key = super::client_addr::client_addr(req).map(|a| a.limit_key());
-    let key = format!("ceremony:{}", ip_key.as_deref().unwrap_or("-"));
-    let wait =
-        throttle::rate_limited(&p.fleet, &key, state.config.signin_rate_limit, 60, p.now()).await?;
+    let limit = state.config.signin_rate_limit;
+    let wait = throttle::ceremony_rate_limited(&p.fleet, ip_key.as_deref(), limit, p.now()).await?;
     let mut res = json_error(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",

@@ -789,3 +789,27 @@ async fn a_user_disabled_while_at_the_second_step_is_not_signed_in_by_the_code()
     assert_eq!(set_cookie(&resp, SESSION_COOKIE), None, "no session");
     expect_error_page(resp, StatusCode::BAD_REQUEST).await;
 }
+
+#[tokio::test]
+async fn step_ups_begun_in_bulk_from_one_address_get_429() {
+    // Each step-up stores a pending step: a limit per address, as for passkey ceremonies.
+    let app = spawn_app_with(|c| {
+        c.env("TESSERA_SIGNIN_RATE_LIMIT", "3");
+    })
+    .await;
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("erp")).await;
+    let page = expect_sign_in_page(app.authorize(&AuthRequest::new(&client)).await).await;
+    let resp = app.post_login(&page, &user.email, &user.password).await;
+    set_cookie(&resp, SESSION_COOKIE).expect("a password-only session");
+    app.enrol_authenticator(&user).await;
+    let request = AuthRequest::new(&client).with("acr_values", "2");
+    for _ in 0..3 {
+        let step = expect_second_step_page(app.authorize(&request).await).await;
+        assert_eq!(step.status, StatusCode::OK);
+    }
+    let resp = app.authorize(&request).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(set_cookie(&resp, HANDLE_COOKIE), None, "no step was begun");
+}
