@@ -156,6 +156,19 @@ pub async fn signin_rate_limited(
     rate_limited(fleet, &key, limit, 60, now).await
 }
 
+/// Ceremonies (a pending second step, a passkey's challenge) begun per minute from one client
+/// address, on a key apart from sign-in attempts: each stores a row, so they are not free to
+/// begin in bulk. Returns the seconds to wait when over `limit`.
+pub async fn ceremony_rate_limited(
+    fleet: &Fleet,
+    ip_key: Option<&str>,
+    limit: i64,
+    now: Timestamp,
+) -> Option<i64> {
+    let key = format!("ceremony:{}", ip_key.unwrap_or("-"));
+    rate_limited(fleet, &key, limit, 60, now).await
+}
+
 /// Whose account mails [`mail_rate_limited`] counts. Addresses and emails are kept apart: an
 /// email field is whatever the caller typed, and it must not name (and spend) someone's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

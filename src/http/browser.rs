@@ -156,21 +156,32 @@ pub(crate) async fn proceed(
         Ok(Next::SecondStep) => match active {
             // A step-up: the second step raises this session, then the request goes on.
             Some(a) => {
-                match second_step::begin(
-                    p,
-                    &a.user.id,
-                    &a.session.amr,
-                    Some(params),
-                    Some(&a.session.id),
-                )
-                .await
+                let ip_key = super::client_addr::client_addr(req).map(|a| a.limit_key());
+                let limit = state.config.signin_rate_limit;
+                if let Some(wait) =
+                    throttle::ceremony_rate_limited(&p.fleet, ip_key.as_deref(), limit, now).await
                 {
-                    Ok(handle) => super::second_step::render(
+                    return too_many_requests(wait);
+                }
+                let begun = match second_step::methods(p, &a.user.id).await {
+                    Ok(methods) => second_step::begin(
+                        p,
+                        &a.user.id,
+                        &a.session.amr,
+                        Some(params),
+                        Some(&a.session.id),
+                    )
+                    .await
+                    .map(|handle| (handle, methods)),
+                    Err(e) => Err(e),
+                };
+                match begun {
+                    Ok((handle, methods)) => super::second_step::render(
                         state,
                         req,
                         StatusCode::OK,
                         Some(client),
-                        Default::default(),
+                        methods,
                         None,
                         Some(handle),
                     ),

@@ -288,6 +288,23 @@ pub async fn finish_registration(
     clear_ceremony(&state, res)
 }
 
+/// Ceremonies begun without a session (a passkey sign-in, a pending step's key) each store a
+/// row: at most `signin_rate_limit` a minute from one client address, on a key of their own.
+async fn ceremonies_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
+    let p = &state.provider;
+    let ip_key = super::client_addr::client_addr(req).map(|a| a.limit_key());
+    let limit = state.config.signin_rate_limit;
+    let wait = throttle::ceremony_rate_limited(&p.fleet, ip_key.as_deref(), limit, p.now()).await?;
+    let mut res = json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "Too many attempts from your network. Try again in a minute.",
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+    Some(res)
+}
+
 #[derive(Deserialize)]
 struct BeginSignIn {
     #[serde(default)]
@@ -302,6 +319,9 @@ pub async fn begin_sign_in(
     body: web::Bytes,
 ) -> HttpResponse {
     if let Err(res) = checked_json::<BeginSignIn>(&state, &req, &body).await {
+        return res;
+    }
+    if let Some(res) = ceremonies_limited(&state, &req).await {
         return res;
     }
     match webauthn::begin_sign_in(&state.provider).await {
@@ -439,6 +459,9 @@ pub async fn begin_key_step(
     body: web::Bytes,
 ) -> HttpResponse {
     if let Err(res) = checked_json::<BeginSignIn>(&state, &req, &body).await {
+        return res;
+    }
+    if let Some(res) = ceremonies_limited(&state, &req).await {
         return res;
     }
     let handle = req

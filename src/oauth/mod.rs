@@ -136,7 +136,9 @@ impl Provider {
         self.fleet.revoke(&self.store, r).await
     }
 
-    /// Ends every session of a user except `keep`, with their tokens. Returns how many ended.
+    /// Ends every session of a user except `keep`, with their tokens, and every pending second
+    /// step of theirs (a sign-in half done with a password is no less a way in: signing out
+    /// everywhere or a new password must end it too). Returns how many sessions ended.
     /// Each ended session is revoked by id, so a sign-in right after (even within the same
     /// second) is not caught by it.
     pub async fn revoke_user_sessions(
@@ -144,6 +146,11 @@ impl Provider {
         user_id: &str,
         keep: Option<&str>,
     ) -> StoreResult<u64> {
+        use crate::auth::mfa::ceremony::CeremonyKind;
+        use crate::store::MfaStore;
+        self.store
+            .delete_user_ceremonies(user_id, CeremonyKind::SecondStep.as_str())
+            .await?;
         let ended = self
             .store
             .revoke_user_sessions(user_id, keep, self.now())

@@ -543,6 +543,9 @@ pub trait MfaStore {
     /// Removes every factor, pending enrolment, recovery code and ceremony of the user, in one
     /// transaction (`tessera user reset-mfa`). Returns how many factors went.
     async fn delete_all_factors(&self, user_id: &str) -> StoreResult<u64>;
+    /// Removes the user's ceremonies of `kind` (e.g. every pending second step when their
+    /// sessions are ended). Returns how many went.
+    async fn delete_user_ceremonies(&self, user_id: &str, kind: &str) -> StoreResult<u64>;
 
     /// Stores an enrolment in progress, replacing any earlier one of the user (one at a time).
     async fn insert_pending_totp(&self, pending: &PendingTotp) -> StoreResult<()>;

@@ -723,3 +723,97 @@ async fn login_hint_fills_in_the_email_whether_or_not_an_account_has_it() {
     }
     assert_eq!(pages[0], pages[1], "the same page for both");
 }
+
+#[tokio::test]
+async fn signing_out_everywhere_or_a_new_password_ends_a_pending_second_step() {
+    let app = spawn_app().await;
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("erp")).await;
+    let (phone, recovery) = app.enrol_authenticator(&user).await;
+    with_time_in_the_step().await;
+    let request = AuthRequest::new(&client);
+
+    // Someone with the password waits at the second step; the owner signs out everywhere.
+    let step = password_step_in(&app, &app.client, &request, &user).await;
+    app.cli_revoke_all_sessions(&user.email).await;
+    let resp = app.post_second_step(&step, &phone.code(0)).await;
+    assert_eq!(set_cookie(&resp, SESSION_COOKIE), None, "no session");
+    let html = expect_error_page(resp, StatusCode::BAD_REQUEST).await;
+    assert!(html.contains("took too long"), "{html}");
+
+    // Again, and the owner sets a new password.
+    let other = app.new_browser();
+    let step = password_step_in(&app, &other, &request, &user).await;
+    app.set_password(&user.email, "a-completely-new-passphrase-42")
+        .await;
+    let resp = app.post_second_step_in(&other, &step, &recovery[0]).await;
+    assert_eq!(set_cookie(&resp, SESSION_COOKIE), None, "no session");
+    let html = expect_error_page(resp, StatusCode::BAD_REQUEST).await;
+    assert!(html.contains("took too long"), "{html}");
+}
+
+#[tokio::test]
+async fn a_step_up_offers_the_security_key_of_a_user_who_has_one() {
+    let app = spawn_app().await;
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("erp")).await;
+    let request = AuthRequest::new(&client);
+    let page = expect_sign_in_page(app.authorize(&request).await).await;
+    let resp = app.post_login(&page, &user.email, &user.password).await;
+    set_cookie(&resp, SESSION_COOKIE).expect("a password-only session");
+    // A security key is the user's only factor (no app, so no recovery codes either).
+    app.execute_sql(&format!(
+        "INSERT INTO mfa_factors (id, user_id, kind, name, created_at, credential) \
+         VALUES ('key-1', '{}', 'webauthn', 'YubiKey', 0, '{{}}')",
+        user.id
+    ))
+    .await;
+
+    let request = AuthRequest::new(&client).with("acr_values", "2");
+    let step = expect_second_step_page(app.authorize(&request).await).await;
+    assert_eq!(step.status, StatusCode::OK);
+    assert!(
+        step.html.contains("id=\"security-key\""),
+        "the step-up offers the key: {}",
+        step.html
+    );
+}
+
+#[tokio::test]
+async fn a_user_disabled_while_at_the_second_step_is_not_signed_in_by_the_code() {
+    let app = spawn_app().await;
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("erp")).await;
+    let (phone, _) = app.enrol_authenticator(&user).await;
+    with_time_in_the_step().await;
+    let request = AuthRequest::new(&client);
+    let step = password_step_in(&app, &app.client, &request, &user).await;
+    app.disable_user(&user.email).await;
+    let resp = app.post_second_step(&step, &phone.code(0)).await;
+    assert_eq!(set_cookie(&resp, SESSION_COOKIE), None, "no session");
+    expect_error_page(resp, StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn step_ups_begun_in_bulk_from_one_address_get_429() {
+    // Each step-up stores a pending step: a limit per address, as for passkey ceremonies.
+    let app = spawn_app_with(|c| {
+        c.env("TESSERA_SIGNIN_RATE_LIMIT", "3");
+    })
+    .await;
+    let user = app.add_user("ada@example.test").await;
+    let client = app.add_client(ClientSpec::first_party("erp")).await;
+    let page = expect_sign_in_page(app.authorize(&AuthRequest::new(&client)).await).await;
+    let resp = app.post_login(&page, &user.email, &user.password).await;
+    set_cookie(&resp, SESSION_COOKIE).expect("a password-only session");
+    app.enrol_authenticator(&user).await;
+    let request = AuthRequest::new(&client).with("acr_values", "2");
+    for _ in 0..3 {
+        let step = expect_second_step_page(app.authorize(&request).await).await;
+        assert_eq!(step.status, StatusCode::OK);
+    }
+    let resp = app.authorize(&request).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(set_cookie(&resp, HANDLE_COOKIE), None, "no step was begun");
+}

@@ -183,3 +183,29 @@ async fn a_signed_in_person_begins_adding_a_passkey_that_must_be_discoverable_an
     assert_eq!(pk["authenticatorSelection"]["residentKey"], "required");
     assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
 }
+
+#[tokio::test]
+async fn passkey_sign_ins_begun_in_bulk_from_one_address_get_429() {
+    // Each begin stores a ceremony: unauthenticated writes need a limit per address.
+    let app = spawn_localhost_app_with(|c| {
+        c.env("TESSERA_SIGNIN_RATE_LIMIT", "3");
+    })
+    .await;
+    let browser = app.new_browser();
+    let csrf = csrf_token(&app, &browser).await;
+    for _ in 0..3 {
+        assert_eq!(
+            begin_passkey_sign_in(&app, &browser, &csrf).await.status(),
+            StatusCode::OK
+        );
+    }
+    let resp = begin_passkey_sign_in(&app, &browser, &csrf).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert!(
+        set_cookies(&resp)
+            .iter()
+            .all(|c| !c.name.contains("webauthn")),
+        "no ceremony was begun"
+    );
+}

@@ -17,13 +17,13 @@ use super::level::{self, Amr};
 use super::{MfaError, OneTimeCode};
 use crate::audit::AuditEvent;
 use crate::auth::session::{self, ActiveSession, DeviceInfo};
-use crate::auth::signin::{self, SignInError, SignInRules};
+use crate::auth::signin::{self, SecondStepMethods, SignInError, SignInRules};
 use crate::auth::throttle::{self, Attempt, Factor, Gate};
 use crate::crypto::random_token;
 use crate::oauth::Provider;
 use crate::oauth::params::Params;
 use crate::secret::SecretString;
-use crate::store::{SessionStore, StoreError, Transient, User, UserStore};
+use crate::store::{FactorKind, SessionStore, StoreError, Transient, User, UserStore};
 
 /// What the server keeps between the password and the second factor (encrypted, see
 /// [`ceremony`]).
@@ -62,6 +62,17 @@ pub async fn begin(
         raise: raise.map(String::from),
     };
     ceremony::begin(p, CeremonyKind::SecondStep, Some(user_id), &state).await
+}
+
+/// What the second step can offer `user_id` besides a one-time code (a step-up asks this; a
+/// sign-in learns it with the password).
+pub async fn methods(p: &Provider, user_id: &str) -> Result<SecondStepMethods, MfaError> {
+    Ok(SecondStepMethods {
+        security_key: super::factors(p, user_id)
+            .await?
+            .iter()
+            .any(|f| f.kind == FactorKind::WebAuthn),
+    })
 }
 
 /// Where a completed second step leaves the browser.

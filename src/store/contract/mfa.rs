@@ -450,3 +450,40 @@ contract!(
         assert_eq!(pending_left, 1);
     }
 );
+
+contract!(
+    deleting_a_users_ceremonies_of_one_kind_leaves_other_kinds_and_other_users,
+    |s: SqlStore| async move {
+        let (ann, bob) = two_users(&s).await;
+        let step = |u: &User| Ceremony {
+            kind: "second_step".into(),
+            ..ceremony(Some(&u.id), 400)
+        };
+        s.put_ceremony(b"ann-step", &step(&ann)).await.unwrap();
+        s.put_ceremony(b"ann-reg", &ceremony(Some(&ann.id), 400))
+            .await
+            .unwrap();
+        s.put_ceremony(b"bob-step", &step(&bob)).await.unwrap();
+        assert_eq!(
+            s.delete_user_ceremonies(&ann.id, "second_step")
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.take_ceremony(b"ann-step", "second_step", 300)
+                .await
+                .unwrap(),
+            None
+        );
+        for (handle, kind) in [
+            (&b"ann-reg"[..], "passkey_registration"),
+            (&b"bob-step"[..], "second_step"),
+        ] {
+            assert!(
+                s.take_ceremony(handle, kind, 300).await.unwrap().is_some(),
+                "{kind}"
+            );
+        }
+    }
+);

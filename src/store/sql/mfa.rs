@@ -154,6 +154,19 @@ impl MfaStore for SqlStore {
         .await
     }
 
+    async fn delete_user_ceremonies(&self, user_id: &str, kind: &str) -> StoreResult<u64> {
+        let (user_id, kind) = (user_id.to_string(), kind.to_string());
+        self.write(move |writer| async move {
+            let done = sqlx::query("DELETE FROM mfa_ceremonies WHERE user_id = $1 AND kind = $2")
+                .bind(&user_id)
+                .bind(&kind)
+                .execute(&writer)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
     async fn insert_pending_totp(&self, pending: &PendingTotp) -> StoreResult<()> {
         let pending = pending.clone();
         self.write(move |writer| async move {

@@ -108,7 +108,12 @@ pub async fn spawn_https_app() -> TestApp {
 /// Starts a server whose issuer is `http://localhost:<port>` (requests still go to
 /// `address`): WebAuthn refuses IP addresses as relying-party ids, so passkeys need a name.
 pub async fn spawn_localhost_app() -> TestApp {
-    let mut app = prepare_app_with(|_| {}).await;
+    spawn_localhost_app_with(|_| {}).await
+}
+
+/// [`spawn_localhost_app`] with extra settings.
+pub async fn spawn_localhost_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
+    let mut app = prepare_app_with(configure).await;
     app.issuer = format!("http://localhost:{}", app.port);
     let issuer = app.issuer.clone();
     app.env.push(("TESSERA_ISSUER".to_owned(), issuer));
