@@ -389,18 +389,10 @@ pub async fn login(
         Ok(f) => f,
         Err(res) => return res,
     };
-    let addr = super::client_addr::client_addr(&req);
-    let ip_key = addr.map(|a| a.limit_key());
-    if let Some(wait) = throttle::signin_rate_limited(
-        &p.fleet,
-        ip_key.as_deref(),
-        state.config.signin_rate_limit,
-        p.now(),
-    )
-    .await
-    {
-        return too_many_requests(wait);
-    }
+    let (addr, ip_key) = match within_signin_quota(&state, &req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
     let pending = match reopen(&state, &form.request).await {
         Ok(v) => v,
         Err(res) => return res,
@@ -519,6 +511,28 @@ fn locked_message(wait: i64) -> String {
 }
 
 /// 429 with Retry-After (RFC 6585 §4).
+/// Every sign-in POST (password, passkey, second step) counts on one quota per client address.
+/// The client's address and its limit key, or the 429 to answer.
+pub(crate) async fn within_signin_quota(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<(Option<super::client_addr::ClientAddr>, Option<String>), HttpResponse> {
+    let p = &state.provider;
+    let addr = super::client_addr::client_addr(req);
+    let ip_key = addr.map(|a| a.limit_key());
+    match throttle::signin_rate_limited(
+        &p.fleet,
+        ip_key.as_deref(),
+        state.config.signin_rate_limit,
+        p.now(),
+    )
+    .await
+    {
+        Some(wait) => Err(too_many_requests(wait)),
+        None => Ok((addr, ip_key)),
+    }
+}
+
 pub(crate) fn too_many_requests(wait: i64) -> HttpResponse {
     let mut res = page(
         StatusCode::TOO_MANY_REQUESTS,

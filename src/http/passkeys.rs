@@ -17,7 +17,7 @@ use super::AppState;
 use super::account::signed_in;
 use super::browser::{
     checked_form, current_session, html, proceed, render_login, reopen, see_other,
-    too_many_requests,
+    too_many_requests, within_signin_quota,
 };
 use super::cookies;
 use super::errors::failure_page;
@@ -353,17 +353,8 @@ pub async fn sign_in(
         Ok(f) => f,
         Err(res) => return res,
     };
-    let addr = super::client_addr::client_addr(&req);
-    let ip_key = addr.map(|a| a.limit_key());
-    if let Some(wait) = throttle::signin_rate_limited(
-        &p.fleet,
-        ip_key.as_deref(),
-        state.config.signin_rate_limit,
-        p.now(),
-    )
-    .await
-    {
-        return too_many_requests(wait);
+    if let Err(res) = within_signin_quota(&state, &req).await {
+        return res;
     }
     let pending = match reopen(&state, &form.request).await {
         Ok(v) => v,
@@ -506,18 +497,10 @@ pub async fn key_step(
         Ok(f) => f,
         Err(res) => return res,
     };
-    let addr = super::client_addr::client_addr(&req);
-    let ip_key = addr.map(|a| a.limit_key());
-    if let Some(wait) = throttle::signin_rate_limited(
-        &p.fleet,
-        ip_key.as_deref(),
-        state.config.signin_rate_limit,
-        p.now(),
-    )
-    .await
-    {
-        return too_many_requests(wait);
-    }
+    let (_, ip_key) = match within_signin_quota(&state, &req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
     let Some(handle) = req
         .cookie(super::second_step::cookie_name(secure))
         .map(|c| c.value().to_string())

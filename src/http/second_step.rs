@@ -8,14 +8,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::AppState;
-use super::browser::{checked_form, html, see_other, too_many_requests};
+use super::browser::{checked_form, html, see_other, too_many_requests, within_signin_quota};
 use super::cookies;
 use super::errors::{failure_page, page, server_error_page};
 use super::views::SecondStepPage;
 use crate::auth::mfa::ceremony::CEREMONY_TTL;
 use crate::auth::mfa::second_step::{self, Browser, Completed, SecondStepError};
 use crate::auth::signin::{SecondStepMethods, SignInRules};
-use crate::auth::throttle;
 use crate::secret::SecretString;
 use crate::store::Client;
 
@@ -131,18 +130,10 @@ pub async fn second_step(
         Ok(f) => f,
         Err(res) => return res,
     };
-    let addr = super::client_addr::client_addr(&req);
-    let ip_key = addr.map(|a| a.limit_key());
-    if let Some(wait) = throttle::signin_rate_limited(
-        &p.fleet,
-        ip_key.as_deref(),
-        state.config.signin_rate_limit,
-        p.now(),
-    )
-    .await
-    {
-        return too_many_requests(wait);
-    }
+    let (addr, ip_key) = match within_signin_quota(&state, &req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
     let Some(handle) = req
         .cookie(cookie_name(secure))
         .map(|c| c.value().to_string())
