@@ -469,7 +469,7 @@ pub async fn login(
             return failure_page(&e);
         }
     };
-    let mut res = match &pending {
+    let res = match &pending {
         _ if must_enrol => see_other(&super::second_step::enrolment_url()),
         Some((params, client, authz)) => {
             proceed(
@@ -485,12 +485,32 @@ pub async fn login(
         }
         None => see_other("/account"),
     };
+    with_session_cookies(
+        &state,
+        &req,
+        res,
+        signed_in.cookie_value,
+        &signed_in.active.user.id,
+    )
+}
+
+/// A response that signs the browser in: the new session's cookie and the trusted-device
+/// cookie of its user are set on it (every way of signing in ends here).
+pub(crate) fn with_session_cookies(
+    state: &AppState,
+    req: &HttpRequest,
+    mut res: HttpResponse,
+    cookie_value: SecretString,
+    user_id: &str,
+) -> HttpResponse {
+    let p = &state.provider;
+    let secure = state.secure_cookies();
     let session_cookie = cookies::session_cookie(
-        signed_in.cookie_value.into_inner(),
+        cookie_value.into_inner(),
         secure,
         p.settings.session_absolute_ttl,
     );
-    let device_cookie = cookies::device_cookie(p, &signed_in.active.user.id, &req, secure);
+    let device_cookie = cookies::device_cookie(p, user_id, req, secure);
     if res
         .add_cookie(&session_cookie)
         .and_then(|()| res.add_cookie(&device_cookie))
@@ -510,7 +530,6 @@ fn locked_message(wait: i64) -> String {
     )
 }
 
-/// 429 with Retry-After (RFC 6585 §4).
 /// Every sign-in POST (password, passkey, second step) counts on one quota per client address.
 /// The client's address and its limit key, or the 429 to answer.
 pub(crate) async fn within_signin_quota(
@@ -533,6 +552,7 @@ pub(crate) async fn within_signin_quota(
     }
 }
 
+/// 429 with Retry-After (RFC 6585 §4).
 pub(crate) fn too_many_requests(wait: i64) -> HttpResponse {
     let mut res = page(
         StatusCode::TOO_MANY_REQUESTS,

@@ -17,7 +17,7 @@ use super::AppState;
 use super::account::signed_in;
 use super::browser::{
     checked_form, current_session, html, proceed, render_login, reopen, see_other,
-    too_many_requests, within_signin_quota,
+    too_many_requests, with_session_cookies, within_signin_quota,
 };
 use super::cookies;
 use super::errors::failure_page;
@@ -348,7 +348,6 @@ pub async fn sign_in(
     payload: web::Payload,
 ) -> HttpResponse {
     let p = &state.provider;
-    let secure = state.secure_cookies();
     let form: PasskeyForm = match checked_form(&state, &req, payload).await {
         Ok(f) => f,
         Err(res) => return res,
@@ -424,22 +423,14 @@ pub async fn sign_in(
         }
         None => see_other("/account"),
     };
-    let mut res = clear_ceremony(&state, res);
-    let session_cookie = cookies::session_cookie(
-        signed_in.cookie_value.into_inner(),
-        secure,
-        p.settings.session_absolute_ttl,
-    );
-    let device_cookie = cookies::device_cookie(p, &signed_in.active.user.id, &req, secure);
-    if res
-        .add_cookie(&session_cookie)
-        .and_then(|()| res.add_cookie(&device_cookie))
-        .is_err()
-    {
-        tracing::error!("could not set the session cookie");
-        return super::errors::server_error_page();
-    }
-    res
+    let res = clear_ceremony(&state, res);
+    with_session_cookies(
+        &state,
+        &req,
+        res,
+        signed_in.cookie_value,
+        &signed_in.active.user.id,
+    )
 }
 
 /// POST /login/second-step/key/begin: options for the user's security keys and passkeys, for

@@ -8,7 +8,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::AppState;
-use super::browser::{checked_form, html, see_other, too_many_requests, within_signin_quota};
+use super::browser::{
+    checked_form, html, see_other, too_many_requests, with_session_cookies, within_signin_quota,
+};
 use super::cookies;
 use super::errors::{failure_page, page, server_error_page};
 use super::views::SecondStepPage;
@@ -212,7 +214,6 @@ pub(crate) async fn finish(
     req: &HttpRequest,
     completed: Completed,
 ) -> HttpResponse {
-    let p = &state.provider;
     let secure = state.secure_cookies();
     let Completed {
         cookie_value,
@@ -224,22 +225,10 @@ pub(crate) async fn finish(
         Some(params) => super::browser::resume(state, req, params, &active, !raised).await,
         None => see_other("/account"),
     };
-    let session_cookie = cookies::session_cookie(
-        cookie_value.into_inner(),
-        secure,
-        p.settings.session_absolute_ttl,
-    );
-    let device_cookie = cookies::device_cookie(p, &active.user.id, req, secure);
-    if res
-        .add_cookie(&session_cookie)
-        .and_then(|()| res.add_cookie(&device_cookie))
-        .and_then(|()| res.add_cookie(&clear_handle_cookie(secure)))
-        .is_err()
-    {
-        tracing::error!("could not set the session cookie");
+    if res.add_cookie(&clear_handle_cookie(secure)).is_err() {
         return server_error_page();
     }
-    res
+    with_session_cookies(state, req, res, cookie_value, &active.user.id)
 }
 
 csrf_forms!(CodeForm);
