@@ -590,6 +590,37 @@ async fn removing_another_users_factor_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn removing_another_users_passkey_through_the_passkeys_page_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (victim, _) = signed_in(&app, "ida@example.test").await;
+    // The victim's security key, as registration stores it (the credential itself is not read
+    // by removal).
+    app.execute_sql(&format!(
+        "INSERT INTO mfa_factors (id, user_id, kind, name, created_at, credential, passwordless) \
+         VALUES ('victims-key', '{}', 'webauthn', 'YubiKey', 1, '{{}}', 0)",
+        victim.id
+    ))
+    .await;
+    assert_eq!(factor_count(&app, &victim).await, 1);
+
+    let (_, attacker) = signed_in(&app, "max@example.test").await;
+    let (_, csrf) = security_page(&app, &attacker).await;
+    post(
+        &app,
+        &attacker,
+        "/account/passkeys/remove",
+        &[("csrf_token", &csrf), ("factor_id", "victims-key")],
+    )
+    .await;
+    assert_eq!(factor_count(&app, &victim).await, 1);
+    assert!(
+        !actions(&app)
+            .await
+            .contains(&"mfa.factor_removed".to_owned())
+    );
+}
+
+#[tokio::test]
 async fn regenerating_codes_without_a_recent_sign_in_shows_no_codes_and_keeps_the_old_set() {
     let app = spawn_app().await;
     let (user, browser) = signed_in(&app, "gus@example.test").await;
