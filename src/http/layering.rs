@@ -174,7 +174,7 @@ fn handlers_reach_the_database_only_through_the_engine() {
 
 #[test]
 fn the_engine_and_the_store_never_depend_on_the_command_line_or_http() {
-    let found: Vec<String> = sources(&["auth", "oauth", "keys", "store"])
+    let found: Vec<String> = sources(&["admin", "auth", "oauth", "keys", "store"])
         .iter()
         .flat_map(|(file, text)| edge_uses_in_domain(file, text))
         .collect();

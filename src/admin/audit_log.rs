@@ -1,0 +1,1 @@
+//! Operator actions on audit log: filled in by issue 15.

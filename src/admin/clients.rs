@@ -1,0 +1,1 @@
+//! Operator actions on clients: filled in by issue 15.

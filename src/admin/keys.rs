@@ -1,0 +1,1 @@
+//! Operator actions on keys: filled in by issue 15.

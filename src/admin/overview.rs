@@ -1,0 +1,1 @@
+//! Operator actions on overview: filled in by issue 15.

@@ -1,0 +1,1 @@
+//! Operator actions on sessions: filled in by issue 15.

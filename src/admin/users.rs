@@ -1,0 +1,1 @@
+//! Operator actions on users: filled in by issue 15.
