@@ -510,26 +510,27 @@ pub async fn key_step(
     };
     let d = device(&req);
     let browser = Browser {
-        handle,
+        handle: handle.clone(),
         ip: d.ip,
         ip_key,
         user_agent: d.user_agent,
         previous_session,
     };
-    let again = |status: StatusCode, message: &str| {
+    let again = |status: StatusCode, message: &str, methods: Option<SecondStepMethods>| {
         let res = super::second_step::render(
             &state,
             &req,
             status,
             None,
-            SecondStepMethods { security_key: true },
+            methods.unwrap_or_default(),
             Some(message),
             None,
         );
         clear_ceremony(&state, res)
     };
     let Ok(response) = serde_json::from_str::<PublicKeyCredential>(&form.credential) else {
-        return again(StatusCode::BAD_REQUEST, KEY_REFUSED);
+        let methods = super::second_step::offered(&state, &handle).await;
+        return again(StatusCode::BAD_REQUEST, KEY_REFUSED, methods);
     };
     let key_handle = ceremony_handle(&state, &req);
     let completed =
@@ -537,8 +538,14 @@ pub async fn key_step(
             .await
         {
             Ok(c) => c,
-            Err(KeyStepError::Refused) => return again(StatusCode::UNAUTHORIZED, KEY_REFUSED),
-            Err(KeyStepError::Expired) => return again(StatusCode::BAD_REQUEST, KEY_EXPIRED),
+            Err(KeyStepError::Refused) => {
+                let methods = super::second_step::offered(&state, &handle).await;
+                return again(StatusCode::UNAUTHORIZED, KEY_REFUSED, methods);
+            }
+            Err(KeyStepError::Expired) => {
+                let methods = super::second_step::offered(&state, &handle).await;
+                return again(StatusCode::BAD_REQUEST, KEY_EXPIRED, methods);
+            }
             Err(KeyStepError::Step(SecondStepError::Gone)) => {
                 return clear_ceremony(
                     &state,
@@ -556,7 +563,8 @@ pub async fn key_step(
                     "Too many failed attempts. For your security, try again in {minutes} minute{}.",
                     if minutes == 1 { "" } else { "s" }
                 );
-                let mut res = again(StatusCode::TOO_MANY_REQUESTS, &message);
+                let methods = super::second_step::offered(&state, &handle).await;
+                let mut res = again(StatusCode::TOO_MANY_REQUESTS, &message, methods);
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
                 return res;

@@ -83,20 +83,36 @@ pub(crate) fn render(
     res
 }
 
-/// GET /login/second-step: the form again (a reload); without a pending step, the sign-in.
-pub async fn second_step_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    if req.cookie(cookie_name(state.secure_cookies())).is_none() {
-        return see_other("/login");
+/// What the browser's pending second step offers, for its page after a reload or a refused
+/// answer (nothing beyond a code when it is gone: the next answer then says so).
+pub(crate) async fn offered(state: &AppState, handle: &str) -> Option<SecondStepMethods> {
+    match second_step::pending_methods(&state.provider, handle).await {
+        Ok(methods) => methods,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read a pending second step");
+            Some(SecondStepMethods::default())
+        }
     }
-    render(
-        &state,
-        &req,
-        StatusCode::OK,
-        None,
-        Default::default(),
-        None,
-        None,
-    )
+}
+
+/// GET /login/second-step: the form again (a reload), offering what the user has; without a
+/// pending step, the sign-in.
+pub async fn second_step_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let secure = state.secure_cookies();
+    let Some(handle) = req
+        .cookie(cookie_name(secure))
+        .map(|c| c.value().to_string())
+    else {
+        return see_other("/login");
+    };
+    let Some(methods) = offered(&state, &handle).await else {
+        let mut res = see_other("/login");
+        if res.add_cookie(&clear_handle_cookie(secure)).is_err() {
+            return server_error_page();
+        }
+        return res;
+    };
+    render(&state, &req, StatusCode::OK, None, methods, None, None)
 }
 
 #[derive(Deserialize)]
@@ -153,7 +169,7 @@ pub async fn second_step(
         session_policy: state.config.session_limit_policy,
     };
     let browser = Browser {
-        handle,
+        handle: handle.clone(),
         ip: addr.map(|a| a.to_string()),
         ip_key,
         user_agent: req
@@ -163,13 +179,13 @@ pub async fn second_step(
             .map(String::from),
         previous_session,
     };
-    let again = |status: StatusCode, message: &str| {
+    let again = |status: StatusCode, message: &str, methods: Option<SecondStepMethods>| {
         render(
             &state,
             &req,
             status,
             None,
-            SecondStepMethods::default(),
+            methods.unwrap_or_default(),
             Some(message),
             None,
         )
@@ -178,7 +194,8 @@ pub async fn second_step(
         Ok(c) => c,
         Err(SecondStepError::Gone) => return gone(secure),
         Err(SecondStepError::InvalidCode) => {
-            return again(StatusCode::UNAUTHORIZED, INVALID_CODE);
+            let methods = offered(&state, &handle).await;
+            return again(StatusCode::UNAUTHORIZED, INVALID_CODE, methods);
         }
         Err(SecondStepError::Locked(wait)) => {
             let minutes = (wait + 59) / 60;
@@ -186,7 +203,8 @@ pub async fn second_step(
                 "Too many wrong codes. For your security, try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
             );
-            let mut res = again(StatusCode::TOO_MANY_REQUESTS, &message);
+            let methods = offered(&state, &handle).await;
+            let mut res = again(StatusCode::TOO_MANY_REQUESTS, &message, methods);
             res.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
             return res;

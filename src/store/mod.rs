@@ -599,6 +599,14 @@ pub trait MfaStore {
         kind: &str,
         now: Timestamp,
     ) -> StoreResult<Option<Ceremony>>;
+    /// Reads the unexpired ceremony of `kind` stored under `id_hash` without taking it (a page
+    /// that only shows what the pending step offers).
+    async fn peek_ceremony(
+        &self,
+        id_hash: &[u8],
+        kind: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<Ceremony>>;
 }
 
 /// Housekeeping: rows nobody can use any more are deleted in small batches.

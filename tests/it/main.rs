@@ -23,6 +23,7 @@ mod replicas;
 mod review_findings;
 mod revocation;
 mod secrets_and_audit;
+mod security_key_step;
 mod session_lifecycle;
 mod sessions;
 mod token_errors;

@@ -127,20 +127,51 @@ pub async fn hold<T: DeserializeOwned>(
     else {
         return Ok(None);
     };
-    let sealed = b64_decode(&c.state).ok_or(MfaError::Corrupt)?;
-    let json = p
-        .crypto
-        .decrypt(&sealed, &aad(kind, c.user_id.as_deref(), &id_hash))
-        .map_err(|_| MfaError::Corrupt)?;
-    let state = serde_json::from_slice(&json).map_err(|_| MfaError::Corrupt)?;
     Ok(Some(Held {
-        taken: Taken {
-            user_id: c.user_id.clone(),
-            state,
-        },
+        taken: open(p, kind, &id_hash, &c)?,
         id_hash,
         row: c,
     }))
+}
+
+/// Reads the state begun under `handle` for `kind` without taking it: for a page that only
+/// shows what a pending step offers. Nothing it returns may be acted on as if taken.
+pub async fn peek<T: DeserializeOwned>(
+    p: &Provider,
+    kind: CeremonyKind,
+    handle: &str,
+) -> Result<Option<Taken<T>>, MfaError> {
+    if handle.is_empty() || handle.len() > 128 {
+        return Ok(None);
+    }
+    let id_hash = p.crypto.token_hash(handle);
+    match p
+        .store
+        .peek_ceremony(&id_hash, kind.as_str(), p.now())
+        .await?
+    {
+        Some(c) => Ok(Some(open(p, kind, &id_hash, &c)?)),
+        None => Ok(None),
+    }
+}
+
+/// Decrypts and parses a stored ceremony's state (its kind, user and handle hash checked as AAD).
+fn open<T: DeserializeOwned>(
+    p: &Provider,
+    kind: CeremonyKind,
+    id_hash: &[u8],
+    c: &Ceremony,
+) -> Result<Taken<T>, MfaError> {
+    let sealed = b64_decode(&c.state).ok_or(MfaError::Corrupt)?;
+    let json = p
+        .crypto
+        .decrypt(&sealed, &aad(kind, c.user_id.as_deref(), id_hash))
+        .map_err(|_| MfaError::Corrupt)?;
+    let state = serde_json::from_slice(&json).map_err(|_| MfaError::Corrupt)?;
+    Ok(Taken {
+        user_id: c.user_id.clone(),
+        state,
+    })
 }
 
 /// Stores a held ceremony again, unchanged: same handle, same state, same expiry (a retry

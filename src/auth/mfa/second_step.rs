@@ -75,6 +75,24 @@ pub async fn methods(p: &Provider, user_id: &str) -> Result<SecondStepMethods, M
     })
 }
 
+/// What the pending second step behind `handle` can offer (for its page, after a reload or a
+/// wrong answer); `None` when the browser has no pending step. Reads it without taking it, so a
+/// concurrent answer is never turned away.
+pub async fn pending_methods(
+    p: &Provider,
+    handle: &str,
+) -> Result<Option<SecondStepMethods>, MfaError> {
+    let Some(pending) =
+        ceremony::peek::<PendingSecondStep>(p, CeremonyKind::SecondStep, handle).await?
+    else {
+        return Ok(None);
+    };
+    match pending.user_id {
+        Some(user_id) => Ok(Some(methods(p, &user_id).await?)),
+        None => Ok(None),
+    }
+}
+
 /// Where a completed second step leaves the browser.
 #[derive(Debug)]
 pub struct Completed {

@@ -724,22 +724,20 @@ impl Transient for KeyStepError {
     }
 }
 
-/// Begins the key ceremony of a pending second step: the step is looked at (held and put
-/// back unchanged), and a challenge for the user's keys is begun. `None` when the browser
-/// has no pending step or the user no key.
+/// Begins the key ceremony of a pending second step: the step is read (not taken, so an
+/// answer arriving meanwhile is not turned away), and a challenge for the user's keys is begun.
+/// `None` when the browser has no pending step or the user no key.
 pub async fn begin_key_step(
     p: &Provider,
     second_step_handle: &str,
 ) -> Result<Option<Begun>, KeyStepError> {
-    let Some(held) =
-        ceremony::hold::<PendingSecondStep>(p, CeremonyKind::SecondStep, second_step_handle)
+    let Some(pending) =
+        ceremony::peek::<PendingSecondStep>(p, CeremonyKind::SecondStep, second_step_handle)
             .await?
     else {
         return Ok(None);
     };
-    let user_id = held.taken.user_id.clone();
-    ceremony::put_back(p, held).await?;
-    let Some(user_id) = user_id else {
+    let Some(user_id) = pending.user_id else {
         return Ok(None);
     };
     begin_second_step(p, &user_id).await.map_err(|e| match e {

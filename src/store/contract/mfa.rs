@@ -346,6 +346,53 @@ contract!(
 );
 
 contract!(
+    a_peek_reads_an_unexpired_ceremony_of_its_kind_and_leaves_it_to_be_taken,
+    |s: SqlStore| async move {
+        let (ann, _) = two_users(&s).await;
+        let c = ceremony(Some(&ann.id), 400);
+        s.put_ceremony(b"handle-1", &c).await.unwrap();
+        assert_eq!(
+            s.peek_ceremony(b"handle-1", "passkey_login", 300)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.peek_ceremony(b"handle-9", "passkey_registration", 300)
+                .await
+                .unwrap(),
+            None
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                s.peek_ceremony(b"handle-1", "passkey_registration", 399)
+                    .await
+                    .unwrap(),
+                Some(c.clone())
+            );
+        }
+        assert_eq!(
+            s.peek_ceremony(b"handle-1", "passkey_registration", 400)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.take_ceremony(b"handle-1", "passkey_registration", 300)
+                .await
+                .unwrap(),
+            Some(c)
+        );
+        assert_eq!(
+            s.peek_ceremony(b"handle-1", "passkey_registration", 300)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+);
+
+contract!(
     resetting_mfa_removes_every_factor_code_enrolment_and_ceremony_of_the_user_only,
     |s: SqlStore| async move {
         let (ann, bob) = two_users(&s).await;

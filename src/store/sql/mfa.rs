@@ -357,13 +357,35 @@ impl MfaStore for SqlStore {
         let Some(row) = taken else {
             return Ok(None);
         };
-        let ceremony = Ceremony {
-            user_id: column(&row, "user_id")?,
-            kind: column(&row, "kind")?,
-            state: column(&row, "state")?,
-            created_at: column(&row, "created_at")?,
-            expires_at: column(&row, "expires_at")?,
-        };
+        let ceremony = ceremony_from_row(&row)?;
         Ok((ceremony.expires_at > now).then_some(ceremony))
     }
+
+    async fn peek_ceremony(
+        &self,
+        id_hash: &[u8],
+        kind: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<Ceremony>> {
+        let row = sqlx::query(
+            "SELECT user_id, kind, state, created_at, expires_at FROM mfa_ceremonies \
+             WHERE id_hash = $1 AND kind = $2 AND expires_at > $3",
+        )
+        .bind(id_hash.to_vec())
+        .bind(kind.to_string())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(ceremony_from_row).transpose()
+    }
+}
+
+fn ceremony_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Ceremony> {
+    Ok(Ceremony {
+        user_id: column(row, "user_id")?,
+        kind: column(row, "kind")?,
+        state: column(row, "state")?,
+        created_at: column(row, "created_at")?,
+        expires_at: column(row, "expires_at")?,
+    })
 }

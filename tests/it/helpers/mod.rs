@@ -38,6 +38,8 @@ mod random;
 mod responses;
 /// Authenticator apps, recovery codes and the second-step page.
 mod second_factors;
+/// A software security key (WebAuthn) that answers Tessera's options.
+mod security_key;
 /// Test users and OAuth clients, and how a client authenticates.
 mod users_and_clients;
 
@@ -55,4 +57,5 @@ pub use prometheus::*;
 pub use random::*;
 pub use responses::*;
 pub use second_factors::*;
+pub use security_key::*;
 pub use users_and_clients::*;
