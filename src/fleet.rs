@@ -105,6 +105,14 @@ impl Fleet {
         }
     }
 
+    /// When `client_id` was last disabled, if a token it got before may still be valid.
+    pub fn client_disabled_at(&self, client_id: &str) -> Option<Timestamp> {
+        match self.list.read() {
+            Ok(l) => l.client_disabled_at(client_id),
+            Err(poisoned) => poisoned.into_inner().client_disabled_at(client_id),
+        }
+    }
+
     pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
         match self.list.read() {
             Ok(l) => l.is_revoked(claims),

@@ -21,6 +21,8 @@ pub enum RevocationKind {
     Jti,
     /// Every token of one SSO session (`sid`).
     Session,
+    /// Every token a client received up to `at` (the client was disabled).
+    Client,
 }
 
 impl RevocationKind {
@@ -28,6 +30,7 @@ impl RevocationKind {
         match self {
             Self::Jti => "jti",
             Self::Session => "session",
+            Self::Client => "client",
         }
     }
 
@@ -35,6 +38,7 @@ impl RevocationKind {
         match s {
             "jti" => Some(Self::Jti),
             "session" => Some(Self::Session),
+            "client" => Some(Self::Client),
             _ => None,
         }
     }
@@ -53,6 +57,8 @@ pub struct Revocation {
 pub struct RevocationList {
     jtis: HashMap<String, Timestamp>,
     sessions: HashMap<String, Timestamp>,
+    /// Disabled clients: when (tokens issued up to then are refused) and until when to remember.
+    clients: HashMap<String, (Timestamp, Timestamp)>,
     /// The highest database sequence number replayed.
     pub last_seq: i64,
 }
@@ -66,12 +72,29 @@ impl RevocationList {
             RevocationKind::Session => {
                 self.sessions.insert(r.subject.clone(), r.expires_at);
             }
+            RevocationKind::Client => {
+                let entry = self.clients.entry(r.subject.clone()).or_insert((r.at, 0));
+                entry.0 = entry.0.max(r.at);
+                entry.1 = entry.1.max(r.expires_at);
+            }
         }
+    }
+
+    /// When the client was last disabled, while any token it got before could still be valid.
+    pub fn client_disabled_at(&self, client_id: &str) -> Option<Timestamp> {
+        self.clients.get(client_id).map(|(at, _)| *at)
     }
 
     /// True when a revocation concerns this (signature-verified, unexpired) access token.
     pub fn is_revoked(&self, c: &AccessClaims) -> bool {
         if self.jtis.contains_key(&c.jti) {
+            return true;
+        }
+        if self
+            .clients
+            .get(&c.client_id)
+            .is_some_and(|(at, _)| c.iat <= *at)
+        {
             return true;
         }
         c.sid
@@ -83,10 +106,11 @@ impl RevocationList {
     pub fn purge(&mut self, now: Timestamp) {
         self.jtis.retain(|_, exp| *exp > now);
         self.sessions.retain(|_, exp| *exp > now);
+        self.clients.retain(|_, (_, exp)| *exp > now);
     }
 
     pub fn len(&self) -> usize {
-        self.jtis.len() + self.sessions.len()
+        self.jtis.len() + self.sessions.len() + self.clients.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -131,6 +155,23 @@ mod tests {
         l.apply(&rev(RevocationKind::Session, "s1", 100));
         assert!(l.is_revoked(&claims("u", Some("s1"), 50, "j1")));
         assert!(!l.is_revoked(&claims("u", Some("s2"), 50, "j2")));
+    }
+
+    #[test]
+    fn a_disabled_client_revokes_the_tokens_it_got_until_then_and_not_after() {
+        let mut l = RevocationList::default();
+        l.apply(&rev(RevocationKind::Client, "c", 100));
+        // `claims` issues at auth_time + 5, to client "c".
+        assert!(l.is_revoked(&claims("u", Some("s1"), 94, "j1")));
+        assert!(l.is_revoked(&claims("svc", None, 95, "j2")));
+        assert!(!l.is_revoked(&claims("svc", None, 96, "j3")));
+        assert_eq!(l.client_disabled_at("c"), Some(100));
+        assert_eq!(l.client_disabled_at("other"), None);
+        l.purge(699);
+        assert_eq!(l.client_disabled_at("c"), Some(100));
+        l.purge(700);
+        assert_eq!(l.client_disabled_at("c"), None);
+        assert!(l.is_empty());
     }
 
     #[test]

@@ -172,6 +172,9 @@ impl Kit {
             first_party: true,
             require_mfa: false,
             created_at: self.now(),
+            disabled_at: None,
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
         };
         self.p.store.insert_client(&client).await.unwrap();
         client
@@ -190,6 +193,9 @@ impl Kit {
             first_party: true,
             require_mfa: false,
             created_at: self.now(),
+            disabled_at: None,
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
         };
         self.p.store.insert_client(&client).await.unwrap();
         client

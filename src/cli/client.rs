@@ -1,20 +1,48 @@
-//! `tessera client …`: register OAuth clients.
+//! `tessera client …`: register, list, show, edit, rotate the secret of, disable and enable
+//! OAuth clients, through the same engine functions as the admin console (`admin::clients`).
 
-use clap::{Args, Subcommand};
+use clap::{ArgAction, Args, Subcommand};
 
 use super::{CliError, read_stdin_line};
-use crate::audit::AuditEvent;
+use crate::admin::clients::{self, ClientSettings, ClientView, SecretChoice};
+use crate::admin::{Actor, AdminError};
 use crate::config::Config;
-use crate::crypto::random_token;
-use crate::oauth::client_id::ClientId;
+use crate::oauth::Provider;
+use crate::secret::SecretString;
 use crate::startup;
-use crate::store::{Client, ClientStore, StoreError};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client. Without --secret-stdin or --public, a 256-bit secret is generated and
     /// printed once.
     Add(ClientAdd),
+    /// List the clients.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client (never its secret).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a client's settings: each list given replaces the current one; what is not
+    /// given stays.
+    Update(ClientUpdate),
+    /// Give a confidential client a new generated secret, printed once; the old one stays
+    /// valid for --overlap (default 24h; 0s ends it now) so services roll without downtime.
+    RotateSecret {
+        id: String,
+        #[arg(long, default_value = "24h", value_parser = parse_overlap)]
+        overlap: i64,
+    },
+    /// Disable a client: it gets no more tokens, its refresh tokens are revoked and its access
+    /// tokens introspect as inactive at once.
+    Disable { id: String },
+    /// Enable a disabled client (what it had before stays revoked).
+    Enable { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -52,124 +80,153 @@ pub struct ClientAdd {
     pub require_mfa: bool,
 }
 
-pub const GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
-pub const MIN_CLIENT_SECRET_CHARS: usize = 32;
+#[derive(Debug, Args)]
+pub struct ClientUpdate {
+    pub id: String,
+    /// Replace the redirect URIs (repeatable).
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Option<Vec<String>>,
+    /// Replace the post-logout redirect URIs (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Replace the grants (repeatable).
+    #[arg(long = "grant")]
+    pub grants: Option<Vec<String>>,
+    /// Replace the scopes (repeatable).
+    #[arg(long = "scope")]
+    pub scopes: Option<Vec<String>>,
+    /// Replace the audiences (repeatable).
+    #[arg(long = "audience")]
+    pub audiences: Option<Vec<String>>,
+    /// true or false.
+    #[arg(long, action = ArgAction::Set)]
+    pub first_party: Option<bool>,
+    /// true or false.
+    #[arg(long, action = ArgAction::Set)]
+    pub require_mfa: Option<bool>,
+}
 
-pub(super) async fn run(config: &Config, cmd: ClientCommand) -> Result<(), CliError> {
-    match cmd {
-        ClientCommand::Add(args) => client_add(config, args).await,
+fn parse_overlap(text: &str) -> Result<i64, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| e.to_string())
+        .and_then(|d| i64::try_from(d.as_secs()).map_err(|e| e.to_string()))
+}
+
+impl From<AdminError> for CliError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::NotFound(what) => CliError::Invalid(format!("no such {what}")),
+            AdminError::Invalid(message) => CliError::Invalid(message),
+            AdminError::Conflict(what) => CliError::Exists(what),
+            AdminError::Store(e) => CliError::Store(e),
+        }
     }
 }
 
-/// Redirect URIs: absolute, no fragment; https, or http only on loopback (development and
-/// native apps, RFC 8252 §7.3), or a private-use scheme (RFC 8252 §7.1).
-fn check_redirect_uri(uri: &str) -> Result<(), CliError> {
-    let bad = |why: &str| CliError::Invalid(format!("redirect URI `{uri}`: {why}"));
-    let url = url::Url::parse(uri).map_err(|_| bad("not an absolute URI"))?;
-    if url.fragment().is_some() {
-        return Err(bad("must not contain a fragment"));
+pub(super) async fn run(config: &Config, cmd: ClientCommand) -> Result<(), CliError> {
+    if let ClientCommand::Add(args) = cmd {
+        return client_add(config, args).await;
     }
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" => match url.host_str() {
-            Some("localhost" | "127.0.0.1" | "[::1]") => Ok(()),
-            _ => Err(bad("http is only allowed for localhost; use https")),
+    let p = startup::provider(config).await?;
+    match cmd {
+        ClientCommand::Add(_) => Ok(()),
+        ClientCommand::List { json } => {
+            for c in clients::list(&p).await? {
+                print_client(&c, json);
+            }
+            Ok(())
+        }
+        ClientCommand::Show { id, json } => {
+            print_client(&clients::show(&p, &id).await?, json);
+            Ok(())
+        }
+        ClientCommand::Update(args) => client_update(&p, args).await,
+        ClientCommand::RotateSecret { id, overlap } => {
+            let r = clients::rotate_secret(&p, &Actor::Cli, &id, overlap).await?;
+            println!("client_secret: {}", r.secret.expose());
+            eprintln!(
+                "Store this secret now: it is shown only once. The previous secret stays valid \
+                 until {} (unix time).",
+                r.previous_valid_until
+            );
+            Ok(())
+        }
+        ClientCommand::Disable { id } => {
+            let revoked = clients::disable(&p, &Actor::Cli, &id).await?;
+            println!("client {id} disabled; {revoked} refresh token(s) revoked");
+            Ok(())
+        }
+        ClientCommand::Enable { id } => {
+            clients::enable(&p, &Actor::Cli, &id).await?;
+            println!("client {id} enabled");
+            Ok(())
+        }
+    }
+}
+
+fn print_client(c: &ClientView, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(c).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{}\t{}\t{}\tgrants={}\tscopes={}\tredirect_uris={}{}",
+        c.id,
+        if c.public { "public" } else { "confidential" },
+        if c.disabled_at.is_some() {
+            "disabled"
+        } else {
+            "enabled"
         },
-        s if s.contains('.') => Ok(()),
-        _ => Err(bad("unsupported scheme")),
-    }
+        c.grants.join(","),
+        c.scopes.join(","),
+        c.redirect_uris.join(","),
+        if c.require_mfa { "\trequire_mfa" } else { "" },
+    );
+}
+
+async fn client_update(p: &Provider, args: ClientUpdate) -> Result<(), CliError> {
+    let now = clients::show(p, &args.id).await?;
+    let settings = ClientSettings {
+        redirect_uris: args.redirect_uris.unwrap_or(now.redirect_uris),
+        post_logout_redirect_uris: args
+            .post_logout_redirect_uris
+            .unwrap_or(now.post_logout_redirect_uris),
+        grants: args.grants.unwrap_or(now.grants),
+        scopes: args.scopes.unwrap_or(now.scopes),
+        audiences: args.audiences.unwrap_or(now.audiences),
+        first_party: args.first_party.unwrap_or(now.first_party),
+        require_mfa: args.require_mfa.unwrap_or(now.require_mfa),
+    };
+    let updated = clients::update(p, &Actor::Cli, &args.id, settings).await?;
+    print_client(&updated, false);
+    Ok(())
 }
 
 async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
-    let id = ClientId::parse(&args.id).map_err(|_| {
-        CliError::Invalid("--id must be 1-128 characters of A-Z a-z 0-9 - . _ :".into())
-    })?;
-    let grants = if args.grants.is_empty() {
-        vec![
-            "authorization_code".to_string(),
-            "refresh_token".to_string(),
-        ]
-    } else {
-        args.grants
-    };
-    if let Some(g) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
-        return Err(CliError::Invalid(format!(
-            "unknown grant `{g}` (use {})",
-            GRANTS.join(", ")
-        )));
-    }
-    if args.public && grants.iter().any(|g| g == "client_credentials") {
-        return Err(CliError::Invalid(
-            "a public client cannot use client_credentials".into(),
-        ));
-    }
-    if grants.iter().any(|g| g == "authorization_code") && args.redirect_uris.is_empty() {
-        return Err(CliError::Invalid(
-            "the authorization_code grant needs at least one --redirect-uri".into(),
-        ));
-    }
-    for uri in args
-        .redirect_uris
-        .iter()
-        .chain(&args.post_logout_redirect_uris)
-    {
-        check_redirect_uri(uri)?;
-    }
-    let scopes = if args.scopes.is_empty() {
-        ["openid", "profile", "email", "offline_access"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    } else {
-        crate::oauth::scope::parse(&args.scopes.join(" "))
-            .map_err(|_| CliError::Invalid("malformed --scope".into()))?
-    };
-    let (secret, generated) = if args.public {
-        (None, false)
+    let secret = if args.public {
+        SecretChoice::Public
     } else if args.secret_stdin {
-        let s = read_stdin_line()?;
-        if s.chars().count() < MIN_CLIENT_SECRET_CHARS {
-            return Err(CliError::Invalid(format!(
-                "a client secret must have at least {MIN_CLIENT_SECRET_CHARS} characters"
-            )));
-        }
-        (Some(s), false)
+        SecretChoice::Given(SecretString::new(read_stdin_line()?))
     } else {
-        (Some(random_token()), true)
+        SecretChoice::Generate
     };
-    let provider = startup::provider(config).await?;
-    let client = Client {
-        id: id.to_string(),
-        secret_hash: secret
-            .as_deref()
-            .map(|s| crate::secret::Secret::wrap(provider.crypto.token_hash(s))),
+    let settings = ClientSettings {
         redirect_uris: args.redirect_uris,
         post_logout_redirect_uris: args.post_logout_redirect_uris,
-        grant_types: grants,
-        scopes,
+        grants: args.grants,
+        scopes: args.scopes,
         audiences: args.audiences,
         first_party: args.first_party,
         require_mfa: args.require_mfa,
-        created_at: provider.now(),
     };
-    match provider.store.insert_client(&client).await {
-        Err(StoreError::Conflict) => return Err(CliError::Exists(format!("client {id}"))),
-        other => other?,
-    }
-    provider
-        .audit(
-            AuditEvent::new("client.created")
-                .actor("cli")
-                .subject(id.as_str())
-                .detail("grants", client.grant_types.clone())
-                .detail("public", client.secret_hash.is_none())
-                .detail("first_party", client.first_party)
-                .detail("require_mfa", client.require_mfa),
-        )
-        .await;
-    println!("client_id: {id}");
-    if generated && let Some(s) = secret {
-        println!("client_secret: {s}");
+    // Checked before the store is opened, so a typo costs no database connection.
+    clients::validate(settings.clone(), args.public)?;
+    let p = startup::provider(config).await?;
+    let created = clients::create(&p, &Actor::Cli, &args.id, secret, settings).await?;
+    println!("client_id: {}", created.client.id);
+    if let Some(s) = created.secret {
+        println!("client_secret: {}", s.expose());
         eprintln!("Store this secret now: it is shown only once and kept only as a hash.");
     }
     Ok(())

@@ -18,8 +18,9 @@ mod keys;
 mod session;
 mod user;
 
+pub use crate::admin::clients::{GRANTS, MIN_CLIENT_SECRET_CHARS};
 pub use audit::AuditCommand;
-pub use client::{ClientAdd, ClientCommand, GRANTS, MIN_CLIENT_SECRET_CHARS};
+pub use client::{ClientAdd, ClientCommand};
 pub use keys::KeysCommand;
 pub use session::SessionCommand;
 pub use user::{UserAdd, UserCommand};

@@ -1,7 +1,8 @@
 //! Small in-memory caches on the hot paths.
 //!
-//! - Clients: looked up on every token and introspection request; kept 5 s (clients are only
-//!   added today, never changed in place).
+//! - Clients: looked up on every token and introspection request; kept 5 s. A change made on
+//!   this replica forgets the entry; a client disabled on another replica is refetched as soon
+//!   as its revocation arrives (Redis pub/sub, or the log's poll).
 //! - Verified access tokens: an ES256 verification costs ~50 µs; a resource server introspects
 //!   the same token on every request. The cache maps SHA-256(token) to its claims until the token
 //!   expires; revocation is still checked on every call, and a keyring change clears it.
@@ -43,11 +44,18 @@ fn key(token: &str) -> [u8; 32] {
 }
 
 impl Caches {
-    pub fn client(&self, id: &str, now_ms: i64) -> Option<Client> {
+    /// The cached client, unless older than its TTL or cached at or before `stale_until_ms`
+    /// (the client changed then: disabled, on any replica).
+    pub fn client(&self, id: &str, now_ms: i64, stale_until_ms: i64) -> Option<Client> {
         lock(&self.clients)
             .get(id)
-            .filter(|(_, at)| now_ms - at < CLIENT_TTL_MS)
+            .filter(|(_, at)| now_ms - at < CLIENT_TTL_MS && *at > stale_until_ms)
             .map(|(c, _)| c.clone())
+    }
+
+    /// Forgets a client changed on this replica.
+    pub fn forget_client(&self, id: &str) {
+        lock(&self.clients).remove(id);
     }
 
     pub fn put_client(&self, client: &Client, now_ms: i64) {

@@ -99,7 +99,18 @@ pub async fn authenticate(p: &Provider, creds: &Credentials) -> Result<Client, O
     };
     match (&client.secret_hash, &creds.secret) {
         (Some(stored), Some(given)) => {
-            if ct_eq(stored.expose(), &crypto.token_hash(given.expose())) {
+            let given = crypto.token_hash(given.expose());
+            // After a rotation the previous secret still works until its overlap ends.
+            let previous = match (
+                &client.previous_secret_hash,
+                client.previous_secret_expires_at,
+            ) {
+                (Some(previous), Some(until)) if p.now() < until => {
+                    ct_eq(previous.expose(), &given)
+                }
+                _ => false,
+            };
+            if ct_eq(stored.expose(), &given) | previous {
                 Ok(client)
             } else {
                 Err(failed())

@@ -136,6 +136,34 @@ impl Provider {
         self.fleet.revoke(&self.store, r).await
     }
 
+    /// Disables a client at once on every replica: it gets no token (`client` no longer finds
+    /// it), its refresh tokens are revoked and the access tokens it got so far introspect as
+    /// inactive. Returns how many refresh tokens were revoked; `None` if no such client.
+    pub async fn disable_client(&self, client_id: &str) -> StoreResult<Option<u64>> {
+        use crate::store::{ClientStore, RefreshTokenStore};
+        let now = self.now();
+        if !self.store.set_client_disabled(client_id, Some(now)).await? {
+            return Ok(None);
+        }
+        self.caches.forget_client(client_id);
+        let revoked = self
+            .store
+            .revoke_client_refresh_tokens(client_id, now)
+            .await?;
+        let r = self.revocation(RevocationKind::Client, client_id);
+        self.fleet.revoke(&self.store, r).await?;
+        Ok(Some(revoked))
+    }
+
+    /// Enables a disabled client again; what it was given before stays revoked. False if no
+    /// such client.
+    pub async fn enable_client(&self, client_id: &str) -> StoreResult<bool> {
+        use crate::store::ClientStore;
+        let found = self.store.set_client_disabled(client_id, None).await?;
+        self.caches.forget_client(client_id);
+        Ok(found)
+    }
+
     /// Ends every session of a user except `keep`, with their tokens, and every pending second
     /// step of theirs (a sign-in half done with a password is no less a way in: signing out
     /// everywhere or a new password must end it too). Returns how many sessions ended.
@@ -181,18 +209,27 @@ impl Provider {
         }
     }
 
-    /// A client by id, from a short-lived cache in front of the store.
+    /// A client that may use the protocol, by id, from a short-lived cache in front of the
+    /// store: a disabled client is `None` here, as if unknown, on every path (authorization,
+    /// token, introspection, logout).
     pub async fn client(&self, id: &str) -> StoreResult<Option<crate::store::Client>> {
         use crate::store::ClientStore;
         let now_ms = self.clock.now_millis();
-        if let Some(c) = self.caches.client(id, now_ms) {
-            return Ok(Some(c));
-        }
-        let found = self.store.find_client(id).await?;
-        if let Some(c) = &found {
-            self.caches.put_client(c, now_ms);
-        }
-        Ok(found)
+        let stale_until_ms = self
+            .fleet
+            .client_disabled_at(id)
+            .map_or(i64::MIN, |at| at.saturating_mul(1000).saturating_add(999));
+        let found = match self.caches.client(id, now_ms, stale_until_ms) {
+            Some(c) => Some(c),
+            None => {
+                let found = self.store.find_client(id).await?;
+                if let Some(c) = &found {
+                    self.caches.put_client(c, now_ms);
+                }
+                found
+            }
+        };
+        Ok(found.filter(|c| c.disabled_at.is_none()))
     }
 
     pub fn replace_keys(&self, keyring: Keyring) {

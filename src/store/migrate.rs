@@ -60,6 +60,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0008_client_require_mfa.sql"),
         postgres: include_str!("../../migrations/postgres/0008_client_require_mfa.sql"),
     },
+    Migration {
+        version: 12,
+        name: "client_lifecycle",
+        sqlite: include_str!("../../migrations/sqlite/0012_client_lifecycle.sql"),
+        postgres: include_str!("../../migrations/postgres/0012_client_lifecycle.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.

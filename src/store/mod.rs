@@ -91,6 +91,12 @@ pub struct Client {
     /// Everyone signing in to this client must use a second factor (acr "2").
     pub require_mfa: bool,
     pub created_at: Timestamp,
+    /// Set while the client is disabled: it gets no token and its tokens are refused.
+    pub disabled_at: Option<Timestamp>,
+    /// After a secret rotation, the keyed hash of the previous secret, still accepted until
+    /// `previous_secret_expires_at` so services roll to the new one without downtime.
+    pub previous_secret_hash: Option<crate::secret::Secret<Vec<u8>>>,
+    pub previous_secret_expires_at: Option<Timestamp>,
 }
 
 /// A browser's single sign-on session.
@@ -345,6 +351,21 @@ pub trait ClientStore {
     /// Inserts a client; `Conflict` when the id exists.
     async fn insert_client(&self, client: &Client) -> StoreResult<()>;
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>>;
+    /// Every client, by id (clients are few: an ERP has tens).
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Replaces what an operator may edit (redirect and post-logout URIs, grants, scopes,
+    /// audiences, first-party, MFA requirement) of the client `client.id`; false if unknown.
+    async fn update_client(&self, client: &Client) -> StoreResult<bool>;
+    /// Gives a confidential client a new secret (its keyed hash); the current one becomes the
+    /// previous one, accepted until `previous_until`. False if unknown or public.
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        secret_hash: &[u8],
+        previous_until: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Disables (`Some(at)`) or enables (`None`) a client; false if unknown.
+    async fn set_client_disabled(&self, id: &str, at: Option<Timestamp>) -> StoreResult<bool>;
 }
 
 #[allow(async_fn_in_trait)]
@@ -434,6 +455,12 @@ pub trait RefreshTokenStore {
     ) -> StoreResult<Option<RefreshGrant>>;
     /// Revokes every token of a family. Idempotent.
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()>;
+    /// Revokes every live refresh token issued to a client (it was disabled); returns how many.
+    async fn revoke_client_refresh_tokens(
+        &self,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
 }
 
 #[allow(async_fn_in_trait)]

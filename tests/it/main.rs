@@ -10,6 +10,7 @@ mod audit;
 mod authorize_errors;
 mod cli;
 mod client_address;
+mod client_admin;
 mod client_credentials;
 mod flow_hardening;
 mod hostile_input;

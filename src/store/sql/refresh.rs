@@ -121,4 +121,19 @@ impl RefreshTokenStore for SqlStore {
         .await?;
         Ok(())
     }
+
+    async fn revoke_client_refresh_tokens(
+        &self,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(client_id.to_string())
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }
