@@ -60,6 +60,9 @@ pub enum AdminError {
     Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A signing key could not be made or loaded (not the admin's doing).
+    #[error("signing keys: {0}")]
+    Keys(String),
 }
 
 impl Transient for AdminError {

@@ -3,10 +3,11 @@
 use clap::Subcommand;
 
 use super::CliError;
-use crate::audit::{ChainBreak, ChainVerifier, Pin};
+use crate::admin::audit_log::{self, Verdict};
+use crate::audit::Pin;
 use crate::config::Config;
 use crate::startup;
-use crate::store::AuditStore;
+use crate::store::{AuditFilter, AuditStore};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -14,6 +15,26 @@ pub enum AuditCommand {
     Tail {
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: i64,
+    },
+    /// Entries filtered as on the console's audit page, newest first, one JSON object per line.
+    Search {
+        /// Actor prefix (`cli`, `admin:`, `admin:<user id>`, `api:<client id>`).
+        #[arg(long, default_value = "")]
+        actor: String,
+        /// Subject (a user id, a client id), exactly.
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// Action prefix (`client.`, `signin.failure`).
+        #[arg(long, default_value = "")]
+        action: String,
+        /// From this unix time on.
+        #[arg(long)]
+        since: Option<i64>,
+        /// Up to this unix time.
+        #[arg(long)]
+        until: Option<i64>,
+        #[arg(short = 'n', long, default_value_t = 50)]
+        limit: i64,
     },
     /// Check the whole hash chain and the head's MAC; exits non-zero if any entry was altered,
     /// removed or reordered, or the tail was deleted. Prints a pin for the head: record it
@@ -29,6 +50,28 @@ pub(super) async fn run(config: &Config, cmd: AuditCommand) -> Result<(), CliErr
     match cmd {
         AuditCommand::Tail { lines } => audit_tail(config, lines).await,
         AuditCommand::Verify { pin } => audit_verify(config, &pin).await,
+        AuditCommand::Search {
+            actor,
+            subject,
+            action,
+            since,
+            until,
+            limit,
+        } => {
+            let provider = startup::provider(config).await?;
+            let filter = AuditFilter {
+                actor,
+                subject,
+                action,
+                since,
+                until,
+            };
+            let page = audit_log::search(&provider, &filter, None, limit).await?;
+            for e in page.entries {
+                println!("{}", serde_json::to_string(&e).unwrap_or_default());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -52,50 +95,24 @@ async fn audit_tail(config: &Config, lines: i64) -> Result<(), CliError> {
 }
 
 async fn audit_verify(config: &Config, pins: &[String]) -> Result<(), CliError> {
-    let mut pins = pins
+    let pins = pins
         .iter()
         .map(|p| Pin::parse(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::Invalid)?;
-    pins.sort_by_key(|p| p.seq);
-    // The head is judged as found: an unsealed one fails below instead of being sealed here.
+    // The head is judged as found: an unsealed one fails instead of being sealed here.
     let provider = startup::provider_with(config, startup::HeadSealing::Leave).await?;
-    // Read the head first: entries appended while we walk are past it and not judged.
-    let (head_seq, head_hash, head_mac) = provider.store.audit_head().await?;
-    if let Some(gone) = pins.iter().find(|p| p.seq > head_seq) {
-        return Err(ChainBreak::Pin(gone.seq).into());
-    }
-    let mut verifier = ChainVerifier::new(&provider.crypto);
-    let mut after = 0;
-    'walk: loop {
-        let page = provider.store.audit_after(after, 1000).await?;
-        if page.is_empty() {
-            break;
-        }
-        for r in &page {
-            if r.seq > head_seq {
-                break 'walk;
+    match audit_log::verify(&provider, &pins).await? {
+        Verdict::Intact { entries, head } => {
+            println!("audit log intact: {entries} entries verified");
+            if let Some(pin) = head {
+                println!(
+                    "head: --pin={pin}\n  (record it outside the database; `tessera audit verify --pin={pin}` \
+                     later fails if the log was rolled back before it)"
+                );
             }
-            verifier.next(r)?;
-            if let Some(pin) = pins.iter().find(|p| p.seq == r.seq)
-                && !crate::crypto::ct_eq(&pin.hash, &r.hash)
-            {
-                return Err(ChainBreak::Pin(pin.seq).into());
-            }
-            after = r.seq;
+            Ok(())
         }
+        Verdict::Broken(why) => Err(CliError::Tampered(why)),
     }
-    let count = verifier.finish(head_seq, &head_hash, head_mac.as_deref())?;
-    println!("audit log intact: {count} entries verified");
-    if count > 0 {
-        let pin = Pin {
-            seq: head_seq,
-            hash: head_hash,
-        };
-        println!(
-            "head: --pin={pin}\n  (record it outside the database; `tessera audit verify --pin={pin}` \
-             later fails if the log was rolled back before it)"
-        );
-    }
-    Ok(())
 }

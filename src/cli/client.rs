@@ -119,6 +119,7 @@ impl From<AdminError> for CliError {
             AdminError::Invalid(message) => CliError::Invalid(message),
             AdminError::Conflict(what) => CliError::Exists(what),
             AdminError::Store(e) => CliError::Store(e),
+            AdminError::Keys(message) => CliError::Invalid(message),
         }
     }
 }

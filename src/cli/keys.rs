@@ -3,10 +3,10 @@
 use clap::Subcommand;
 
 use super::CliError;
-use crate::audit::AuditEvent;
+use crate::admin::{Actor, keys};
 use crate::config::Config;
-use crate::keys::rotation::{self, Rotated};
-use crate::startup::{self, StartupError};
+use crate::keys::rotation::Rotated;
+use crate::startup;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -30,27 +30,7 @@ pub(super) async fn run(config: &Config, cmd: KeysCommand) -> Result<(), CliErro
 async fn keys_rotate(config: &Config, emergency: bool) -> Result<(), CliError> {
     let provider = startup::provider(config).await?;
     let policy = startup::rotation_policy(config);
-    let outcome = rotation::rotate(
-        &provider.store,
-        &provider.crypto,
-        &policy,
-        provider.now(),
-        emergency,
-    )
-    .await
-    .map_err(StartupError::from)?;
-    provider
-        .audit(
-            AuditEvent::new(if emergency {
-                "keys.rotated_emergency"
-            } else {
-                "keys.rotated"
-            })
-            .actor("cli")
-            .detail("outcome", format!("{outcome:?}")),
-        )
-        .await;
-    match outcome {
+    match keys::rotate(&provider, &Actor::Cli, &policy, emergency).await? {
         Rotated::Scheduled { kid, activate_at } => {
             println!(
                 "published key {kid}; it starts signing at {activate_at} (unix), after the publish lead"
@@ -70,25 +50,17 @@ async fn keys_rotate(config: &Config, emergency: bool) -> Result<(), CliError> {
 
 async fn keys_list(config: &Config) -> Result<(), CliError> {
     let provider = startup::provider(config).await?;
-    let now = provider.now();
-    use crate::store::KeyStore;
-    for k in provider.store.live_keys(now).await? {
-        let state = if k.activate_at > now {
-            "pending"
-        } else if k.expire_at.is_some() {
-            "retiring"
-        } else {
-            "active"
-        };
+    let policy = startup::rotation_policy(config);
+    for k in keys::list(&provider, &policy).await? {
         println!(
-            "{}\t{}\t{}\tactivates {}\texpires {}",
+            "{}\t{}\t{}\tactivates {}\texpires {}{}",
             k.kid,
             k.alg,
-            state,
+            k.state.as_str(),
             k.activate_at,
-            k.expire_at
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "-".into())
+            k.expire_at.map_or("-".to_string(), |e| e.to_string()),
+            k.rotation_due_at
+                .map_or(String::new(), |d| format!("\trotation due {d}")),
         );
     }
     Ok(())

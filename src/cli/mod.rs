@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::audit::ChainBreak;
 use crate::auth::account::AccountError;
 use crate::config::Config;
 use crate::startup::{self, StartupError};
@@ -78,7 +77,7 @@ pub enum CliError {
     #[error("{0}")]
     Account(#[from] AccountError),
     #[error("AUDIT LOG TAMPERED: {0}")]
-    Tampered(#[from] ChainBreak),
+    Tampered(String),
 }
 
 impl From<StoreError> for CliError {

@@ -3,7 +3,8 @@
 use clap::Subcommand;
 
 use super::CliError;
-use crate::audit::AuditEvent;
+use crate::admin::Actor;
+use crate::admin::sessions::{self, Query};
 use crate::auth::account;
 use crate::config::Config;
 use crate::startup;
@@ -13,6 +14,21 @@ use crate::store::SessionStore;
 pub enum SessionCommand {
     /// List a user's live sessions.
     List { email: String },
+    /// Live sessions across users, newest first (as the console lists them), one JSON object
+    /// per line with --json.
+    Search {
+        /// A user's email or id.
+        #[arg(long, default_value = "")]
+        user: String,
+        /// A client address, exactly.
+        #[arg(long, default_value = "")]
+        ip: String,
+        /// A client the session gave a code or a refresh token to.
+        #[arg(long, default_value = "")]
+        client: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// End one session by id, or every session of a user with --all EMAIL.
     Revoke {
         /// The session id (from `session list`). Ids are base64url, so one may start with `-`.
@@ -31,7 +47,41 @@ pub enum SessionCommand {
 pub(super) async fn run(config: &Config, cmd: SessionCommand) -> Result<(), CliError> {
     match cmd {
         SessionCommand::List { email } => session_list(config, &email).await,
+        SessionCommand::Search {
+            user,
+            ip,
+            client,
+            json,
+        } => session_search(config, Query { user, ip, client }, json).await,
         SessionCommand::Revoke { id, all } => session_revoke(config, id, all).await,
+    }
+}
+
+async fn session_search(config: &Config, query: Query, json: bool) -> Result<(), CliError> {
+    let provider = startup::provider(config).await?;
+    let mut next: Option<String> = None;
+    loop {
+        let page = sessions::list(&provider, &query, next.as_deref(), sessions::MAX_PAGE).await?;
+        for s in &page.sessions {
+            if json {
+                println!("{}", serde_json::to_string(s).unwrap_or_default());
+            } else {
+                println!(
+                    "{}\t{}\t{}\tlast_seen={}\tip={}\tclients={}\t{}",
+                    s.id,
+                    s.email,
+                    s.started_at,
+                    s.last_seen_at,
+                    s.ip.as_deref().unwrap_or("-"),
+                    s.clients.join(","),
+                    s.device
+                );
+            }
+        }
+        match page.next {
+            Some(n) => next = Some(n),
+            None => return Ok(()),
+        }
     }
 }
 
@@ -77,18 +127,12 @@ async fn session_revoke(
         return Ok(());
     }
     let id = id.unwrap_or_default();
-    let Some(session) = provider.store.find_session(&id).await? else {
-        return Err(CliError::Invalid(format!("no session {id}")));
-    };
-    provider.revoke_session(&id).await?;
-    provider
-        .audit(
-            AuditEvent::new("session.revoked")
-                .actor("cli")
-                .subject(&session.user_id)
-                .detail("session", id.clone()),
-        )
-        .await;
+    sessions::revoke(&provider, &Actor::Cli, &id)
+        .await
+        .map_err(|e| match e {
+            crate::admin::AdminError::NotFound(_) => CliError::Invalid(format!("no session {id}")),
+            other => other.into(),
+        })?;
     println!("session {id} ended");
     Ok(())
 }

@@ -62,9 +62,9 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 12,
-        name: "client_lifecycle",
-        sqlite: include_str!("../../migrations/sqlite/0012_client_lifecycle.sql"),
-        postgres: include_str!("../../migrations/postgres/0012_client_lifecycle.sql"),
+        name: "admin_console",
+        sqlite: include_str!("../../migrations/sqlite/0012_admin_console.sql"),
+        postgres: include_str!("../../migrations/postgres/0012_admin_console.sql"),
     },
 ];
 

@@ -99,6 +99,26 @@ pub struct Client {
     pub previous_secret_expires_at: Option<Timestamp>,
 }
 
+/// What an operator narrows the audit log to: `actor` and `action` match as prefixes
+/// (`admin:` every admin, `client.` every client action), `subject` exactly, times inclusive;
+/// empty strings match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: String,
+    pub subject: String,
+    pub action: String,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+/// What an operator narrows a session list to; empty strings match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    pub user_id: String,
+    pub ip: String,
+    pub client_id: String,
+}
+
 /// A browser's single sign-on session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -387,6 +407,19 @@ pub trait SessionStore {
     -> StoreResult<bool>;
     /// Revokes one session and every refresh token bound to it. Idempotent.
     async fn revoke_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+    /// Live sessions across users (not revoked, before their absolute end, seen after
+    /// `seen_after`), newest first (`created_ms` descending, then id), each with its user's
+    /// email; at most `limit`, after the keyset position `after` (`created_ms`, id). Empty
+    /// filter fields match everything; `client_id` matches sessions that gave that client a
+    /// code or a refresh token.
+    async fn list_live_sessions(
+        &self,
+        filter: &SessionFilter,
+        after: Option<(i64, &str)>,
+        limit: i64,
+        now: Timestamp,
+        seen_after: Timestamp,
+    ) -> StoreResult<Vec<(Session, String)>>;
     /// The user's sessions that are neither revoked nor past their absolute end, newest first.
     async fn list_user_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<Session>>;
     /// The sessions `list_user_sessions` returns, in its order, each with the clients
@@ -517,6 +550,13 @@ pub trait AuditStore {
     ) -> StoreResult<Vec<crate::audit::AuditRecord>>;
     /// The newest `limit` entries, newest first.
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>>;
+    /// Entries matching `filter` with `seq < before`, newest first, at most `limit`.
+    async fn search_audit(
+        &self,
+        filter: &AuditFilter,
+        before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::audit::AuditRecord>>;
     /// (last sequence number, last hash, the head's MAC) as recorded by the appends. The MAC
     /// is `None` on a head never sealed (see `seal_audit_head`) and empty on one an append found
     /// forged (see `audit::head_is_authentic`).

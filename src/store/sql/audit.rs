@@ -8,7 +8,7 @@ use super::{AnyQuery, SqlStore};
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::clock::Timestamp;
 use crate::crypto::Crypto;
-use crate::store::{AuditStore, Backend, StoreResult};
+use crate::store::{AuditFilter, AuditStore, Backend, StoreResult};
 
 /// The audit chain's head: the last entry's sequence number and hash.
 pub(in crate::store) type AuditHead = (i64, Vec<u8>);
@@ -166,6 +166,33 @@ impl AuditStore for SqlStore {
             "FROM audit_events ORDER BY seq DESC LIMIT $1"
         ));
         self.read_all(query.bind(limit)).await
+    }
+
+    async fn search_audit(
+        &self,
+        f: &AuditFilter,
+        before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let query = sqlx::query(select!(
+            audit_columns,
+            "FROM audit_events WHERE seq < $1 \
+             AND ($2 = '' OR substr(COALESCE(actor, ''), 1, length($2)) = $2) \
+             AND ($3 = '' OR subject = $3) \
+             AND ($4 = '' OR substr(action, 1, length($4)) = $4) \
+             AND at >= $5 AND at <= $6 ORDER BY seq DESC LIMIT $7"
+        ));
+        self.read_all(
+            query
+                .bind(before)
+                .bind(f.actor.clone())
+                .bind(f.subject.clone())
+                .bind(f.action.clone())
+                .bind(f.since.unwrap_or(i64::MIN))
+                .bind(f.until.unwrap_or(i64::MAX))
+                .bind(limit),
+        )
+        .await
     }
 
     async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>, Option<Vec<u8>>)> {

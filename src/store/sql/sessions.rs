@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use super::row::{Record, list};
+use super::row::{Record, column, list};
 use super::{SqlStore, insert_result};
 use crate::clock::Timestamp;
-use crate::store::{Session, SessionStore, StoreResult};
+use crate::store::{Session, SessionFilter, SessionStore, StoreResult};
 
 /// The user's (`$1`) sessions neither revoked nor past their end at `$2`: the condition of
 /// `list_user_sessions`, and of the clients listed with them.
@@ -124,6 +124,42 @@ impl SessionStore for SqlStore {
             " ORDER BY created_ms DESC, created_at DESC, id"
         ));
         self.read_all(query.bind(user_id).bind(now)).await
+    }
+
+    async fn list_live_sessions(
+        &self,
+        filter: &SessionFilter,
+        after: Option<(i64, &str)>,
+        limit: i64,
+        now: Timestamp,
+        seen_after: Timestamp,
+    ) -> StoreResult<Vec<(Session, String)>> {
+        let (after_ms, after_id) = after.unwrap_or((i64::MAX, ""));
+        let rows = sqlx::query(
+            "SELECT s.id, s.token_hash, s.user_id, s.created_at, s.created_ms, s.last_seen_at, \
+             s.expires_at, s.auth_time, s.amr, s.user_agent, s.ip, s.revoked_at, u.email \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.revoked_at IS NULL AND s.expires_at > $1 AND s.last_seen_at > $2 \
+             AND ($3 = '' OR s.user_id = $3) AND ($4 = '' OR s.ip = $4) \
+             AND ($5 = '' OR EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.session_id = s.id \
+             AND r.client_id = $5) OR EXISTS (SELECT 1 FROM auth_codes c WHERE c.session_id = s.id \
+             AND c.client_id = $5)) \
+             AND (s.created_ms < $6 OR (s.created_ms = $6 AND s.id > $7)) \
+             ORDER BY s.created_ms DESC, s.id LIMIT $8",
+        )
+        .bind(now)
+        .bind(seen_after)
+        .bind(filter.user_id.clone())
+        .bind(filter.ip.clone())
+        .bind(filter.client_id.clone())
+        .bind(after_ms)
+        .bind(after_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((Session::from_row(row)?, column(row, "email")?)))
+            .collect()
     }
 
     async fn list_user_sessions_with_clients(
