@@ -92,3 +92,68 @@ async fn two_appenders(a: SqlStore, b: SqlStore) {
     assert_eq!(v.finish(head, &hash, mac.as_deref()).unwrap(), head);
     assert!(head >= 40);
 }
+
+contract!(
+    the_audit_log_is_searched_by_prefix_subject_and_time_newest_first,
+    |s: SqlStore| async move {
+        use crate::audit::AuditEvent;
+        use crate::crypto::{Crypto, MasterKey};
+        let crypto = std::sync::Arc::new(Crypto::new(&MasterKey::generate()));
+        s.seal_audit_head(&crypto).await.unwrap();
+        let events = [
+            AuditEvent::new("client.updated")
+                .actor("admin:u1")
+                .subject("erp"),
+            AuditEvent::new("client.disabled")
+                .actor("admin:u2")
+                .subject("erp"),
+            AuditEvent::new("signin.success").subject("u1"),
+            AuditEvent::new("client.created")
+                .actor("cli")
+                .subject("svc"),
+        ];
+        for (i, e) in events.iter().enumerate() {
+            s.append_audit(&crypto, 100 + i as i64, e).await.unwrap();
+        }
+        let seqs = |f: AuditFilter, before: i64, limit: i64| {
+            let s = s.clone();
+            async move {
+                s.search_audit(&f, before, limit)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.seq)
+                    .collect::<Vec<i64>>()
+            }
+        };
+        assert_eq!(
+            seqs(AuditFilter::default(), i64::MAX, 10).await,
+            [4, 3, 2, 1]
+        );
+        assert_eq!(seqs(AuditFilter::default(), 3, 10).await, [2, 1]);
+        assert_eq!(seqs(AuditFilter::default(), i64::MAX, 2).await, [4, 3]);
+        let admins = AuditFilter {
+            actor: "admin:".into(),
+            ..Default::default()
+        };
+        assert_eq!(seqs(admins, i64::MAX, 10).await, [2, 1]);
+        let erp_clients = AuditFilter {
+            subject: "erp".into(),
+            action: "client.".into(),
+            ..Default::default()
+        };
+        assert_eq!(seqs(erp_clients, i64::MAX, 10).await, [2, 1]);
+        let window = AuditFilter {
+            since: Some(101),
+            until: Some(102),
+            ..Default::default()
+        };
+        assert_eq!(seqs(window, i64::MAX, 10).await, [3, 2]);
+        // A prefix is not a pattern: `%` and `_` match only themselves.
+        let pattern = AuditFilter {
+            action: "client%".into(),
+            ..Default::default()
+        };
+        assert!(seqs(pattern, i64::MAX, 10).await.is_empty());
+    }
+);

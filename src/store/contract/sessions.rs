@@ -232,3 +232,87 @@ contract!(
         );
     }
 );
+
+contract!(
+    live_sessions_across_users_are_filtered_and_paged_newest_first,
+    |s: SqlStore| async move {
+        let (ann, bob) = (user("ann@example.com"), user("bob@example.com"));
+        s.insert_user(&ann).await.unwrap();
+        s.insert_user(&bob).await.unwrap();
+        let mut made = Vec::new();
+        for (i, owner) in [&ann, &bob, &ann, &bob].into_iter().enumerate() {
+            let mut x = session(&owner.id);
+            x.created_ms = 100_000 + i as i64;
+            x.ip = Some(format!("10.0.0.{}", i % 2));
+            s.insert_session(&x).await.unwrap();
+            made.push(x);
+        }
+        let mut idle = session(&ann.id);
+        idle.last_seen_at = 50;
+        s.insert_session(&idle).await.unwrap();
+        let mut ended = session(&ann.id);
+        ended.revoked_at = Some(150);
+        s.insert_session(&ended).await.unwrap();
+        let mut code = a_code();
+        code.session_id = made[1].id.clone();
+        code.client_id = "webapp".into();
+        s.insert_code(&code).await.unwrap();
+
+        let ids = |f: SessionFilter, after: Option<(i64, String)>, limit: i64| {
+            let s = s.clone();
+            async move {
+                s.list_live_sessions(
+                    &f,
+                    after.as_ref().map(|(m, i)| (*m, i.as_str())),
+                    limit,
+                    200,
+                    60,
+                )
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(x, email)| (x.id, email))
+                .collect::<Vec<(String, String)>>()
+            }
+        };
+        let all = ids(SessionFilter::default(), None, 10).await;
+        let expected: Vec<(String, String)> = made
+            .iter()
+            .rev()
+            .map(|x| {
+                let email = if x.user_id == ann.id {
+                    &ann.email
+                } else {
+                    &bob.email
+                };
+                (x.id.clone(), email.clone())
+            })
+            .collect();
+        assert_eq!(
+            all, expected,
+            "live ones only, newest first, with the email"
+        );
+        let anns = SessionFilter {
+            user_id: ann.id.clone(),
+            ..Default::default()
+        };
+        assert_eq!(ids(anns, None, 10).await.len(), 2);
+        let by_ip = SessionFilter {
+            ip: "10.0.0.1".into(),
+            ..Default::default()
+        };
+        assert_eq!(ids(by_ip, None, 10).await.len(), 2);
+        let by_client = SessionFilter {
+            client_id: "webapp".into(),
+            ..Default::default()
+        };
+        assert_eq!(ids(by_client, None, 10).await, vec![expected[2].clone()]);
+        let first = ids(SessionFilter::default(), None, 2).await;
+        assert_eq!(first, expected[..2]);
+        let after = (made[2].created_ms, made[2].id.clone());
+        assert_eq!(
+            ids(SessionFilter::default(), Some(after), 10).await,
+            expected[2..]
+        );
+    }
+);
