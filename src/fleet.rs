@@ -105,11 +105,12 @@ impl Fleet {
         }
     }
 
-    /// When `client_id` was last disabled, if a token it got before may still be valid.
-    pub fn client_disabled_at(&self, client_id: &str) -> Option<Timestamp> {
+    /// When `client_id` last changed (settings, secret, disabled), if a cached copy of it may
+    /// be older.
+    pub fn client_changed_at(&self, client_id: &str) -> Option<Timestamp> {
         match self.list.read() {
-            Ok(l) => l.client_disabled_at(client_id),
-            Err(poisoned) => poisoned.into_inner().client_disabled_at(client_id),
+            Ok(l) => l.client_changed_at(client_id),
+            Err(poisoned) => poisoned.into_inner().client_changed_at(client_id),
         }
     }
 
@@ -180,7 +181,9 @@ impl Fleet {
             applied += page.len();
             self.with_list(|l| {
                 for (seq, r) in &page {
-                    l.apply(r);
+                    if let Some(r) = r {
+                        l.apply(r);
+                    }
                     l.last_seq = l.last_seq.max(*seq);
                 }
             });

@@ -23,6 +23,9 @@ pub enum RevocationKind {
     Session,
     /// Every token a client received up to `at` (the client was disabled).
     Client,
+    /// A client's settings or secret changed at `at`: revokes nothing, but every replica
+    /// stops trusting its cached copy of the client.
+    ClientChanged,
 }
 
 impl RevocationKind {
@@ -31,6 +34,7 @@ impl RevocationKind {
             Self::Jti => "jti",
             Self::Session => "session",
             Self::Client => "client",
+            Self::ClientChanged => "client_changed",
         }
     }
 
@@ -39,6 +43,7 @@ impl RevocationKind {
             "jti" => Some(Self::Jti),
             "session" => Some(Self::Session),
             "client" => Some(Self::Client),
+            "client_changed" => Some(Self::ClientChanged),
             _ => None,
         }
     }
@@ -59,6 +64,9 @@ pub struct RevocationList {
     sessions: HashMap<String, Timestamp>,
     /// Disabled clients: when (tokens issued up to then are refused) and until when to remember.
     clients: HashMap<String, (Timestamp, Timestamp)>,
+    /// Clients changed (settings, secret, disabled): when, and until when to remember; a copy
+    /// cached before then is stale.
+    changed: HashMap<String, (Timestamp, Timestamp)>,
     /// The highest database sequence number replayed.
     pub last_seq: i64,
 }
@@ -73,16 +81,21 @@ impl RevocationList {
                 self.sessions.insert(r.subject.clone(), r.expires_at);
             }
             RevocationKind::Client => {
-                let entry = self.clients.entry(r.subject.clone()).or_insert((r.at, 0));
-                entry.0 = entry.0.max(r.at);
-                entry.1 = entry.1.max(r.expires_at);
+                remember(&mut self.clients, r);
+                remember(&mut self.changed, r);
             }
+            RevocationKind::ClientChanged => remember(&mut self.changed, r),
         }
     }
 
     /// When the client was last disabled, while any token it got before could still be valid.
     pub fn client_disabled_at(&self, client_id: &str) -> Option<Timestamp> {
         self.clients.get(client_id).map(|(at, _)| *at)
+    }
+
+    /// When the client last changed (disabled included), while a cached copy could be older.
+    pub fn client_changed_at(&self, client_id: &str) -> Option<Timestamp> {
+        self.changed.get(client_id).map(|(at, _)| *at)
     }
 
     /// True when a revocation concerns this (signature-verified, unexpired) access token.
@@ -107,15 +120,23 @@ impl RevocationList {
         self.jtis.retain(|_, exp| *exp > now);
         self.sessions.retain(|_, exp| *exp > now);
         self.clients.retain(|_, (_, exp)| *exp > now);
+        self.changed.retain(|_, (_, exp)| *exp > now);
     }
 
     pub fn len(&self) -> usize {
-        self.jtis.len() + self.sessions.len() + self.clients.len()
+        self.jtis.len() + self.sessions.len() + self.clients.len() + self.changed.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Keeps the latest `at` and the furthest `expires_at` of a client's entries.
+fn remember(map: &mut HashMap<String, (Timestamp, Timestamp)>, r: &Revocation) {
+    let entry = map.entry(r.subject.clone()).or_insert((r.at, r.expires_at));
+    entry.0 = entry.0.max(r.at);
+    entry.1 = entry.1.max(r.expires_at);
 }
 
 #[cfg(test)]
@@ -166,12 +187,26 @@ mod tests {
         assert!(l.is_revoked(&claims("svc", None, 95, "j2")));
         assert!(!l.is_revoked(&claims("svc", None, 96, "j3")));
         assert_eq!(l.client_disabled_at("c"), Some(100));
+        assert_eq!(l.client_changed_at("c"), Some(100));
         assert_eq!(l.client_disabled_at("other"), None);
         l.purge(699);
         assert_eq!(l.client_disabled_at("c"), Some(100));
         l.purge(700);
         assert_eq!(l.client_disabled_at("c"), None);
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn a_changed_client_revokes_nothing_but_dates_its_cached_copies() {
+        let mut l = RevocationList::default();
+        let mut changed = rev(RevocationKind::ClientChanged, "c", 100);
+        changed.expires_at = 110;
+        l.apply(&changed);
+        assert!(!l.is_revoked(&claims("svc", None, 0, "j1")));
+        assert_eq!(l.client_changed_at("c"), Some(100));
+        assert_eq!(l.client_disabled_at("c"), None);
+        l.purge(110);
+        assert_eq!(l.client_changed_at("c"), None);
     }
 
     #[test]

@@ -316,7 +316,7 @@ pub async fn update(
     if !p.store.update_client(&client).await? {
         return Err(AdminError::NotFound("client"));
     }
-    p.caches.forget_client(id);
+    p.client_changed(id).await?;
     p.audit(
         AuditEvent::new("client.updated")
             .actor(actor.audit_name())
@@ -362,7 +362,7 @@ pub async fn rotate_secret(
     {
         return Err(AdminError::NotFound("client"));
     }
-    p.caches.forget_client(id);
+    p.client_changed(id).await?;
     p.audit(
         AuditEvent::new("client.secret_rotated")
             .actor(actor.audit_name())
@@ -379,10 +379,8 @@ pub async fn rotate_secret(
 /// Disables a client: no more tokens, its refresh tokens revoked, its access tokens inactive on
 /// introspection at once. Returns how many refresh tokens were revoked.
 pub async fn disable(p: &Provider, actor: &Actor, id: &str) -> Result<u64, AdminError> {
-    let client = find(p, id).await?;
-    if client.disabled_at.is_some() {
-        return Ok(0);
-    }
+    // No early return for a client already disabled: a disable that failed half-way (its
+    // revocation not written) is completed by trying again.
     let revoked = p
         .disable_client(id)
         .await?

@@ -42,6 +42,12 @@ pub async fn check_access_token(p: &Provider, token: &str) -> Result<AccessClaim
             "the access token was revoked".into(),
         ));
     }
+    // A disabled client's tokens stop with it, whenever they were issued (the lookup is cached).
+    if p.client(&claims.client_id).await?.is_none() {
+        return Err(OAuthError::InvalidToken(
+            "the access token was revoked".into(),
+        ));
+    }
     Ok(claims)
 }
 

@@ -139,6 +139,9 @@ impl Provider {
     /// Disables a client at once on every replica: it gets no token (`client` no longer finds
     /// it), its refresh tokens are revoked and the access tokens it got so far introspect as
     /// inactive. Returns how many refresh tokens were revoked; `None` if no such client.
+    ///
+    /// Every step is idempotent, so a disable that failed half-way is completed by running it
+    /// again.
     pub async fn disable_client(&self, client_id: &str) -> StoreResult<Option<u64>> {
         use crate::store::{ClientStore, RefreshTokenStore};
         let now = self.now();
@@ -146,22 +149,35 @@ impl Provider {
             return Ok(None);
         }
         self.caches.forget_client(client_id);
-        let revoked = self
-            .store
-            .revoke_client_refresh_tokens(client_id, now)
-            .await?;
+        let revoked = self.store.revoke_client_grants(client_id, now).await?;
         let r = self.revocation(RevocationKind::Client, client_id);
         self.fleet.revoke(&self.store, r).await?;
         Ok(Some(revoked))
     }
 
-    /// Enables a disabled client again; what it was given before stays revoked. False if no
-    /// such client.
+    /// Enables a disabled client again. What it was given before stays revoked: its refresh
+    /// tokens and codes are revoked once more first (any a replica still issued in the moment
+    /// of the disable), then it is enabled. False if no such client.
     pub async fn enable_client(&self, client_id: &str) -> StoreResult<bool> {
-        use crate::store::ClientStore;
+        use crate::store::{ClientStore, RefreshTokenStore};
+        self.store
+            .revoke_client_grants(client_id, self.now())
+            .await?;
         let found = self.store.set_client_disabled(client_id, None).await?;
-        self.caches.forget_client(client_id);
+        if found {
+            self.client_changed(client_id).await?;
+        }
         Ok(found)
+    }
+
+    /// Tells every replica that a client changed (settings, secret, enabled), so none keeps
+    /// using its cached copy; revokes nothing.
+    pub async fn client_changed(&self, client_id: &str) -> StoreResult<()> {
+        self.caches.forget_client(client_id);
+        let mut r = self.revocation(RevocationKind::ClientChanged, client_id);
+        // Only cached copies (kept 5 s) can be older than the change.
+        r.expires_at = r.at + 30;
+        self.fleet.revoke(&self.store, r).await
     }
 
     /// Ends every session of a user except `keep`, with their tokens, and every pending second
@@ -215,9 +231,13 @@ impl Provider {
     pub async fn client(&self, id: &str) -> StoreResult<Option<crate::store::Client>> {
         use crate::store::ClientStore;
         let now_ms = self.clock.now_millis();
+        // A change made by another process (the CLI, another replica) reaches this one before
+        // its cached copy is trusted: with Redis it has already arrived, without it this is at
+        // most one primary-key lookup every few milliseconds (as for introspection).
+        self.fleet.catch_up(&self.store, self.now(), now_ms).await?;
         let stale_until_ms = self
             .fleet
-            .client_disabled_at(id)
+            .client_changed_at(id)
             .map_or(i64::MIN, |at| at.saturating_mul(1000).saturating_add(999));
         let found = match self.caches.client(id, now_ms, stale_until_ms) {
             Some(c) => Some(c),

@@ -488,12 +488,9 @@ pub trait RefreshTokenStore {
     ) -> StoreResult<Option<RefreshGrant>>;
     /// Revokes every token of a family. Idempotent.
     async fn revoke_family(&self, family_id: &str, now: Timestamp) -> StoreResult<()>;
-    /// Revokes every live refresh token issued to a client (it was disabled); returns how many.
-    async fn revoke_client_refresh_tokens(
-        &self,
-        client_id: &str,
-        now: Timestamp,
-    ) -> StoreResult<u64>;
+    /// Revokes every refresh token issued to a client and deletes its unredeemed codes (it was
+    /// disabled); returns how many live (unrotated) refresh tokens it revoked. Idempotent.
+    async fn revoke_client_grants(&self, client_id: &str, now: Timestamp) -> StoreResult<u64>;
 }
 
 #[allow(async_fn_in_trait)]
@@ -502,13 +499,15 @@ pub trait RevocationStore {
     async fn latest_revocation(&self) -> StoreResult<i64>;
     /// Appends a revocation to the log; returns its sequence number (increasing).
     async fn append_revocation(&self, r: &crate::revocation::Revocation) -> StoreResult<i64>;
-    /// Entries after `after` that have not expired at `now`, in order, at most `limit`.
+    /// Entries after `after` that have not expired at `now`, in order, at most `limit`. An
+    /// entry of a kind this version does not know (written by a newer one during a rolling
+    /// upgrade) comes back as `None`, so a reader skips it and still moves past it.
     async fn revocations_after(
         &self,
         after: i64,
         now: Timestamp,
         limit: i64,
-    ) -> StoreResult<Vec<(i64, crate::revocation::Revocation)>>;
+    ) -> StoreResult<Vec<(i64, Option<crate::revocation::Revocation>)>>;
 }
 
 #[allow(async_fn_in_trait)]

@@ -44,6 +44,14 @@ async fn clients_are_listed_shown_and_updated_without_their_secrets() {
         "no secret is shown"
     );
     assert!(!out.stdout.contains("secret_hash"));
+    // The running server has the client cached before the change.
+    let request = AuthRequest::new(&web);
+    let page = app.authorize(&request).await;
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "the registered redirect URI works"
+    );
 
     let out = app
         .cli(
@@ -86,7 +94,6 @@ async fn clients_are_listed_shown_and_updated_without_their_secrets() {
     assert_eq!(shown["require_mfa"], true);
     assert_eq!(shown["public"], false);
     // The old redirect URI is refused at once by the running server.
-    let request = AuthRequest::new(&web);
     let resp = app.authorize(&request).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let out = app.cli(&["client", "show", "nobody"], None).await;
@@ -155,7 +162,10 @@ async fn a_disabled_clients_tokens_stop_at_once_and_enabling_it_revives_nothing_
 
     let out = app.cli(&["client", "disable", "erp"], None).await;
     out.assert_success("client disable");
-    assert!(out.stdout.contains("1 refresh token"), "{}", out.stdout);
+    assert_eq!(
+        out.stdout.trim(),
+        "client erp disabled; 1 refresh token(s) revoked"
+    );
     assert!(!app.is_active(&rs.auth(), &tokens.access_token).await);
     let resp = app.refresh(&erp.auth(), tokens.refresh_token()).await;
     assert_eq!(
@@ -195,5 +205,49 @@ async fn a_disabled_clients_tokens_stop_at_once_and_enabling_it_revives_nothing_
     assert!(
         actions.contains(&"client.disabled".to_string())
             && actions.contains(&"client.enabled".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_secret_rotated_from_the_command_line_with_no_overlap_stops_at_once_on_a_running_server()
+{
+    let app = spawn_app().await;
+    let svc = app.add_client(ClientSpec::service("billing")).await;
+    let old = svc.secret.clone().unwrap();
+    // The server has the client (and so its old secret's hash) cached.
+    assert_eq!(
+        app.client_credentials(&svc.auth(), &[]).await.status(),
+        StatusCode::OK
+    );
+    let out = app
+        .cli(
+            &["client", "rotate-secret", "billing", "--overlap", "0s"],
+            None,
+        )
+        .await;
+    out.assert_success("client rotate-secret");
+    let auth = ClientAuth::Basic {
+        id: "billing".into(),
+        secret: old,
+    };
+    assert_eq!(
+        app.client_credentials(&auth, &[]).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // And a disable from the command line: the very next request of the cached client fails.
+    let new = ClientAuth::Basic {
+        id: "billing".into(),
+        secret: secret_printed(&out),
+    };
+    assert_eq!(
+        app.client_credentials(&new, &[]).await.status(),
+        StatusCode::OK
+    );
+    app.cli(&["client", "disable", "billing"], None)
+        .await
+        .assert_success("client disable");
+    assert_eq!(
+        app.client_credentials(&new, &[]).await.status(),
+        StatusCode::UNAUTHORIZED
     );
 }

@@ -318,7 +318,12 @@ async fn other_steps_fields_and_answers_do_not_pass_for_the_key_step_nor_it_for_
         .await
         .unwrap();
     assert_eq!(set_cookie(&resp, SESSION_COOKIE), None);
-    assert_ne!(resp.status(), StatusCode::SEE_OTHER);
+    let (status, html) = read_html(resp).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        html.contains("took too long or was already used"),
+        "no passkey sign-in ceremony is found under the key step's handle: {html}"
+    );
 
     // A passwordless sign-in's ceremony answered and posted to the key step.
     let begun: Value = browser

@@ -128,7 +128,7 @@ contract!(
 );
 
 contract!(
-    a_clients_refresh_tokens_are_revoked_together_and_no_other_clients,
+    a_clients_refresh_tokens_and_codes_are_revoked_together_and_no_other_clients,
     |s: SqlStore| async move {
         let mine = [refresh("f1", None), refresh("f2", None)];
         let mut theirs = refresh("f3", None);
@@ -136,8 +136,23 @@ contract!(
         for t in mine.iter().chain([&theirs]) {
             s.insert_refresh(t).await.unwrap();
         }
-        assert_eq!(s.revoke_client_refresh_tokens("app", 200).await.unwrap(), 2);
-        assert_eq!(s.revoke_client_refresh_tokens("app", 300).await.unwrap(), 0);
+        let mut used = refresh("f4", None);
+        used.rotated_at = Some(150);
+        s.insert_refresh(&used).await.unwrap();
+        let code = a_code();
+        s.insert_code(&code).await.unwrap();
+        assert_eq!(
+            s.revoke_client_grants("app", 200).await.unwrap(),
+            2,
+            "live ones counted"
+        );
+        assert_eq!(s.revoke_client_grants("app", 300).await.unwrap(), 0);
+        let found = s.find_refresh(&used.token_hash).await.unwrap().unwrap();
+        assert_eq!(found.revoked_at, Some(200), "a rotated one is revoked too");
+        assert!(
+            s.find_code(&code.code_hash).await.unwrap().is_none(),
+            "its codes are gone"
+        );
         for t in &mine {
             let found = s.find_refresh(&t.token_hash).await.unwrap().unwrap();
             assert_eq!(found.revoked_at, Some(200));

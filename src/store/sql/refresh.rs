@@ -122,18 +122,32 @@ impl RefreshTokenStore for SqlStore {
         Ok(())
     }
 
-    async fn revoke_client_refresh_tokens(
-        &self,
-        client_id: &str,
-        now: Timestamp,
-    ) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(client_id.to_string())
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected())
+    async fn revoke_client_grants(&self, client_id: &str, now: Timestamp) -> StoreResult<u64> {
+        let client_id = client_id.to_string();
+        self.write(move |writer| async move {
+            let mut tx = writer.begin().await?;
+            let live = sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 \
+                 WHERE client_id = $2 AND revoked_at IS NULL AND rotated_at IS NULL",
+            )
+            .bind(now)
+            .bind(client_id.clone())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(client_id.clone())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM auth_codes WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(live.rows_affected())
+        })
+        .await
     }
 }

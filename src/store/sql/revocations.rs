@@ -3,7 +3,7 @@
 use super::SqlStore;
 use super::row::{Record, column};
 use crate::clock::Timestamp;
-use crate::revocation::Revocation;
+use crate::revocation::{Revocation, RevocationKind};
 use crate::store::{RevocationStore, StoreResult};
 
 impl RevocationStore for SqlStore {
@@ -32,7 +32,7 @@ impl RevocationStore for SqlStore {
         after: i64,
         now: Timestamp,
         limit: i64,
-    ) -> StoreResult<Vec<(i64, Revocation)>> {
+    ) -> StoreResult<Vec<(i64, Option<Revocation>)>> {
         let rows = sqlx::query(concat!(
             "SELECT seq, ",
             revocation_columns!(),
@@ -44,7 +44,15 @@ impl RevocationStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| Ok((column(row, "seq")?, Revocation::from_row(row)?)))
+            .map(|row| {
+                let seq = column(row, "seq")?;
+                let kind: String = column(row, "kind")?;
+                if RevocationKind::parse(&kind).is_none() {
+                    tracing::warn!(seq, %kind, "skipping a revocation of a kind this version does not know");
+                    return Ok((seq, None));
+                }
+                Ok((seq, Some(Revocation::from_row(row)?)))
+            })
             .collect()
     }
 }
