@@ -233,7 +233,7 @@ pub(crate) async fn finish(
                 see_other("/account")
             }
         }
-        None => see_other("/account"),
+        None => super::admin::after_sign_in(state, req),
     };
     if res.add_cookie(&clear_handle_cookie(secure)).is_err() {
         return server_error_page();

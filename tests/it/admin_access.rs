@@ -82,11 +82,29 @@ async fn a_signed_in_non_admin_gets_the_ordinary_not_found_page_on_the_console_a
 }
 
 #[tokio::test]
-async fn without_a_session_the_console_sends_the_browser_to_sign_in() {
+async fn without_a_session_the_console_sends_the_browser_to_sign_in_and_back() {
     let app = spawn_app().await;
-    let resp = app.admin_get_in(&app.new_browser(), "/admin").await;
+    let (user, phone) = app.add_admin("root@example.com").await;
+    let browser = app.new_browser();
+    let resp = app.admin_get_in(&browser, "/admin").await;
     assert_eq!(expect_see_other(&resp).path(), "/login");
     assert_no_store(&resp, "the redirect");
+    let resp = app
+        .plain_sign_in_in(&browser, &user.email, &user.password)
+        .await;
+    let step = expect_second_step_page(resp).await;
+    let resp = app
+        .post_second_step_in(&browser, &step, &phone.code(0))
+        .await;
+    assert_eq!(
+        expect_see_other(&resp).path(),
+        "/admin",
+        "back to the console"
+    );
+    expect_overview(app.admin_get_in(&browser, "/admin").await).await;
+    // Only once: the next sign-in of this browser lands on the account page as usual.
+    app.sign_in_to_account_in(&browser, &app.add_user("ann@example.com").await)
+        .await;
 }
 
 #[tokio::test]

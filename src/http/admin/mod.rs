@@ -227,13 +227,59 @@ async fn gate(req: &HttpRequest) -> Result<Admin, HttpResponse> {
             Some(active) => Ok(Admin { actor, active }),
             None => Err(super::errors::server_error_page()),
         },
-        Verdict::SignIn => Err(see_other("/login")),
+        Verdict::SignIn => Err(to_sign_in(state)),
         Verdict::Hidden => Err(super::errors::not_found().await),
         Verdict::Reauth => match active {
             Some(active) => Err(reauth::page(state, req, &active, StatusCode::OK, None).await),
-            None => Err(see_other("/login")),
+            None => Err(to_sign_in(state)),
         },
     }
+}
+
+fn then_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-tessera_then_admin"
+    } else {
+        "tessera_then_admin"
+    }
+}
+
+fn then_cookie(secure: bool, max_age: i64) -> actix_web::cookie::Cookie<'static> {
+    let mut c = actix_web::cookie::Cookie::build(then_cookie_name(secure), "1")
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .finish();
+    c.set_max_age(actix_web::cookie::time::Duration::seconds(max_age));
+    c
+}
+
+/// To the sign-in page, remembering (in a short-lived cookie holding no address, so never an
+/// open redirect) to come back to the console afterwards.
+fn to_sign_in(state: &AppState) -> HttpResponse {
+    let mut res = see_other("/login");
+    if res
+        .add_cookie(&then_cookie(state.secure_cookies(), 900))
+        .is_err()
+    {
+        return super::errors::server_error_page();
+    }
+    res
+}
+
+/// Where a plain sign-in (no authorization request) lands: the console when the console sent
+/// the browser to sign in, otherwise the account page.
+pub(crate) fn after_sign_in(state: &AppState, req: &HttpRequest) -> HttpResponse {
+    let secure = state.secure_cookies();
+    if req.cookie(then_cookie_name(secure)).is_none() {
+        return see_other("/account");
+    }
+    let mut res = see_other("/admin");
+    if res.add_cookie(&then_cookie(secure, 0)).is_err() {
+        return super::errors::server_error_page();
+    }
+    res
 }
 
 pub(crate) fn idle_timeout(state: &AppState) -> i64 {

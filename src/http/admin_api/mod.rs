@@ -58,7 +58,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
 
 /// Registers the API's scope.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let mut scope = web::scope(PREFIX).wrap(actix_web::middleware::from_fn(api_frame));
+    // actix's own extractors (query strings, JSON bodies) answer in the API's error shape too.
+    let query = web::QueryConfig::default()
+        .error_handler(|e, _| ApiError::BadRequest(format!("the query is malformed: {e}")).into());
+    let json = web::JsonConfig::default()
+        .limit(super::MAX_BODY)
+        .error_handler(|e, _| ApiError::BadRequest(format!("the body is malformed: {e}")).into());
+    let mut scope = web::scope(PREFIX)
+        .app_data(query)
+        .app_data(json)
+        .wrap(actix_web::middleware::from_fn(api_frame));
     for e in ENDPOINTS {
         scope = scope.route(e.path, (e.handler)(web::route().method(e.method.clone())));
     }
