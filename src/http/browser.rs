@@ -483,7 +483,7 @@ pub async fn login(
             )
             .await
         }
-        None => see_other("/account"),
+        None => super::admin::after_sign_in(&state, &req),
     };
     with_session_cookies(
         &state,

@@ -421,7 +421,7 @@ pub async fn sign_in(
             )
             .await
         }
-        None => see_other("/account"),
+        None => super::admin::after_sign_in(&state, &req),
     };
     let res = clear_ceremony(&state, res);
     with_session_cookies(

@@ -241,7 +241,17 @@ pub(crate) async fn finish(
     } = completed;
     let mut res = match request {
         Some(params) => super::browser::resume(state, req, params, &active, !raised).await,
-        None => see_other("/account"),
+        // A step-up without an authorization request is the admin console's
+        // re-authentication (`http::admin`): it opens the console window, then the console.
+        None if raised => {
+            let idle = super::admin::idle_timeout(state);
+            if crate::admin::access::reauthenticated(&state.provider, &active, idle).await {
+                see_other("/admin")
+            } else {
+                see_other("/account")
+            }
+        }
+        None => super::admin::after_sign_in(state, req),
     };
     if res.add_cookie(&clear_handle_cookie(secure)).is_err() {
         return server_error_page();
