@@ -30,7 +30,7 @@ use crate::clock::Timestamp;
 use crate::oauth::introspect::check_access_token;
 use crate::oauth::{OAuthError, Provider, scope};
 use crate::secret::SecretString;
-use crate::store::{ClientStore, StoreError, Transient, User, UserStore};
+use crate::store::{StoreError, Transient, User, UserStore};
 
 /// The role that opens the console.
 pub const ADMIN_ROLE: &str = "admin";
@@ -195,9 +195,9 @@ pub async fn api_actor(p: &Provider, bearer: Option<&str>) -> Result<Actor, ApiD
         )));
     }
     // The client must still be registered for the scope (it may have been changed since).
+    // (A disabled client is not found: its tokens open nothing.)
     let registered = p
-        .store
-        .find_client(&claims.client_id)
+        .client(&claims.client_id)
         .await?
         .is_some_and(|c| c.scopes.iter().any(|s| s == ADMIN_SCOPE));
     if !registered {

@@ -20,7 +20,7 @@ pub const MIN_CLIENT_SECRET_CHARS: usize = 32;
 /// The scopes a client gets when none are named.
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 /// The scope of Tessera's own admin API: for confidential clients only.
-pub const ADMIN_SCOPE: &str = "tessera:admin";
+pub use super::access::ADMIN_SCOPE;
 /// How long a rotated secret's predecessor stays valid unless the operator says otherwise.
 pub const DEFAULT_SECRET_OVERLAP: i64 = 24 * 3600;
 /// The longest overlap an operator may ask for (a rotation is meant to end the old secret).

@@ -13,6 +13,8 @@ const STORE_NAMES_ALLOWED_IN_HTTP: &[&str] = &[
     // A classification trait ("may succeed if sent again"), implemented by every engine error;
     // the error pages use it to choose 503 over 500.
     "Transient",
+    // What an operator narrows the audit log to (strings and times), typed on the audit page.
+    "AuditFilter",
 ];
 
 /// This file, as [`sources`] names it.

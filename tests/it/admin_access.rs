@@ -5,24 +5,11 @@
 
 use std::time::Duration;
 
-use reqwest::header::{CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
+use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::*;
-
-fn assert_no_store(resp: &reqwest::Response, what: &str) {
-    assert_eq!(
-        header_str(resp.headers(), CACHE_CONTROL.as_str()),
-        Some("no-store"),
-        "{what}: Cache-Control"
-    );
-    assert_eq!(
-        header_str(resp.headers(), PRAGMA.as_str()),
-        Some("no-cache"),
-        "{what}: Pragma"
-    );
-}
 
 #[tokio::test]
 async fn an_admin_signed_in_with_a_second_factor_sees_the_overview_never_cached() {

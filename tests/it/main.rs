@@ -7,6 +7,7 @@ mod oidc_flow;
 
 mod account_security;
 mod admin_access;
+mod admin_sections;
 mod audit;
 mod authorize_errors;
 mod cli;

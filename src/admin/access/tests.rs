@@ -3,6 +3,7 @@
 use super::*;
 use crate::auth::session::{self, DeviceInfo};
 use crate::store::Client;
+use crate::store::ClientStore;
 use crate::testkit::{Kit, PASSWORD};
 
 const IDLE: i64 = 900;

@@ -8,9 +8,14 @@
 //! `templates/admin/layout.html` with an [`AdminFrame`] in its view; see
 //! `/work/briefs/admin-core-guide.md` (and docs/DESIGN.md, "Admin console").
 
+mod audit;
+mod clients;
 pub mod confirm;
 mod overview;
 mod reauth;
+mod sessions;
+
+pub(crate) use audit::EMERGENCY_PHRASE;
 
 pub(crate) use overview::settings as overview_settings;
 
@@ -37,12 +42,14 @@ use crate::auth::session::ActiveSession;
 
 /// Registers the console (after the API's scope, which is more specific).
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let scope = web::scope("/admin")
+        .route("", web::get().to(overview::page))
+        .route("/", web::get().to(overview::page))
+        .route("/reauth", web::post().to(reauth::confirm_password));
+    let scope = audit::routes(sessions::routes(clients::routes(scope)));
     cfg.service(
-        web::scope("/admin")
+        scope
             .wrap(actix_web::middleware::from_fn(console_frame))
-            .route("", web::get().to(overview::page))
-            .route("/", web::get().to(overview::page))
-            .route("/reauth", web::post().to(reauth::confirm_password))
             .default_service(web::to(super::errors::not_found)),
     );
 }

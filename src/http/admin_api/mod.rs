@@ -12,6 +12,7 @@
 //! - Outside `admin_allowed_networks` every path is a 404; every answer is `no-store`.
 
 mod error;
+mod operations;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,6 +54,76 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/overview",
         handler: |r| r.to(overview),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/clients",
+        handler: |r| r.to(operations::list_clients),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/clients",
+        handler: |r| r.to(operations::create_client),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/clients/{id}",
+        handler: |r| r.to(operations::get_client),
+    },
+    Endpoint {
+        method: Method::PATCH,
+        path: "/clients/{id}",
+        handler: |r| r.to(operations::update_client),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/clients/{id}/rotate-secret",
+        handler: |r| r.to(operations::rotate_client_secret),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/clients/{id}/disable",
+        handler: |r| r.to(operations::disable_client),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/clients/{id}/enable",
+        handler: |r| r.to(operations::enable_client),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/sessions",
+        handler: |r| r.to(operations::list_sessions),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/sessions/revoke",
+        handler: |r| r.to(operations::revoke_sessions),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/sessions/{id}/revoke",
+        handler: |r| r.to(operations::revoke_session),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/keys",
+        handler: |r| r.to(operations::list_keys),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/keys/rotate",
+        handler: |r| r.to(operations::rotate_keys),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/audit",
+        handler: |r| r.to(operations::search_audit),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/audit/verify",
+        handler: |r| r.to(operations::verify_audit),
     },
 ];
 

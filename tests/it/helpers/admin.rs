@@ -1,12 +1,13 @@
 //! The admin console and its API as an admin (and others) meet them: an admin signed in with
 //! a second factor, a `tessera:admin` client and its token, console pages and forms.
 
+use reqwest::header::{CACHE_CONTROL, PRAGMA};
 use reqwest::{Response, StatusCode};
 
 use super::pages::read_html;
 use super::{
     Authenticator, ClientSpec, RegisteredClient, TestApp, TestUser, expect_second_step_page,
-    expect_see_other, expect_tokens, input_value, tags,
+    expect_see_other, expect_tokens, header_str, input_value, tags,
 };
 
 fn suffix() -> String {
@@ -142,4 +143,18 @@ pub async fn expect_overview(resp: Response) -> String {
     );
     assert!(html.contains("<h1>Overview</h1>"), "{html}");
     html
+}
+
+/// The console and the API are never cached: `Cache-Control: no-store` and `Pragma: no-cache`.
+pub fn assert_no_store(resp: &reqwest::Response, what: &str) {
+    assert_eq!(
+        header_str(resp.headers(), CACHE_CONTROL.as_str()),
+        Some("no-store"),
+        "{what}: Cache-Control"
+    );
+    assert_eq!(
+        header_str(resp.headers(), PRAGMA.as_str()),
+        Some("no-cache"),
+        "{what}: Pragma"
+    );
 }
