@@ -60,6 +60,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0008_client_require_mfa.sql"),
         postgres: include_str!("../../migrations/postgres/0008_client_require_mfa.sql"),
     },
+    Migration {
+        version: 9,
+        name: "sessions_ended_at",
+        sqlite: include_str!("../../migrations/sqlite/0009_sessions_ended_at.sql"),
+        postgres: include_str!("../../migrations/postgres/0009_sessions_ended_at.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.
