@@ -42,6 +42,26 @@ pub async fn start(
     device: DeviceInfo,
     now: Timestamp,
 ) -> StoreResult<(String, ActiveSession)> {
+    let (cookie, session) = new_session(p, user, amr, device, now);
+    p.store.insert_session(&session).await?;
+    Ok((
+        cookie,
+        ActiveSession {
+            session,
+            user: user.clone(),
+        },
+    ))
+}
+
+/// A new session for `user` and its cookie value, not stored yet (a completed second step
+/// stores it in its own transaction).
+pub fn new_session(
+    p: &Provider,
+    user: &User,
+    amr: Vec<String>,
+    device: DeviceInfo,
+    now: Timestamp,
+) -> (String, Session) {
     let cookie = random_token();
     let session = Session {
         id: random_id(),
@@ -57,14 +77,7 @@ pub async fn start(
         ip: device.ip,
         revoked_at: None,
     };
-    p.store.insert_session(&session).await?;
-    Ok((
-        cookie,
-        ActiveSession {
-            session,
-            user: user.clone(),
-        },
-    ))
+    (cookie, session)
 }
 
 /// Gives a live session a new cookie value after a privilege change (a new password): the old
@@ -96,6 +109,26 @@ pub async fn make_room(
     policy: SessionLimitPolicy,
     now: Timestamp,
 ) -> StoreResult<Room> {
+    let room = plan_room(p, user, max, policy, None, now).await?;
+    if let Room::Evicted(ended) = &room {
+        for id in ended {
+            p.revoke_session(id).await?;
+        }
+    }
+    Ok(room)
+}
+
+/// What [`make_room`] would do, without doing it: the sessions to end (newest kept), or a
+/// refusal. `ending` (the browser's previous session, ended by the caller anyway) does not
+/// count. The caller ends them.
+pub async fn plan_room(
+    p: &Provider,
+    user: &User,
+    max: u32,
+    policy: SessionLimitPolicy,
+    ending: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<Room> {
     if max == 0 {
         return Ok(Room::Available);
     }
@@ -105,6 +138,7 @@ pub async fn make_room(
         .await?
         .into_iter()
         .filter(|s| is_alive(s, p.settings.session_idle_ttl, now))
+        .filter(|s| Some(s.id.as_str()) != ending)
         .collect();
     let max = max as usize;
     if live.len() < max {
@@ -114,11 +148,7 @@ pub async fn make_room(
         return Ok(Room::Refused);
     }
     // Newest first: keep the newest max-1, end the rest.
-    let mut evicted = Vec::new();
-    for s in live.iter().skip(max - 1) {
-        p.revoke_session(&s.id).await?;
-        evicted.push(s.id.clone());
-    }
+    let evicted = live.iter().skip(max - 1).map(|s| s.id.clone()).collect();
     Ok(Room::Evicted(evicted))
 }
 

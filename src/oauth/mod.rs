@@ -180,9 +180,19 @@ impl Provider {
         self.fleet.revoke(&self.store, r).await
     }
 
+    /// Tells every replica that a session ended in the store (its access tokens introspect as
+    /// inactive): what [`Provider::revoke_session`] does after its write, for a session ended
+    /// inside another transaction (a completed second step ending the browser's previous one).
+    pub async fn announce_session_ended(&self, session_id: &str) -> StoreResult<()> {
+        let r = self.revocation(RevocationKind::Session, session_id);
+        self.fleet.revoke(&self.store, r).await
+    }
+
     /// Ends every session of a user except `keep`, with their tokens, and every pending second
     /// step of theirs (a sign-in half done with a password is no less a way in: signing out
-    /// everywhere or a new password must end it too). Returns how many sessions ended.
+    /// everywhere or a new password must end it too), and marks the user's sessions as ended
+    /// now, so a pending step held at this moment (being checked) can neither be completed nor
+    /// put back afterwards. Returns how many sessions ended.
     /// Each ended session is revoked by id, so a sign-in right after (even within the same
     /// second) is not caught by it.
     pub async fn revoke_user_sessions(

@@ -61,6 +61,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0008_client_require_mfa.sql"),
     },
     Migration {
+        version: 9,
+        name: "sessions_ended_at",
+        sqlite: include_str!("../../migrations/sqlite/0009_sessions_ended_at.sql"),
+        postgres: include_str!("../../migrations/postgres/0009_sessions_ended_at.sql"),
+    },
+    Migration {
         version: 12,
         name: "admin_console",
         sqlite: include_str!("../../migrations/sqlite/0012_admin_console.sql"),

@@ -314,6 +314,63 @@ pub struct Ceremony {
     pub expires_at: Timestamp,
 }
 
+/// What proved the second factor at a completed second step; spent in the same transaction
+/// (see [`MfaStore::complete_second_step`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepProof {
+    /// TOTP time step `step` of the user's authenticator app `factor_id`: accepted only if it
+    /// is later than every step accepted before (as [`MfaStore::accept_totp_step`]).
+    TotpStep { factor_id: String, step: i64 },
+    /// One of the user's unused recovery codes (its keyed hash): spent (as
+    /// [`MfaStore::consume_recovery_code`]).
+    RecoveryCode { hash: Vec<u8> },
+    /// A factor already verified and recorded by the caller (a security key, whose sign
+    /// counter is stored as it is checked): nothing more to spend.
+    Verified,
+}
+
+/// The session a completed second step leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepSession {
+    /// A new session, after ending `end` (the browser's previous session, those evicted to
+    /// make room: revoked with their refresh tokens, as [`SessionStore::revoke_session`]).
+    Open { session: Session, end: Vec<String> },
+    /// A step-up: the user's live session `id` gets `amr` and a new cookie hash (as
+    /// [`SessionStore::raise_session`]).
+    Raise {
+        id: String,
+        token_hash: Vec<u8>,
+        amr: Vec<String>,
+    },
+}
+
+/// Everything a successful second step writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct SecondStepCompletion {
+    pub user_id: String,
+    /// The keyed hash of the pending step's handle (a ceremony of kind `second_step`).
+    pub ceremony_hash: Vec<u8>,
+    pub proof: StepProof,
+    pub session: StepSession,
+    /// The one audit entry of the completion.
+    pub audit: crate::audit::AuditEvent,
+    pub now: Timestamp,
+}
+
+/// How [`MfaStore::complete_second_step`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Everything was written.
+    Done,
+    /// No such pending step (taken by someone else, expired, another user's, created at or
+    /// before the user's sessions were all ended), or the session to raise has ended: nothing
+    /// was written.
+    Gone,
+    /// The proof was refused (a step not later than the last accepted, a spent or unknown
+    /// recovery code): nothing was written, and the pending step stays as it was.
+    Refused,
+}
+
 #[allow(async_fn_in_trait)]
 pub trait UserStore {
     /// Inserts a user; `Conflict` when the email exists.
@@ -433,7 +490,9 @@ pub trait SessionStore {
         now: Timestamp,
     ) -> StoreResult<Vec<(Session, Vec<String>)>>;
     /// Revokes every session of the user except `keep`, with their refresh tokens; with no `keep`,
-    /// every refresh token of the user too. Returns the ids of the sessions it ended.
+    /// every refresh token of the user too. Returns the ids of the sessions it ended. Marks the
+    /// user's sessions as ended at `now` (`users.sessions_ended_at`) in the same transaction: a
+    /// pending second step created before the mark (an earlier second) is never completed nor put back.
     async fn revoke_user_sessions(
         &self,
         user_id: &str,
@@ -666,20 +725,34 @@ pub trait MfaStore {
     /// (unused, total) recovery codes of the user: (0, 0) when none were ever issued.
     async fn count_recovery_codes(&self, user_id: &str) -> StoreResult<(i64, i64)>;
 
-    /// Stores ceremony state under `id_hash`; `Conflict` when the hash exists.
+    /// Stores ceremony state under `id_hash`; `Conflict` when the hash exists. A pending second
+    /// step (kind `second_step`) created before the second its user's sessions were all ended (see
+    /// [`SessionStore::revoke_user_sessions`]) is not stored (and no error): a step held while
+    /// the sessions ended never comes back.
     async fn put_ceremony(&self, id_hash: &[u8], ceremony: &Ceremony) -> StoreResult<()>;
-    /// Takes the ceremony of `kind` stored under `id_hash`: deletes and returns it in one
-    /// statement, so exactly one caller gets it. An expired one (`expires_at <= now`) is
-    /// deleted too and returned to nobody; one of another kind is left alone.
-    async fn take_ceremony(
+    /// The unexpired ceremony of `kind` under `id_hash`, left where it is (read only).
+    async fn peek_ceremony(
         &self,
         id_hash: &[u8],
         kind: &str,
         now: Timestamp,
     ) -> StoreResult<Option<Ceremony>>;
-    /// Reads the unexpired ceremony of `kind` stored under `id_hash` without taking it (a page
-    /// that only shows what the pending step offers).
-    async fn peek_ceremony(
+    /// Completes a pending second step in ONE transaction (one commit), in this order: takes
+    /// the user's unexpired `second_step` ceremony under `c.ceremony_hash` (`DELETE ...
+    /// RETURNING`), unless it was created before the user's `sessions_ended_at` second; spends
+    /// `c.proof`; opens or raises the session; appends `c.audit` to the audit chain (head and
+    /// MAC kept as [`AuditStore::append_audit`] keeps them). Any part refused: nothing is
+    /// written ([`StepOutcome::Gone`] or [`StepOutcome::Refused`]). Of concurrent completions
+    /// of one step, on any replica, at most one gets [`StepOutcome::Done`].
+    async fn complete_second_step(
+        &self,
+        crypto: &std::sync::Arc<crate::crypto::Crypto>,
+        c: &SecondStepCompletion,
+    ) -> StoreResult<StepOutcome>;
+    /// Takes the ceremony of `kind` stored under `id_hash`: deletes and returns it in one
+    /// statement, so exactly one caller gets it. An expired one (`expires_at <= now`) is
+    /// deleted too and returned to nobody; one of another kind is left alone.
+    async fn take_ceremony(
         &self,
         id_hash: &[u8],
         kind: &str,

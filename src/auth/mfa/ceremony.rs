@@ -127,55 +127,71 @@ pub async fn hold<T: DeserializeOwned>(
     else {
         return Ok(None);
     };
+    let state = open(p, kind, &c, &id_hash)?;
     Ok(Some(Held {
-        taken: open(p, kind, &id_hash, &c)?,
+        taken: Taken {
+            user_id: c.user_id.clone(),
+            state,
+        },
         id_hash,
         row: c,
     }))
 }
 
-/// Reads the state begun under `handle` for `kind` without taking it: for a page that only
-/// shows what a pending step offers. Nothing it returns may be acted on as if taken.
+/// A ceremony looked at by [`peek`]: its state, and the keyed hash of its handle, under which
+/// a completion takes it (`MfaStore::complete_second_step`).
+pub struct Peeked<T> {
+    pub taken: Taken<T>,
+    pub id_hash: Vec<u8>,
+}
+
+/// Reads the unexpired state begun under `handle` for `kind` without taking it: a step that
+/// may fail and be tried again (a wrong code at the second step) checks the answer first and
+/// then takes the state in the same transaction as its other writes, so a wrong answer
+/// neither spends nor extends it, and two right ones never both succeed.
 pub async fn peek<T: DeserializeOwned>(
     p: &Provider,
     kind: CeremonyKind,
     handle: &str,
-) -> Result<Option<Taken<T>>, MfaError> {
+) -> Result<Option<Peeked<T>>, MfaError> {
     if handle.is_empty() || handle.len() > 128 {
         return Ok(None);
     }
     let id_hash = p.crypto.token_hash(handle);
-    match p
+    let Some(c) = p
         .store
         .peek_ceremony(&id_hash, kind.as_str(), p.now())
         .await?
-    {
-        Some(c) => Ok(Some(open(p, kind, &id_hash, &c)?)),
-        None => Ok(None),
-    }
+    else {
+        return Ok(None);
+    };
+    let state = open(p, kind, &c, &id_hash)?;
+    Ok(Some(Peeked {
+        taken: Taken {
+            user_id: c.user_id,
+            state,
+        },
+        id_hash,
+    }))
 }
 
-/// Decrypts and parses a stored ceremony's state (its kind, user and handle hash checked as AAD).
 fn open<T: DeserializeOwned>(
     p: &Provider,
     kind: CeremonyKind,
-    id_hash: &[u8],
     c: &Ceremony,
-) -> Result<Taken<T>, MfaError> {
+    id_hash: &[u8],
+) -> Result<T, MfaError> {
     let sealed = b64_decode(&c.state).ok_or(MfaError::Corrupt)?;
     let json = p
         .crypto
         .decrypt(&sealed, &aad(kind, c.user_id.as_deref(), id_hash))
         .map_err(|_| MfaError::Corrupt)?;
-    let state = serde_json::from_slice(&json).map_err(|_| MfaError::Corrupt)?;
-    Ok(Taken {
-        user_id: c.user_id.clone(),
-        state,
-    })
+    serde_json::from_slice(&json).map_err(|_| MfaError::Corrupt)
 }
 
 /// Stores a held ceremony again, unchanged: same handle, same state, same expiry (a retry
-/// never extends it).
+/// never extends it). A pending second step is not stored again when all its user's sessions
+/// were ended since it was created (see `MfaStore::put_ceremony`).
 pub async fn put_back<T>(p: &Provider, held: Held<T>) -> Result<(), MfaError> {
     p.store.put_ceremony(&held.id_hash, &held.row).await?;
     Ok(())

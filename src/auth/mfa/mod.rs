@@ -23,7 +23,7 @@ use crate::clock::Timestamp;
 use crate::crypto::random_id;
 use crate::oauth::Provider;
 use crate::secret::SecretString;
-use crate::store::{FactorKind, MfaStore, PendingTotp, StoreError, Transient, User};
+use crate::store::{FactorKind, MfaStore, PendingTotp, StepProof, StoreError, Transient, User};
 
 pub use level::{Acr, Amr};
 use recovery_codes::RecoveryCode;
@@ -249,6 +249,46 @@ pub async fn verify_one_time_code(
     }
     let (left, _) = p.store.count_recovery_codes(user_id).await?;
     Ok(OneTimeCode::RecoveryCode { left })
+}
+
+/// What a one-time code typed at the second step would spend, found without writing
+/// anything: the step of one of the user's authenticator apps it matches (the current step or
+/// one either side, later than the app's last accepted step), or a well-formed recovery code's
+/// keyed hash. The spend itself is part of the second step's transaction
+/// (`MfaStore::complete_second_step`), which refuses a replay that raced this check and an
+/// unknown or spent recovery code. Every refusal here is [`MfaError::InvalidCode`].
+pub async fn one_time_code_proof(
+    p: &Provider,
+    user_id: &str,
+    code: &str,
+) -> Result<StepProof, MfaError> {
+    let now = p.now();
+    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() == totp::DIGITS {
+        for f in p.store.list_factors(user_id).await? {
+            let Some(sealed) = f
+                .secret_enc
+                .as_deref()
+                .filter(|_| f.kind == FactorKind::Totp)
+            else {
+                continue;
+            };
+            let secret = decrypt_secret(p, user_id, &f.id, sealed)?;
+            if let Some(step) = secret.verify(&digits, now)
+                && f.last_step.is_none_or(|last| last < step)
+            {
+                return Ok(StepProof::TotpStep {
+                    factor_id: f.id,
+                    step,
+                });
+            }
+        }
+        return Err(MfaError::InvalidCode);
+    }
+    let code = RecoveryCode::parse(code).ok_or(MfaError::InvalidCode)?;
+    Ok(StepProof::RecoveryCode {
+        hash: code.hash(&p.crypto, user_id),
+    })
 }
 
 /// A new set of recovery codes for the user, replacing the old set (used or not) at once.

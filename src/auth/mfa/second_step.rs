@@ -12,18 +12,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ceremony::{self, CeremonyKind, Held};
+use super::MfaError;
+use super::ceremony::{self, CeremonyKind, Peeked};
 use super::level::{self, Amr};
-use super::{MfaError, OneTimeCode};
 use crate::audit::AuditEvent;
-use crate::auth::session::{self, ActiveSession, DeviceInfo};
-use crate::auth::signin::{self, SecondStepMethods, SignInError, SignInRules};
+use crate::auth::session::{self, ActiveSession, DeviceInfo, Room};
+use crate::auth::signin::{SecondStepMethods, SignInError, SignInRules};
 use crate::auth::throttle::{self, Attempt, Factor, Gate};
 use crate::crypto::random_token;
+use crate::metrics::inc;
 use crate::oauth::Provider;
 use crate::oauth::params::Params;
 use crate::secret::SecretString;
-use crate::store::{FactorKind, SessionStore, StoreError, Transient, User, UserStore};
+use crate::store::{
+    FactorKind, MfaStore, SecondStepCompletion, StepOutcome, StepProof, StepSession, StoreError,
+    Transient, User, UserStore,
+};
 
 /// What the server keeps between the password and the second factor (encrypted, see
 /// [`ceremony`]).
@@ -87,7 +91,7 @@ pub async fn pending_methods(
     else {
         return Ok(None);
     };
-    match pending.user_id {
+    match pending.taken.user_id {
         Some(user_id) => Ok(Some(methods(p, &user_id).await?)),
         None => Ok(None),
     }
@@ -203,20 +207,22 @@ impl Keys {
 }
 
 /// Completes the pending second step with a one-time code (an authenticator app's or a
-/// recovery code). A wrong code leaves the step pending and counts a failure; a locked user's
-/// codes are not checked at all.
+/// recovery code). The step is only looked at while the code is checked; a wrong code leaves
+/// it untouched (neither spent nor extended) and counts a failure; a locked user's codes are
+/// not checked at all. A right one is spent with everything else in one transaction
+/// ([`finish`]).
 pub async fn complete_with_code(
     p: &Provider,
     rules: &SignInRules<'_>,
     browser: Browser,
     code: &str,
 ) -> Result<Completed, SecondStepError> {
-    let Some(held) =
-        ceremony::hold::<PendingSecondStep>(p, CeremonyKind::SecondStep, &browser.handle).await?
+    let Some(pending) =
+        ceremony::peek::<PendingSecondStep>(p, CeremonyKind::SecondStep, &browser.handle).await?
     else {
         return Err(SecondStepError::Gone);
     };
-    let Some(user_id) = held.taken.user_id.clone() else {
+    let Some(user_id) = pending.taken.user_id.clone() else {
         return Err(SecondStepError::Gone);
     };
     let now = p.now();
@@ -229,53 +235,75 @@ pub async fn complete_with_code(
     };
     if let Some((reason, err)) = refused {
         audit_failure(p, &user_id, &browser, reason).await;
-        ceremony::put_back(p, held).await?;
         return Err(err);
     }
-    let method = match super::verify_one_time_code(p, &user_id, code).await {
-        Ok(m) => m,
+    let proof = match super::one_time_code_proof(p, &user_id, code).await {
+        Ok(proof) => proof,
         Err(MfaError::InvalidCode) => {
-            let lock = throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;
-            audit_failure(p, &user_id, &browser, "invalid_code").await;
-            if lock > 0 {
-                p.audit(
-                    AuditEvent::new("mfa.locked")
-                        .subject(&user_id)
-                        .detail("seconds", lock),
-                )
-                .await;
-            }
-            ceremony::put_back(p, held).await?;
-            return Err(SecondStepError::InvalidCode);
+            return Err(wrong_code(p, rules, &attempt, &user_id, &browser).await);
         }
-        Err(e) => {
-            ceremony::put_back(p, held).await?;
-            return Err(e.into());
+        Err(e) => return Err(e.into()),
+    };
+    let detail = match &proof {
+        StepProof::TotpStep { .. } => "totp",
+        StepProof::RecoveryCode { .. } => "recovery_code",
+        StepProof::Verified => "verified",
+    };
+    match finish(p, rules, pending, proof, Amr::Otp, detail, &browser).await {
+        // A replay that raced the check above, or an unknown or spent recovery code.
+        Err(SecondStepError::InvalidCode) => {
+            Err(wrong_code(p, rules, &attempt, &user_id, &browser).await)
         }
-    };
-    throttle::succeeded(&p.fleet, &attempt).await;
-    let detail = match &method {
-        OneTimeCode::Totp { .. } => "totp",
-        OneTimeCode::RecoveryCode { .. } => "recovery_code",
-    };
-    succeed(p, rules, held, method.amr(), detail, browser).await
+        Err(e) => Err(e),
+        Ok(done) => {
+            throttle::succeeded(&p.fleet, &attempt).await;
+            Ok(done)
+        }
+    }
 }
 
-/// Completes a held second step with a factor that was just verified (`method`: `otp`, `hwk`
-/// or `swk`, described as `detail` in the audit log): opens the session, or raises the live
-/// one. The security-key step calls this too.
-pub async fn succeed(
+/// A wrong code: counted on the second step's throttle keys and audited.
+async fn wrong_code(
     p: &Provider,
     rules: &SignInRules<'_>,
-    held: Held<PendingSecondStep>,
+    attempt: &Attempt<'_>,
+    user_id: &str,
+    browser: &Browser,
+) -> SecondStepError {
+    let lock = throttle::failed(&p.fleet, &rules.throttle, attempt, p.now()).await;
+    audit_failure(p, user_id, browser, "invalid_code").await;
+    if lock > 0 {
+        p.audit(
+            AuditEvent::new("mfa.locked")
+                .subject(user_id)
+                .detail("seconds", lock),
+        )
+        .await;
+    }
+    SecondStepError::InvalidCode
+}
+
+/// Completes a pending second step whose factor was just checked (`method`: `otp`, `hwk` or
+/// `swk`, described as `detail` in the audit log; `proof`: what it spends): opens the session,
+/// or raises the live one. The durable writes are ONE transaction
+/// (`MfaStore::complete_second_step`): the step taken, the proof spent, the session opened or
+/// raised, one audit entry (`signin.success` with the `second_step` method for a sign-in,
+/// `mfa.signed_in` for a step-up). A refused proof is [`SecondStepError::InvalidCode`] and
+/// writes nothing. A step created before the second the user's sessions were all ended is
+/// [`SecondStepError::Gone`]. The security-key step calls this too.
+pub async fn finish(
+    p: &Provider,
+    rules: &SignInRules<'_>,
+    pending: Peeked<PendingSecondStep>,
+    proof: StepProof,
     method: Amr,
     detail: &str,
-    browser: Browser,
+    browser: &Browser,
 ) -> Result<Completed, SecondStepError> {
-    let Some(user_id) = held.taken.user_id.clone() else {
+    let Some(user_id) = pending.taken.user_id.clone() else {
         return Err(SecondStepError::Gone);
     };
-    let state = held.taken.state;
+    let state = pending.taken.state;
     let mut methods = level::parse_all(&state.amr);
     methods.push(method);
     let amr = level::with_mfa(&methods);
@@ -285,61 +313,120 @@ pub async fn succeed(
         .map(Params::from_pairs)
         .transpose()
         .map_err(|_| SecondStepError::Internal("a stored request did not parse".into()))?;
-    let (cookie_value, active, raised) = match state.raise {
-        Some(session_id) => {
-            let cookie = random_token();
-            if !p
-                .store
-                .raise_session(&session_id, &p.crypto.token_hash(&cookie), &amr)
-                .await?
-            {
-                return Err(SecondStepError::Gone);
-            }
-            let Some(active) = session::resolve(p, &cookie, now).await? else {
-                return Err(SecondStepError::Gone);
-            };
-            if active.user.id != user_id {
-                return Err(SecondStepError::Gone);
-            }
-            (SecretString::new(cookie), active, true)
+    let event = |action: &str| {
+        AuditEvent::new(action)
+            .subject(&user_id)
+            .from_device(browser.ip.clone(), browser.user_agent.clone())
+            .detail("amr", amr.join(" "))
+    };
+    if let Some(session_id) = state.raise {
+        let cookie = random_token();
+        let completion = SecondStepCompletion {
+            user_id: user_id.clone(),
+            ceremony_hash: pending.id_hash,
+            proof,
+            session: StepSession::Raise {
+                id: session_id.clone(),
+                token_hash: p.crypto.token_hash(&cookie),
+                amr: amr.clone(),
+            },
+            audit: event("mfa.signed_in")
+                .detail("session", session_id)
+                .detail("method", detail)
+                .detail("step_up", true),
+            now,
+        };
+        completed(p.store.complete_second_step(&p.crypto, &completion).await?)?;
+        let Some(active) = session::resolve(p, &cookie, now).await? else {
+            return Err(SecondStepError::Gone);
+        };
+        if active.user.id != user_id {
+            return Err(SecondStepError::Gone);
         }
-        None => {
-            let Some(user) = p.store.find_user(&user_id).await?.filter(|u| !u.disabled) else {
-                return Err(SecondStepError::Gone);
-            };
-            let device = DeviceInfo {
-                user_agent: browser.user_agent.clone(),
-                ip: browser.ip.clone(),
-            };
-            let signed_in = signin::open_session(
-                p,
-                rules,
-                &user,
-                amr.clone(),
-                device,
-                browser.previous_session.as_deref(),
-                now,
+        return Ok(Completed {
+            cookie_value: SecretString::new(cookie),
+            active,
+            request,
+            raised: true,
+        });
+    }
+    let Some(user) = p.store.find_user(&user_id).await?.filter(|u| !u.disabled) else {
+        return Err(SecondStepError::Gone);
+    };
+    let previous = browser.previous_session.as_deref();
+    let evicted = match session::plan_room(
+        p,
+        &user,
+        rules.max_sessions,
+        rules.session_policy,
+        previous,
+        now,
+    )
+    .await?
+    {
+        Room::Available => Vec::new(),
+        Room::Evicted(ids) => ids,
+        Room::Refused => {
+            p.audit(
+                event("signin.refused")
+                    .detail("reason", "session_limit")
+                    .detail("second_step", detail),
             )
-            .await?;
-            (signed_in.cookie_value, signed_in.active, false)
+            .await;
+            return Err(SecondStepError::TooManySessions);
         }
     };
-    p.audit(
-        AuditEvent::new("mfa.signed_in")
-            .subject(&user_id)
-            .from_device(browser.ip, browser.user_agent)
-            .detail("session", active.session.id.clone())
-            .detail("method", detail)
-            .detail("amr", amr.join(" "))
-            .detail("step_up", raised),
-    )
-    .await;
+    let end: Vec<String> = previous
+        .map(String::from)
+        .into_iter()
+        .chain(evicted.iter().cloned())
+        .collect();
+    let device = DeviceInfo {
+        user_agent: browser.user_agent.clone(),
+        ip: browser.ip.clone(),
+    };
+    let (cookie, new) = session::new_session(p, &user, amr.clone(), device, now);
+    let completion = SecondStepCompletion {
+        user_id: user_id.clone(),
+        ceremony_hash: pending.id_hash,
+        proof,
+        session: StepSession::Open {
+            session: new.clone(),
+            end: end.clone(),
+        },
+        audit: event("signin.success")
+            .detail("session", new.id.clone())
+            .detail("second_step", detail),
+        now,
+    };
+    completed(p.store.complete_second_step(&p.crypto, &completion).await?)?;
+    for id in &end {
+        p.announce_session_ended(id).await?;
+    }
+    if !evicted.is_empty() {
+        p.audit(
+            AuditEvent::new("session.evicted")
+                .subject(&user.id)
+                .detail("sessions", evicted),
+        )
+        .await;
+    }
+    tracing::info!(outcome = "success", user_id = %user.id, session_id = %new.id, "sign-in");
+    inc(&p.metrics.signins_ok);
     Ok(Completed {
-        cookie_value,
-        active,
+        cookie_value: SecretString::new(cookie),
+        active: ActiveSession { session: new, user },
         request,
-        raised,
+        raised: false,
     })
+}
+
+fn completed(outcome: StepOutcome) -> Result<(), SecondStepError> {
+    match outcome {
+        StepOutcome::Done => Ok(()),
+        StepOutcome::Gone => Err(SecondStepError::Gone),
+        StepOutcome::Refused => Err(SecondStepError::InvalidCode),
+    }
 }
 
 pub(super) async fn audit_failure(p: &Provider, user_id: &str, b: &Browser, reason: &str) {

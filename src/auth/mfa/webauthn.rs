@@ -36,7 +36,9 @@ use crate::mail::{Mail, Mailer};
 use crate::metrics::inc;
 use crate::oauth::Provider;
 use crate::secret::SecretString;
-use crate::store::{FactorKind, MfaFactor, MfaStore, StoreError, Transient, User, UserStore};
+use crate::store::{
+    FactorKind, MfaFactor, MfaStore, StepProof, StoreError, Transient, User, UserStore,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
@@ -724,9 +726,9 @@ impl Transient for KeyStepError {
     }
 }
 
-/// Begins the key ceremony of a pending second step: the step is read (not taken, so an
-/// answer arriving meanwhile is not turned away), and a challenge for the user's keys is begun.
-/// `None` when the browser has no pending step or the user no key.
+/// Begins the key ceremony of a pending second step: the step is looked at (held and put
+/// back unchanged), and a challenge for the user's keys is begun. `None` when the browser
+/// has no pending step or the user no key.
 pub async fn begin_key_step(
     p: &Provider,
     second_step_handle: &str,
@@ -737,7 +739,7 @@ pub async fn begin_key_step(
     else {
         return Ok(None);
     };
-    let Some(user_id) = pending.user_id else {
+    let Some(user_id) = pending.taken.user_id else {
         return Ok(None);
     };
     begin_second_step(p, &user_id).await.map_err(|e| match e {
@@ -758,12 +760,12 @@ pub async fn complete_second_step_with_key(
     key_handle: &str,
     response: &PublicKeyCredential,
 ) -> Result<Completed, KeyStepError> {
-    let Some(held) =
-        ceremony::hold::<PendingSecondStep>(p, CeremonyKind::SecondStep, &browser.handle).await?
+    let Some(pending) =
+        ceremony::peek::<PendingSecondStep>(p, CeremonyKind::SecondStep, &browser.handle).await?
     else {
         return Err(SecondStepError::Gone.into());
     };
-    let Some(user_id) = held.taken.user_id.clone() else {
+    let Some(user_id) = pending.taken.user_id.clone() else {
         return Err(SecondStepError::Gone.into());
     };
     let now = p.now();
@@ -776,7 +778,6 @@ pub async fn complete_second_step_with_key(
     };
     if let Some((reason, err)) = refused {
         audit_failure(p, &user_id, &browser, reason).await;
-        ceremony::put_back(p, held).await?;
         return Err(err.into());
     }
     let asserted = match finish_second_step(p, &user_id, key_handle, response).await {
@@ -784,24 +785,31 @@ pub async fn complete_second_step_with_key(
         Err(PasskeyError::Refused) => {
             throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;
             audit_failure(p, &user_id, &browser, "security_key_refused").await;
-            ceremony::put_back(p, held).await?;
             return Err(KeyStepError::Refused);
         }
         Err(PasskeyError::CeremonyGone) => {
-            ceremony::put_back(p, held).await?;
             return Err(KeyStepError::Expired);
         }
         Err(e) => {
-            ceremony::put_back(p, held).await?;
             return Err(match e {
                 PasskeyError::Store(e) => e.into(),
                 other => SecondStepError::Internal(other.to_string()).into(),
             });
         }
     };
-    throttle::succeeded(&p.fleet, &attempt).await;
     let key = asserted.methods.first().copied().unwrap_or(Amr::Hwk);
-    Ok(second_step::succeed(p, rules, held, key, "security_key", browser).await?)
+    let completed = second_step::finish(
+        p,
+        rules,
+        pending,
+        StepProof::Verified,
+        key,
+        "security_key",
+        &browser,
+    )
+    .await?;
+    throttle::succeeded(&p.fleet, &attempt).await;
+    Ok(completed)
 }
 
 #[cfg(test)]

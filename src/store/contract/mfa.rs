@@ -534,3 +534,326 @@ contract!(
         }
     }
 );
+
+/// Ann with an authenticator app whose last accepted step is 10, and a pending second step
+/// (created at 100, gone at 400) under `handle`.
+async fn pending_second_step(s: &SqlStore, handle: &[u8]) -> (User, MfaFactor) {
+    let (ann, _) = two_users(s).await;
+    let mut app = totp_factor(&ann.id, "Phone", 100);
+    app.last_step = Some(10);
+    s.insert_factor(&app).await.unwrap();
+    put_second_step(s, &ann.id, handle, 100).await;
+    (ann, app)
+}
+
+async fn put_second_step(s: &SqlStore, user_id: &str, handle: &[u8], created_at: Timestamp) {
+    let mut c = ceremony(Some(user_id), 400);
+    c.kind = "second_step".into();
+    c.created_at = created_at;
+    s.put_ceremony(handle, &c).await.unwrap();
+}
+
+fn completion(
+    user_id: &str,
+    handle: &[u8],
+    proof: StepProof,
+    end: &[&str],
+    now: Timestamp,
+) -> SecondStepCompletion {
+    SecondStepCompletion {
+        user_id: user_id.into(),
+        ceremony_hash: handle.to_vec(),
+        proof,
+        session: StepSession::Open {
+            session: session(user_id),
+            end: end.iter().map(|s| s.to_string()).collect(),
+        },
+        audit: crate::audit::AuditEvent::new("signin.success").subject(user_id),
+        now,
+    }
+}
+
+fn step(factor: &MfaFactor, step: i64) -> StepProof {
+    StepProof::TotpStep {
+        factor_id: factor.id.clone(),
+        step,
+    }
+}
+
+fn audit_key() -> std::sync::Arc<crate::crypto::Crypto> {
+    std::sync::Arc::new(crate::crypto::Crypto::new(
+        &crate::crypto::MasterKey::generate(),
+    ))
+}
+
+/// The audit chain verifies from its first entry to its (authenticated) head; returns the head.
+async fn verified_head(s: &SqlStore, crypto: &crate::crypto::Crypto) -> i64 {
+    let (head, hash, mac) = s.audit_head().await.unwrap();
+    let mut v = crate::audit::ChainVerifier::new(crypto);
+    for r in s.audit_after(0, 1000).await.unwrap() {
+        v.next(&r).unwrap();
+    }
+    assert_eq!(v.finish(head, &hash, mac.as_deref()).unwrap(), head);
+    head
+}
+
+contract!(
+    a_second_step_takes_the_step_spends_the_code_opens_the_session_and_audits_at_once,
+    |s: SqlStore| async move {
+        let crypto = audit_key();
+        s.seal_audit_head(&crypto).await.unwrap();
+        let (ann, app) = pending_second_step(&s, b"step-1").await;
+        let previous = session(&ann.id);
+        s.insert_session(&previous).await.unwrap();
+        s.append_audit(
+            &crypto,
+            250,
+            &crate::audit::AuditEvent::new("signin.failure"),
+        )
+        .await
+        .unwrap();
+
+        let c = completion(&ann.id, b"step-1", step(&app, 11), &[&previous.id], 300);
+        let done = s.complete_second_step(&crypto, &c).await.unwrap();
+        assert_eq!(done, StepOutcome::Done);
+
+        let StepSession::Open { session: new, .. } = &c.session else {
+            unreachable!()
+        };
+        assert_eq!(s.find_session(&new.id).await.unwrap().as_ref(), Some(new));
+        let previous = s.find_session(&previous.id).await.unwrap().unwrap();
+        assert_eq!(previous.revoked_at, Some(300));
+        let app = s.find_factor(&ann.id, &app.id).await.unwrap().unwrap();
+        assert_eq!((app.last_step, app.last_used_at), (Some(11), Some(300)));
+        assert_eq!(
+            s.peek_ceremony(b"step-1", "second_step", 300)
+                .await
+                .unwrap(),
+            None
+        );
+        // One entry, after the one before, and the chain and its head MAC still verify.
+        assert_eq!(verified_head(&s, &crypto).await, 2);
+        let last = s.audit_tail(1).await.unwrap().remove(0);
+        assert_eq!(
+            (last.action.as_str(), last.subject.as_deref(), last.at),
+            ("signin.success", Some(ann.id.as_str()), 300)
+        );
+        // An append after it (this process's known head, or the locked path) extends it.
+        s.append_audit(&crypto, 301, &crate::audit::AuditEvent::new("signout"))
+            .await
+            .unwrap();
+        assert_eq!(verified_head(&s, &crypto).await, 3);
+
+        // The same step again: gone, and nothing more is written.
+        let again = completion(&ann.id, b"step-1", step(&app, 12), &[], 301);
+        assert_eq!(
+            s.complete_second_step(&crypto, &again).await.unwrap(),
+            StepOutcome::Gone
+        );
+        let app = s.find_factor(&ann.id, &app.id).await.unwrap().unwrap();
+        assert_eq!(app.last_step, Some(11));
+        assert_eq!(verified_head(&s, &crypto).await, 3);
+    }
+);
+
+contract!(
+    a_refused_code_or_a_gone_step_writes_nothing_and_a_refused_code_leaves_the_step,
+    |s: SqlStore| async move {
+        let crypto = audit_key();
+        s.seal_audit_head(&crypto).await.unwrap();
+        let (ann, app) = pending_second_step(&s, b"step-2").await;
+        let previous = session(&ann.id);
+        s.insert_session(&previous).await.unwrap();
+        let stored = s
+            .peek_ceremony(b"step-2", "second_step", 300)
+            .await
+            .unwrap();
+        assert!(stored.is_some());
+        let nothing_written = |c: SecondStepCompletion| {
+            let s = &s;
+            let previous = previous.clone();
+            async move {
+                let StepSession::Open { session: new, .. } = &c.session else {
+                    unreachable!()
+                };
+                assert_eq!(s.find_session(&new.id).await.unwrap(), None);
+                assert_eq!(s.find_session(&previous.id).await.unwrap(), Some(previous));
+                assert_eq!(s.audit_head().await.unwrap().0, 0);
+            }
+        };
+        // A step not later than the last accepted one, an unknown recovery code: refused,
+        // and the pending step is still there, unchanged.
+        for proof in [
+            step(&app, 10),
+            step(&app, 9),
+            StepProof::RecoveryCode {
+                hash: b"no such code".to_vec(),
+            },
+        ] {
+            let c = completion(&ann.id, b"step-2", proof, &[&previous.id], 300);
+            assert_eq!(
+                s.complete_second_step(&crypto, &c).await.unwrap(),
+                StepOutcome::Refused
+            );
+            nothing_written(c).await;
+            assert_eq!(
+                s.peek_ceremony(b"step-2", "second_step", 300)
+                    .await
+                    .unwrap(),
+                stored
+            );
+        }
+        // Another user's, another kind's, an expired or an unknown step: gone, the code unspent.
+        let (bob, _) = two_users(&s).await;
+        let mut other_kind = ceremony(Some(&ann.id), 400);
+        other_kind.kind = "webauthn_second_step".into();
+        s.put_ceremony(b"other-kind", &other_kind).await.unwrap();
+        for (user_id, handle, now) in [
+            (bob.id.as_str(), b"step-2".as_slice(), 300),
+            (ann.id.as_str(), b"other-kind".as_slice(), 300),
+            (ann.id.as_str(), b"step-2".as_slice(), 400),
+            (ann.id.as_str(), b"no-such-step".as_slice(), 300),
+        ] {
+            let c = completion(user_id, handle, step(&app, 11), &[&previous.id], now);
+            assert_eq!(
+                s.complete_second_step(&crypto, &c).await.unwrap(),
+                StepOutcome::Gone
+            );
+            nothing_written(c).await;
+        }
+        // A step-up of a session that has ended meanwhile: gone, the step and the code kept.
+        s.revoke_session(&previous.id, 250).await.unwrap();
+        let mut raise = completion(&ann.id, b"step-2", step(&app, 11), &[], 300);
+        raise.session = StepSession::Raise {
+            id: previous.id.clone(),
+            token_hash: b"new cookie".to_vec(),
+            amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
+        };
+        assert_eq!(
+            s.complete_second_step(&crypto, &raise).await.unwrap(),
+            StepOutcome::Gone
+        );
+        let app_now = s.find_factor(&ann.id, &app.id).await.unwrap().unwrap();
+        assert_eq!(app_now.last_step, Some(10));
+        assert!(
+            s.peek_ceremony(b"step-2", "second_step", 300)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(s.audit_head().await.unwrap().0, 0);
+    }
+);
+
+contract!(
+    of_concurrent_completions_of_one_second_step_exactly_one_wins,
+    |s: SqlStore| async move {
+        let crypto = audit_key();
+        s.seal_audit_head(&crypto).await.unwrap();
+        for round in 0..4 {
+            let handle = format!("step-race-{round}").into_bytes();
+            let (ann, app) = pending_second_step(&s, &handle).await;
+            let a = completion(&ann.id, &handle, step(&app, 11), &[], 300);
+            let b = completion(&ann.id, &handle, step(&app, 12), &[], 300);
+            let (ra, rb) = tokio::join!(
+                s.complete_second_step(&crypto, &a),
+                s.complete_second_step(&crypto, &b)
+            );
+            let mut outcomes = [ra.unwrap(), rb.unwrap()];
+            outcomes.sort_by_key(|o| *o != StepOutcome::Done);
+            assert_eq!(outcomes, [StepOutcome::Done, StepOutcome::Gone]);
+            let sessions = s.list_user_sessions(&ann.id, 300).await.unwrap();
+            assert_eq!(sessions.len(), 1, "one session opened");
+        }
+        assert_eq!(verified_head(&s, &crypto).await, 4);
+    }
+);
+
+contract!(
+    a_pending_step_created_before_all_sessions_ended_is_neither_completed_nor_stored,
+    |s: SqlStore| async move {
+        let crypto = audit_key();
+        let (ann, app) = pending_second_step(&s, b"held").await;
+        // The step is held (taken) while all sessions end, then put back.
+        let held = s
+            .take_ceremony(b"held", "second_step", 150)
+            .await
+            .unwrap()
+            .unwrap();
+        s.revoke_user_sessions(&ann.id, None, 200).await.unwrap();
+        s.put_ceremony(b"held", &held).await.unwrap();
+        assert_eq!(
+            s.peek_ceremony(b"held", "second_step", 250).await.unwrap(),
+            None
+        );
+        // One begun a second before the sessions ended is not stored; one begun in that second
+        // (a sign-in after the change: one begun before it was deleted with the sessions) is.
+        let mut raw = ceremony(Some(&ann.id), 400);
+        raw.kind = "second_step".into();
+        raw.created_at = 199;
+        s.put_ceremony(b"before-the-mark", &raw).await.unwrap();
+        assert_eq!(
+            s.peek_ceremony(b"before-the-mark", "second_step", 250)
+                .await
+                .unwrap(),
+            None,
+            "created before the second the sessions ended: not stored"
+        );
+        put_second_step(&s, &ann.id, b"after", 200).await;
+        assert!(
+            s.peek_ceremony(b"after", "second_step", 250)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Other kinds are not pending steps: stored whenever they were begun.
+        let mut registration = ceremony(Some(&ann.id), 400);
+        registration.created_at = 200;
+        s.put_ceremony(b"registration", &registration)
+            .await
+            .unwrap();
+        assert!(
+            s.take_ceremony(b"registration", "passkey_registration", 250)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let c = completion(&ann.id, b"after", step(&app, 11), &[], 250);
+        assert_eq!(
+            s.complete_second_step(&crypto, &c).await.unwrap(),
+            StepOutcome::Done
+        );
+    }
+);
+
+contract!(
+    a_second_step_begun_before_the_mark_is_gone_even_if_its_row_survived,
+    |s: SqlStore| async move {
+        let crypto = audit_key();
+        let (ann, app) = pending_second_step(&s, b"survivor").await;
+        // The row outlives the mark (as a put-back racing the ending could leave it):
+        // `revoke_user_sessions` of the store writes the mark, the engine deletes the rows.
+        s.revoke_user_sessions(&ann.id, None, 200).await.unwrap();
+        assert!(
+            s.peek_ceremony(b"survivor", "second_step", 250)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let c = completion(&ann.id, b"survivor", step(&app, 11), &[], 250);
+        assert_eq!(
+            s.complete_second_step(&crypto, &c).await.unwrap(),
+            StepOutcome::Gone
+        );
+        let app = s.find_factor(&ann.id, &app.id).await.unwrap().unwrap();
+        assert_eq!(app.last_step, Some(10));
+        // A disabled user completes nothing either.
+        put_second_step(&s, &ann.id, b"later", 201).await;
+        s.set_user_disabled(&ann.id, true, 240).await.unwrap();
+        let c = completion(&ann.id, b"later", step(&app, 11), &[], 250);
+        assert_eq!(
+            s.complete_second_step(&crypto, &c).await.unwrap(),
+            StepOutcome::Gone
+        );
+    }
+);

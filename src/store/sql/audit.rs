@@ -50,9 +50,112 @@ fn bind_entry<'q>(
         .bind(hash)
 }
 
+/// Appends `e` after whatever the head is, inside the caller's transaction: takes the head
+/// row's lock first (its first statement), so appends from every process queue there until
+/// that transaction ends. Returns the new head.
+pub(in crate::store) async fn append_locked_in(
+    tx: &mut sqlx::AnyConnection,
+    crypto: &Crypto,
+    at: Timestamp,
+    e: &AuditEvent,
+) -> StoreResult<AuditHead> {
+    let head = sqlx::query(
+        "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash, head_mac",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let seq: i64 = column(&head, "seq")?;
+    let prev: Vec<u8> = column(&head, "last_hash")?;
+    let prev_mac: Option<Vec<u8>> = column(&head, "head_mac")?;
+    // The head this entry extends must be one a process with the master key wrote;
+    // otherwise the new head stays unsealed (an empty MAC), so appending never launders a
+    // truncated tail and `tessera audit verify` keeps failing until an operator looks.
+    let authentic = crate::audit::head_is_authentic(crypto, seq - 1, &prev, prev_mac.as_deref());
+    let detail = e.detail.to_string();
+    let hash = crate::audit::event_link(crypto, &prev, seq, at, e, &detail);
+    let new_mac = if authentic {
+        crate::audit::head_mac(crypto, seq, &hash)
+    } else {
+        tracing::error!(
+            entry = seq - 1,
+            "the audit log's head is not authenticated (moved or its MAC removed without \
+             the master key); appending anyway and leaving it unsealed: run `tessera audit verify`"
+        );
+        Vec::new()
+    };
+    let insert = sqlx::query(insert_into!(
+        "audit_events",
+        audit_columns,
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
+    ));
+    bind_entry(insert, (seq, at), e, &detail, prev, hash.clone())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE audit_head SET last_hash = $1, head_mac = $2 WHERE id = 1")
+        .bind(hash.clone())
+        .bind(new_mac)
+        .execute(&mut *tx)
+        .await?;
+    Ok((seq, hash))
+}
+
+/// PostgreSQL: appends `e` as the successor of `head` (as this process last saw it) in one
+/// statement on `conn` (a pool, or the caller's transaction); `None` when another append moved
+/// the head meanwhile (the caller then takes [`append_locked_in`]).
+pub(in crate::store) async fn append_after_in<'c, E>(
+    conn: E,
+    crypto: &Crypto,
+    (seq, prev): AuditHead,
+    at: Timestamp,
+    e: &AuditEvent,
+) -> StoreResult<Option<AuditHead>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let next = seq + 1;
+    let detail = e.detail.to_string();
+    let hash = crate::audit::event_link(crypto, &prev, next, at, e, &detail);
+    let query = sqlx::query(APPEND_AFTER_KNOWN_HEAD);
+    let mac = crate::audit::head_mac(crypto, next, &hash);
+    let appended = bind_entry(query, (next, at), e, &detail, prev, hash.clone())
+        .bind(mac)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok((appended == 1).then_some((next, hash)))
+}
+
+/// Appends `e` inside the caller's transaction `tx`, keeping the chain and the head's MAC as
+/// [`AuditStore::append_audit`] does: on PostgreSQL through `known` (the head this process
+/// last wrote, whose lock queues this process's appends) when it is still the head, else
+/// after the locked head. `known` is given the new head before the caller commits: should the
+/// commit fail, the next append's compare-and-set misses it and takes the locked path.
+pub(in crate::store) async fn append_in_tx(
+    tx: &mut sqlx::AnyConnection,
+    known: Option<&tokio::sync::Mutex<Option<AuditHead>>>,
+    crypto: &Crypto,
+    at: Timestamp,
+    e: &AuditEvent,
+) -> StoreResult<i64> {
+    let Some(known) = known else {
+        return Ok(append_locked_in(tx, crypto, at, e).await?.0);
+    };
+    let mut known = known.lock().await;
+    let appended = match known.take() {
+        Some(head) => append_after_in(&mut *tx, crypto, head, at, e).await?,
+        None => None,
+    };
+    let new = match appended {
+        Some(new) => new,
+        None => append_locked_in(tx, crypto, at, e).await?,
+    };
+    let seq = new.0;
+    *known = Some(new);
+    Ok(seq)
+}
+
 impl SqlStore {
-    /// Appends after whatever the head is: takes the head row's lock first, so appends from
-    /// every process queue there. Returns the new head.
+    /// Appends after whatever the head is, in a transaction of its own. Returns the new head.
     async fn append_audit_locked(
         &self,
         crypto: &Arc<Crypto>,
@@ -62,42 +165,9 @@ impl SqlStore {
         let (crypto, e) = (Arc::clone(crypto), e.clone());
         self.write(move |writer| async move {
             let mut tx = writer.begin().await?;
-            let head = sqlx::query(
-                "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash, head_mac",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            let seq: i64 = column(&head, "seq")?;
-            let prev: Vec<u8> = column(&head, "last_hash")?;
-            let prev_mac: Option<Vec<u8>> = column(&head, "head_mac")?;
-            // The head this entry extends must be one a process with the master key wrote;
-            // otherwise the new head stays unsealed (an empty MAC), so appending never launders a
-            // truncated tail and `tessera audit verify` keeps failing until an operator looks.
-            let authentic =
-                crate::audit::head_is_authentic(&crypto, seq - 1, &prev, prev_mac.as_deref());
-            let detail = e.detail.to_string();
-            let hash = crate::audit::event_link(&crypto, &prev, seq, at, &e, &detail);
-            let new_mac = if authentic {
-                crate::audit::head_mac(&crypto, seq, &hash)
-            } else {
-                tracing::error!(
-                    entry = seq - 1,
-                    "the audit log's head is not authenticated (moved or its MAC removed without \
-                     the master key); appending anyway and leaving it unsealed: run `tessera audit verify`"
-                );
-                Vec::new()
-            };
-            let insert = sqlx::query(insert_into!("audit_events", audit_columns, "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"));
-            bind_entry(insert, (seq, at), &e, &detail, prev, hash.clone())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE audit_head SET last_hash = $1, head_mac = $2 WHERE id = 1")
-                .bind(hash.clone())
-                .bind(new_mac)
-                .execute(&mut *tx)
-                .await?;
+            let head = append_locked_in(&mut tx, &crypto, at, &e).await?;
             tx.commit().await?;
-            Ok((seq, hash))
+            Ok(head)
         })
         .await
     }
@@ -107,21 +177,11 @@ impl SqlStore {
     pub(in crate::store) async fn append_audit_after(
         &self,
         crypto: &Crypto,
-        (seq, prev): AuditHead,
+        head: AuditHead,
         at: Timestamp,
         e: &AuditEvent,
     ) -> StoreResult<Option<AuditHead>> {
-        let next = seq + 1;
-        let detail = e.detail.to_string();
-        let hash = crate::audit::event_link(crypto, &prev, next, at, e, &detail);
-        let query = sqlx::query(APPEND_AFTER_KNOWN_HEAD);
-        let mac = crate::audit::head_mac(crypto, next, &hash);
-        let appended = bind_entry(query, (next, at), e, &detail, prev, hash.clone())
-            .bind(mac)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        Ok((appended == 1).then_some((next, hash)))
+        append_after_in(&self.writer, crypto, head, at, e).await
     }
 }
 

@@ -2,11 +2,16 @@
 //! conditional statement (or one transaction), so it holds across replicas without locks held
 //! in between: see docs/DESIGN.md, "Second factors: storage, replay, ceremonies".
 
-use super::row::{Columns, Record, Value, bind, column};
+use std::sync::Arc;
+
+use super::audit::AuditHead;
+use super::row::{Columns, Record, Value, bind, column, list};
 use super::{AnyQuery, SqlStore, insert_result};
 use crate::clock::Timestamp;
+use crate::crypto::Crypto;
 use crate::store::{
-    Ceremony, FactorKind, MfaFactor, MfaStore, PendingTotp, StoreError, StoreResult,
+    Backend, Ceremony, FactorKind, MfaFactor, MfaStore, PendingTotp, SecondStepCompletion,
+    StepOutcome, StepProof, StepSession, StoreError, StoreResult,
 };
 
 // Declared here rather than in `store::columns`: only this module reads these rows.
@@ -320,7 +325,8 @@ impl MfaStore for SqlStore {
             insert_result(
                 sqlx::query(
                     "INSERT INTO mfa_ceremonies (id_hash, user_id, kind, state, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                     SELECT $1, $2, $3, $4, $5, $6 WHERE $3 <> 'second_step' OR NOT EXISTS \
+                     (SELECT 1 FROM users WHERE id = $2 AND sessions_ended_at > $5)",
                 )
                 .bind(id_hash)
                 .bind(c.user_id)
@@ -331,6 +337,44 @@ impl MfaStore for SqlStore {
                 .execute(&writer)
                 .await,
             )
+        })
+        .await
+    }
+
+    async fn peek_ceremony(
+        &self,
+        id_hash: &[u8],
+        kind: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<Ceremony>> {
+        let row = sqlx::query(
+            "SELECT user_id, kind, state, created_at, expires_at FROM mfa_ceremonies \
+             WHERE id_hash = $1 AND kind = $2 AND expires_at > $3",
+        )
+        .bind(id_hash.to_vec())
+        .bind(kind)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(ceremony_from).transpose()
+    }
+
+    async fn complete_second_step(
+        &self,
+        crypto: &Arc<Crypto>,
+        c: &SecondStepCompletion,
+    ) -> StoreResult<StepOutcome> {
+        let (crypto, c) = (Arc::clone(crypto), c.clone());
+        let known = (self.backend() == Backend::Postgres).then(|| Arc::clone(&self.audit_head));
+        self.write(move |writer| async move {
+            let mut tx = writer.begin().await?;
+            let outcome = complete_in(&mut tx, &crypto, known.as_deref(), &c).await?;
+            if outcome == StepOutcome::Done {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            Ok(outcome)
         })
         .await
     }
@@ -357,30 +401,12 @@ impl MfaStore for SqlStore {
         let Some(row) = taken else {
             return Ok(None);
         };
-        let ceremony = ceremony_from_row(&row)?;
+        let ceremony = ceremony_from(&row)?;
         Ok((ceremony.expires_at > now).then_some(ceremony))
-    }
-
-    async fn peek_ceremony(
-        &self,
-        id_hash: &[u8],
-        kind: &str,
-        now: Timestamp,
-    ) -> StoreResult<Option<Ceremony>> {
-        let row = sqlx::query(
-            "SELECT user_id, kind, state, created_at, expires_at FROM mfa_ceremonies \
-             WHERE id_hash = $1 AND kind = $2 AND expires_at > $3",
-        )
-        .bind(id_hash.to_vec())
-        .bind(kind.to_string())
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(ceremony_from_row).transpose()
     }
 }
 
-fn ceremony_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Ceremony> {
+fn ceremony_from(row: &sqlx::any::AnyRow) -> StoreResult<Ceremony> {
     Ok(Ceremony {
         user_id: column(row, "user_id")?,
         kind: column(row, "kind")?,
@@ -388,4 +414,132 @@ fn ceremony_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Ceremony> {
         created_at: column(row, "created_at")?,
         expires_at: column(row, "expires_at")?,
     })
+}
+
+/// The statements of [`MfaStore::complete_second_step`] in the caller's transaction; anything
+/// but `Done` is rolled back by the caller.
+async fn complete_in(
+    tx: &mut sqlx::AnyConnection,
+    crypto: &Crypto,
+    known: Option<&tokio::sync::Mutex<Option<AuditHead>>>,
+    c: &SecondStepCompletion,
+) -> StoreResult<StepOutcome> {
+    // The user's row first: it reads the "sessions ended at" mark and, on PostgreSQL, locks the
+    // row until the commit, so an ending of all sessions (`revoke_user_sessions`, which writes
+    // the mark first) either comes before and is seen here, or waits and ends the session
+    // opened here. A disabled or deleted user completes nothing.
+    let user = sqlx::query(
+        "UPDATE users SET sessions_ended_at = sessions_ended_at WHERE id = $1 \
+         RETURNING sessions_ended_at, disabled",
+    )
+    .bind(&c.user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(user) = user else {
+        return Ok(StepOutcome::Gone);
+    };
+    let ended_at: Option<Timestamp> = column(&user, "sessions_ended_at")?;
+    let disabled: bool = column(&user, "disabled")?;
+    if disabled {
+        return Ok(StepOutcome::Gone);
+    }
+    // The take decides the single winner, as `take_ceremony` does.
+    let taken = sqlx::query(
+        "DELETE FROM mfa_ceremonies WHERE id_hash = $1 AND kind = 'second_step' \
+         AND user_id = $2 AND expires_at > $3 AND created_at >= $4 RETURNING created_at",
+    )
+    .bind(c.ceremony_hash.clone())
+    .bind(&c.user_id)
+    .bind(c.now)
+    .bind(ended_at.unwrap_or(Timestamp::MIN))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if taken.is_none() {
+        return Ok(StepOutcome::Gone);
+    }
+    let accepted = match &c.proof {
+        StepProof::TotpStep { factor_id, step } => {
+            sqlx::query(
+                "UPDATE mfa_factors SET last_step = $1, last_used_at = $2 \
+                 WHERE id = $3 AND user_id = $4 AND kind = 'totp' \
+                 AND (last_step IS NULL OR last_step < $1)",
+            )
+            .bind(*step)
+            .bind(c.now)
+            .bind(factor_id)
+            .bind(&c.user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1
+        }
+        StepProof::RecoveryCode { hash } => {
+            sqlx::query(
+                "UPDATE recovery_codes SET used_at = $1 \
+                 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+            )
+            .bind(c.now)
+            .bind(&c.user_id)
+            .bind(hash.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1
+        }
+        StepProof::Verified => true,
+    };
+    if !accepted {
+        return Ok(StepOutcome::Refused);
+    }
+    match &c.session {
+        StepSession::Open { session, end } => {
+            for id in end {
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 \
+                     AND revoked_at IS NULL",
+                )
+                .bind(c.now)
+                .bind(id)
+                .bind(&c.user_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE session_id = $2 \
+                     AND revoked_at IS NULL",
+                )
+                .bind(c.now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let insert = sqlx::query(insert_into!(
+                "sessions",
+                session_columns,
+                "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12"
+            ));
+            insert_result(session.bind_columns(insert).execute(&mut *tx).await)?;
+        }
+        StepSession::Raise {
+            id,
+            token_hash,
+            amr,
+        } => {
+            let raised = sqlx::query(
+                "UPDATE sessions SET token_hash = $1, amr = $2 \
+                 WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL",
+            )
+            .bind(token_hash.clone())
+            .bind(list(amr))
+            .bind(id)
+            .bind(&c.user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if raised != 1 {
+                return Ok(StepOutcome::Gone);
+            }
+        }
+    }
+    super::audit::append_in_tx(tx, known, crypto, c.now, &c.audit).await?;
+    Ok(StepOutcome::Done)
 }

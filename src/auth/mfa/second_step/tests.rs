@@ -271,3 +271,105 @@ async fn a_code_of_another_users_app_does_not_answer_this_users_step() {
         .await;
     assert!(matches!(r, Err(SecondStepError::InvalidCode)), "{r:?}");
 }
+
+/// Holds Ada's pending step (as a check in progress does), ends all her sessions a second
+/// later, then puts the step back, as a wrong code would.
+async fn held_while_all_sessions_end(d: &Desk) -> String {
+    let handle = d.pending().await;
+    d.k.advance(1);
+    let held = ceremony::hold::<PendingSecondStep>(&d.k.p, CeremonyKind::SecondStep, &handle)
+        .await
+        .unwrap()
+        .expect("the step is pending");
+    d.k.p.revoke_user_sessions(&d.user.id, None).await.unwrap();
+    ceremony::put_back(&d.k.p, held).await.unwrap();
+    handle
+}
+
+#[tokio::test]
+async fn a_step_held_while_all_sessions_end_is_gone_once_put_back() {
+    let d = Desk::new().await;
+    let handle = held_while_all_sessions_end(&d).await;
+    d.k.advance(5);
+    let r = d.answer(&handle, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+    // The code was not spent by it: a new sign-in takes it.
+    let fresh = d.pending().await;
+    d.answer(&fresh, &d.right_code()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_step_held_while_all_sessions_end_does_not_come_back_for_a_security_key_either() {
+    let d = Desk::new().await;
+    let handle = held_while_all_sessions_end(&d).await;
+    let browser = Browser {
+        handle,
+        ip: Some("198.51.100.7".into()),
+        ip_key: Some("198.51.100.7".into()),
+        user_agent: None,
+        previous_session: None,
+    };
+    let answer: webauthn_rs::prelude::PublicKeyCredential =
+        serde_json::from_value(serde_json::json!({
+            "id": "AAAAAAAAAAAAAAAAAAAAAA",
+            "rawId": "AAAAAAAAAAAAAAAAAAAAAA",
+            "type": "public-key",
+            "response": {
+                "authenticatorData": "AAAA",
+                "clientDataJSON": "AAAA",
+                "signature": "AAAA",
+                "userHandle": null
+            },
+            "extensions": {}
+        }))
+        .unwrap();
+    let r = crate::auth::mfa::webauthn::complete_second_step_with_key(
+        &d.k.p,
+        &d.rules(),
+        browser,
+        "no-key-ceremony",
+        &answer,
+    )
+    .await;
+    assert!(
+        matches!(
+            r,
+            Err(crate::auth::mfa::webauthn::KeyStepError::Step(
+                SecondStepError::Gone
+            ))
+        ),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_step_begun_a_second_before_all_sessions_ended_is_gone_and_one_begun_in_that_second_is_not()
+ {
+    // (A step begun in the very second, before the sessions ended, was deleted with them.)
+    let d = Desk::new().await;
+    let before = d.pending().await;
+    d.k.advance(1);
+    d.k.p.revoke_user_sessions(&d.user.id, None).await.unwrap();
+    let r = d.answer(&before, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+    // A sign-in on another device in that same second (after the change) goes through.
+    let same_second = d.pending().await;
+    let done = d.answer(&same_second, &d.right_code()).await.unwrap();
+    assert_eq!(done.active.user.id, d.user.id);
+}
+
+#[tokio::test]
+async fn a_successful_second_step_writes_one_audit_entry_for_the_sign_in() {
+    use crate::store::AuditStore;
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    let before = d.k.p.store.audit_head().await.unwrap().0;
+    let done = d.answer(&handle, &d.right_code()).await.unwrap();
+    let after = d.k.p.store.audit_after(before, 10).await.unwrap();
+    let actions: Vec<&str> = after.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["signin.success"]);
+    let detail: serde_json::Value = serde_json::from_str(&after[0].detail).unwrap();
+    assert_eq!(detail["second_step"], "totp");
+    assert_eq!(detail["session"], done.active.session.id.as_str());
+    assert_eq!(detail["amr"], "pwd otp mfa");
+}
