@@ -435,7 +435,7 @@ pub trait SessionStore {
     /// Revokes every session of the user except `keep`, with their refresh tokens; with no `keep`,
     /// every refresh token of the user too. Returns the ids of the sessions it ended. Marks the
     /// user's sessions as ended at `now` (`users.sessions_ended_at`) in the same transaction: a
-    /// pending second step created at or before the mark is never completed nor put back.
+    /// pending second step created before the mark (an earlier second) is never completed nor put back.
     async fn revoke_user_sessions(
         &self,
         user_id: &str,
@@ -648,7 +648,7 @@ pub trait MfaStore {
     async fn count_recovery_codes(&self, user_id: &str) -> StoreResult<(i64, i64)>;
 
     /// Stores ceremony state under `id_hash`; `Conflict` when the hash exists. A pending second
-    /// step (kind `second_step`) created at or before its user's sessions were all ended (see
+    /// step (kind `second_step`) created before the second its user's sessions were all ended (see
     /// [`SessionStore::revoke_user_sessions`]) is not stored (and no error): a step held while
     /// the sessions ended never comes back.
     async fn put_ceremony(&self, id_hash: &[u8], ceremony: &Ceremony) -> StoreResult<()>;
@@ -661,7 +661,7 @@ pub trait MfaStore {
     ) -> StoreResult<Option<Ceremony>>;
     /// Completes a pending second step in ONE transaction (one commit), in this order: takes
     /// the user's unexpired `second_step` ceremony under `c.ceremony_hash` (`DELETE ...
-    /// RETURNING`), unless it was created at or before the user's `sessions_ended_at`; spends
+    /// RETURNING`), unless it was created before the user's `sessions_ended_at`; spends
     /// `c.proof`; opens or raises the session; appends `c.audit` to the audit chain (head and
     /// MAC kept as [`AuditStore::append_audit`] keeps them). Any part refused: nothing is
     /// written ([`StepOutcome::Gone`] or [`StepOutcome::Refused`]). Of concurrent completions

@@ -5,10 +5,12 @@
 //! second step* on the server (a ceremony of kind `second_step`: the user, the methods so far,
 //! the authorization request to resume, or the live session to raise), bound to the browser by
 //! a random handle in a cookie and gone after five minutes. A wrong code does not spend it (it
-//! is held while the code is checked and put back unchanged, expiry included) but counts on the
-//! second step's own throttle keys, per user and per address, never on the password's; the
+//! is only looked at while the code is checked, so neither spent nor extended) but counts on
+//! the second step's own throttle keys, per user and per address, never on the password's; the
 //! first right code takes it for good and opens the session (a new cookie), or raises the live
-//! session to multi-factor and gives it a new cookie (a privilege change).
+//! session to multi-factor and gives it a new cookie (a privilege change), all in one
+//! transaction ([`finish`]). A step created before the second in which all the user's sessions
+//! were ended is gone.
 
 use serde::{Deserialize, Serialize};
 
@@ -271,7 +273,7 @@ async fn wrong_code(
 /// (`MfaStore::complete_second_step`): the step taken, the proof spent, the session opened or
 /// raised, one audit entry (`signin.success` with the `second_step` method for a sign-in,
 /// `mfa.signed_in` for a step-up). A refused proof is [`SecondStepError::InvalidCode`] and
-/// writes nothing. A step created at or before the user's sessions were all ended is
+/// writes nothing. A step created before the second the user's sessions were all ended is
 /// [`SecondStepError::Gone`]. The security-key step calls this too.
 pub async fn finish(
     p: &Provider,

@@ -723,7 +723,7 @@ contract!(
 );
 
 contract!(
-    a_pending_step_created_at_or_before_all_sessions_ended_is_neither_completed_nor_stored,
+    a_pending_step_created_before_all_sessions_ended_is_neither_completed_nor_stored,
     |s: SqlStore| async move {
         let crypto = audit_key();
         let (ann, app) = pending_second_step(&s, b"held").await;
@@ -739,19 +739,19 @@ contract!(
             s.peek_ceremony(b"held", "second_step", 250).await.unwrap(),
             None
         );
-        // One begun in the very second the sessions ended is not stored; one a second later is.
+        // One begun a second before the sessions ended is not stored; one in that second is.
         let mut raw = ceremony(Some(&ann.id), 400);
         raw.kind = "second_step".into();
-        raw.created_at = 200;
-        s.put_ceremony(b"at-the-mark", &raw).await.unwrap();
+        raw.created_at = 199;
+        s.put_ceremony(b"before-the-mark", &raw).await.unwrap();
         assert_eq!(
-            s.peek_ceremony(b"at-the-mark", "second_step", 250)
+            s.peek_ceremony(b"before-the-mark", "second_step", 250)
                 .await
                 .unwrap(),
             None,
-            "created in the second the sessions ended: not stored"
+            "created in the second before the sessions ended: not stored"
         );
-        put_second_step(&s, &ann.id, b"after", 201).await;
+        put_second_step(&s, &ann.id, b"after", 200).await;
         assert!(
             s.peek_ceremony(b"after", "second_step", 250)
                 .await
@@ -760,7 +760,7 @@ contract!(
         );
         // Other kinds are not pending steps: stored whenever they were begun.
         let mut registration = ceremony(Some(&ann.id), 400);
-        registration.created_at = 200;
+        registration.created_at = 150;
         s.put_ceremony(b"registration", &registration)
             .await
             .unwrap();

@@ -326,7 +326,7 @@ impl MfaStore for SqlStore {
                 sqlx::query(
                     "INSERT INTO mfa_ceremonies (id_hash, user_id, kind, state, created_at, expires_at) \
                      SELECT $1, $2, $3, $4, $5, $6 WHERE $3 <> 'second_step' OR NOT EXISTS \
-                     (SELECT 1 FROM users WHERE id = $2 AND sessions_ended_at >= $5)",
+                     (SELECT 1 FROM users WHERE id = $2 AND sessions_ended_at > $5)",
                 )
                 .bind(id_hash)
                 .bind(c.user_id)
@@ -446,7 +446,7 @@ async fn complete_in(
     // The take decides the single winner, as `take_ceremony` does.
     let taken = sqlx::query(
         "DELETE FROM mfa_ceremonies WHERE id_hash = $1 AND kind = 'second_step' \
-         AND user_id = $2 AND expires_at > $3 AND created_at > $4 RETURNING created_at",
+         AND user_id = $2 AND expires_at > $3 AND created_at >= $4 RETURNING created_at",
     )
     .bind(c.ceremony_hash.clone())
     .bind(&c.user_id)
