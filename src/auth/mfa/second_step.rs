@@ -5,10 +5,12 @@
 //! second step* on the server (a ceremony of kind `second_step`: the user, the methods so far,
 //! the authorization request to resume, or the live session to raise), bound to the browser by
 //! a random handle in a cookie and gone after five minutes. A wrong code does not spend it (it
-//! is held while the code is checked and put back unchanged, expiry included) but counts on the
-//! second step's own throttle keys, per user and per address, never on the password's; the
+//! is only looked at while the code is checked, so neither spent nor extended) but counts on
+//! the second step's own throttle keys, per user and per address, never on the password's; the
 //! first right code takes it for good and opens the session (a new cookie), or raises the live
-//! session to multi-factor and gives it a new cookie (a privilege change).
+//! session to multi-factor and gives it a new cookie (a privilege change), all in one
+//! transaction ([`finish`]). A step created before the second in which all the user's sessions
+//! were ended is gone.
 
 use serde::{Deserialize, Serialize};
 

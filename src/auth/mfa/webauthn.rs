@@ -726,8 +726,8 @@ impl Transient for KeyStepError {
     }
 }
 
-/// Begins the key ceremony of a pending second step: the step is looked at (held and put
-/// back unchanged), and a challenge for the user's keys is begun. `None` when the browser
+/// Begins the key ceremony of a pending second step: the step is looked at (read, left as
+/// it is), and a challenge for the user's keys is begun. `None` when the browser
 /// has no pending step or the user no key.
 pub async fn begin_key_step(
     p: &Provider,
@@ -748,11 +748,11 @@ pub async fn begin_key_step(
     })
 }
 
-/// Completes a pending second step with a security key or passkey (decision 2 of the design:
-/// the step is held while the key's answer is checked). A refused key counts on the second
-/// step's own throttle keys like a wrong code and leaves the step pending; a locked user's
-/// keys are not checked. On success the session opens (or is raised) with `amr` e.g.
-/// `["pwd", "hwk", "mfa"]`.
+/// Completes a pending second step with a security key or passkey: the step is looked at
+/// while the key's answer is checked, then taken in the transaction of
+/// [`second_step::finish`]. A refused key counts on the second step's own throttle keys like a
+/// wrong code and leaves the step pending; a locked user's keys are not checked. On success
+/// the session opens (or is raised) with `amr` e.g. `["pwd", "hwk", "mfa"]`.
 pub async fn complete_second_step_with_key(
     p: &Provider,
     rules: &SignInRules<'_>,

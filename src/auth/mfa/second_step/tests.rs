@@ -272,15 +272,15 @@ async fn a_code_of_another_users_app_does_not_answer_this_users_step() {
     assert!(matches!(r, Err(SecondStepError::InvalidCode)), "{r:?}");
 }
 
-/// Holds Ada's pending step (as a check in progress does), ends all her sessions a second
-/// later, then puts the step back, as a wrong code would.
+/// Holds Ada's pending step (as a check in progress does), ends all her sessions meanwhile,
+/// then puts the step back, as a wrong code would.
 async fn held_while_all_sessions_end(d: &Desk) -> String {
     let handle = d.pending().await;
-    d.k.advance(1);
     let held = ceremony::hold::<PendingSecondStep>(&d.k.p, CeremonyKind::SecondStep, &handle)
         .await
         .unwrap()
         .expect("the step is pending");
+    d.k.advance(1);
     d.k.p.revoke_user_sessions(&d.user.id, None).await.unwrap();
     ceremony::put_back(&d.k.p, held).await.unwrap();
     handle
@@ -343,16 +343,15 @@ async fn a_step_held_while_all_sessions_end_does_not_come_back_for_a_security_ke
 }
 
 #[tokio::test]
-async fn a_step_begun_a_second_before_all_sessions_ended_is_gone_and_one_begun_in_that_second_is_not()
- {
-    // (A step begun in the very second, before the sessions ended, was deleted with them.)
+async fn a_step_from_the_second_before_all_sessions_ended_is_gone_and_one_from_that_second_is_not()
+{
     let d = Desk::new().await;
-    let before = d.pending().await;
-    d.k.advance(1);
-    d.k.p.revoke_user_sessions(&d.user.id, None).await.unwrap();
-    let r = d.answer(&before, &d.right_code()).await;
+    // Begun (and held) one second before the ending: gone once put back.
+    let handle = held_while_all_sessions_end(&d).await;
+    let r = d.answer(&handle, &d.right_code()).await;
     assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
-    // A sign-in on another device in that same second (after the change) goes through.
+    // Begun in the same second, after the ending (a new sign-in right after adding a factor
+    // elsewhere): completes.
     let same_second = d.pending().await;
     let done = d.answer(&same_second, &d.right_code()).await.unwrap();
     assert_eq!(done.active.user.id, d.user.id);
