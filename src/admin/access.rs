@@ -85,11 +85,38 @@ pub async fn console(p: &Provider, active: Option<&ActiveSession>, idle: i64) ->
     if Acr::of_strings(&active.session.amr) != Acr::MultiFactor {
         return Verdict::Reauth;
     }
-    if p.now() - window_moved(p, active).await > idle {
+    if p.now() - window_moved(p, active).await > idle || locked(p, &active.session.id).await {
         return Verdict::Reauth;
     }
     slide(p, &active.session.id, idle).await;
     Verdict::Allowed(Actor::Admin(active.user.id.clone()))
+}
+
+fn locked_key(session_id: &str) -> String {
+    format!("admin_locked:{session_id}")
+}
+
+async fn locked(p: &Provider, session_id: &str) -> bool {
+    p.fleet.get(&locked_key(session_id), p.now()).await > 0
+}
+
+/// Closes the console window of `active` now (the admin steps away): the next console request
+/// asks for the re-authentication, whatever the window's age. Audited.
+pub async fn lock(p: &Provider, actor: &Actor, active: &ActiveSession) {
+    let now = p.now();
+    let ttl = (active.session.expires_at - now).max(1);
+    p.fleet
+        .put(&locked_key(&active.session.id), now.max(1), ttl, now)
+        .await;
+    p.fleet.clear(&[seen_key(&active.session.id)]).await;
+    super::record(
+        p,
+        actor,
+        AuditEvent::new("admin.console_locked")
+            .subject(&active.user.id)
+            .detail("session", active.session.id.clone()),
+    )
+    .await;
 }
 
 fn password_key(session_id: &str) -> String {
@@ -134,7 +161,12 @@ pub async fn reauthenticated(p: &Provider, active: &ActiveSession, idle: i64) ->
     {
         return false;
     }
-    p.fleet.clear(&[password_key(&active.session.id)]).await;
+    p.fleet
+        .clear(&[
+            password_key(&active.session.id),
+            locked_key(&active.session.id),
+        ])
+        .await;
     slide(p, &active.session.id, idle).await;
     let actor = Actor::Admin(active.user.id.clone());
     super::record(

@@ -381,3 +381,68 @@ async fn every_path_in_the_openapi_document_is_answered_and_unknown_ones_are_not
     let body = expect_json(resp, StatusCode::NOT_FOUND).await;
     assert_eq!(body["error_description"], "no such endpoint");
 }
+
+#[tokio::test]
+async fn a_console_action_asks_for_confirmation_needs_its_csrf_token_and_is_audited() {
+    let app = spawn_app().await;
+    let admin = app.signed_in_admin().await;
+    // GET shows the confirmation form; it changes nothing.
+    let resp = app.admin_get_in(&admin.browser, "/admin/lock").await;
+    assert_no_store(&resp, "the confirmation page");
+    let (status, html) = read_html(resp).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        tags(&html, "form")
+            .iter()
+            .any(|f| f.attr("action") == Some("/admin/lock") && f.attr("method") == Some("post")),
+        "{html}"
+    );
+    let csrf = input_value(&html, "csrf_token").expect("a csrf_token");
+    expect_overview(app.admin_get_in(&admin.browser, "/admin").await).await;
+    // Without the token, or from another site: refused, and the console stays open.
+    let resp = admin
+        .browser
+        .post(app.url("/admin/lock"))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = admin
+        .browser
+        .post(app.url("/admin/lock"))
+        .header("Origin", "https://evil.example")
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    expect_overview(app.admin_get_in(&admin.browser, "/admin").await).await;
+    // Another user's browser cannot use it (404, as everywhere on the console).
+    let ann = app.add_user("ann@example.com").await;
+    let other = app.new_browser();
+    app.sign_in_to_account_in(&other, &ann).await;
+    let resp = other
+        .post(app.url("/admin/lock"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // With it: done, audited with the admin as actor, and the console asks again.
+    let resp = admin
+        .browser
+        .post(app.url("/admin/lock"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_see_other(&resp).path(), "/account");
+    expect_admin_reauth_page(app.admin_get_in(&admin.browser, "/admin").await).await;
+    let audit = app.audit_tail(5).await;
+    assert!(
+        audit.iter().any(|a| a.action == "admin.console_locked"
+            && a.actor.as_deref() == Some(&format!("admin:{}", admin.user.id))),
+        "{audit:?}"
+    );
+}

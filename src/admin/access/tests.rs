@@ -248,3 +248,35 @@ async fn a_token_of_a_client_not_registered_for_the_scope_is_refused() {
         Err(ApiDenied::InsufficientScope(_))
     ));
 }
+
+#[tokio::test]
+async fn a_locked_console_asks_for_the_reauthentication_even_right_after_the_sign_in() {
+    let kit = Kit::new().await;
+    let u = admin(&kit, "root@example.com").await;
+    let s = signed_in(&kit, &u, &["pwd", "otp", "mfa"]).await;
+    let actor = match console(&kit.p, Some(&s), IDLE).await {
+        Verdict::Allowed(a) => a,
+        other => panic!("{other:?}"),
+    };
+    lock(&kit.p, &actor, &s).await;
+    assert!(matches!(
+        console(&kit.p, Some(&s), IDLE).await,
+        Verdict::Reauth
+    ));
+    kit.advance(1);
+    assert!(matches!(
+        console(&kit.p, Some(&s), IDLE).await,
+        Verdict::Reauth
+    ));
+    confirm_password(
+        &kit.p,
+        &Kit::cheap_hasher(),
+        &rules(),
+        &s,
+        &SecretString::new(PASSWORD),
+    )
+    .await
+    .unwrap();
+    assert!(reauthenticated(&kit.p, &s, IDLE).await);
+    assert!(allowed(&console(&kit.p, Some(&s), IDLE).await));
+}

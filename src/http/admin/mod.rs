@@ -45,7 +45,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     let scope = web::scope("/admin")
         .route("", web::get().to(overview::page))
         .route("/", web::get().to(overview::page))
-        .route("/reauth", web::post().to(reauth::confirm_password));
+        .route("/reauth", web::post().to(reauth::confirm_password))
+        .route("/lock", web::get().to(lock_page))
+        .route("/lock", web::post().to(lock));
     let scope = audit::routes(sessions::routes(clients::routes(scope)));
     cfg.service(
         scope
@@ -331,6 +333,32 @@ impl<T: CsrfForm + 'static> FromRequest for AdminForm<T> {
             Ok(AdminForm { admin, form })
         })
     }
+}
+
+/// GET /admin/lock: "Lock the console?" (the confirmation every console action goes through).
+async fn lock_page(admin: Admin, state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    confirm::render(
+        &state,
+        &req,
+        &admin,
+        Section::Overview,
+        confirm::Confirm {
+            title: "Lock the console?".into(),
+            message: "You stay signed in to your account; the console will ask for your password \
+                      and second factor before it opens again."
+                .into(),
+            action: "/admin/lock".into(),
+            fields: vec![],
+            button: "Lock".into(),
+            cancel: "/admin".into(),
+        },
+    )
+}
+
+/// POST /admin/lock: closes this session's console window now.
+async fn lock(f: AdminForm<confirm::CsrfOnly>, state: web::Data<AppState>) -> HttpResponse {
+    access::lock(&state.provider, &f.admin.actor, &f.admin.active).await;
+    see_other("/account")
 }
 
 /// The page for an operator action that failed on our side (logged by the caller's engine).
