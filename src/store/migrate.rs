@@ -60,6 +60,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0008_client_require_mfa.sql"),
         postgres: include_str!("../../migrations/postgres/0008_client_require_mfa.sql"),
     },
+    Migration {
+        version: 11,
+        name: "admin_users",
+        sqlite: include_str!("../../migrations/sqlite/0011_admin_users.sql"),
+        postgres: include_str!("../../migrations/postgres/0011_admin_users.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.
