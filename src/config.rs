@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::crypto::MasterKey;
-use crate::http::client_addr::{ForwardedHeader, TrustedProxies};
+use crate::http::client_addr::{AllowedNetworks, ForwardedHeader, TrustedProxies};
 use crate::keys::SigningAlg;
 
 /// Every setting name; the environment variable is `TESSERA_` + the upper-cased name.
@@ -55,6 +55,8 @@ pub const SETTINGS: &[&str] = &[
     "token_failure_limit",
     "trusted_proxies",
     "forwarded_header",
+    "admin_allowed_networks",
+    "admin_idle_timeout",
     "password_min_length",
     "password_max_length",
     "password_hash_memory_kib",
@@ -169,6 +171,12 @@ pub struct Config {
     /// The one forwarding header the trusted proxies set (`x-forwarded-for` or `forwarded`); the
     /// other kind can only come from the client and is never read.
     pub forwarded_header: ForwardedHeader,
+    /// Networks the admin console and API answer (client addresses as `trusted_proxies`
+    /// resolves them); empty: anywhere. Others get 404.
+    pub admin_allowed_networks: AllowedNetworks,
+    /// The admin console's window: after this long without a console request, the admin
+    /// re-authenticates (password and second factor).
+    pub admin_idle_timeout: Duration,
     /// Minimum password length in characters (NIST SP 800-63B: at least 8; 12 by default).
     pub password_min_length: usize,
     /// Maximum password length in characters (at least 128).
@@ -240,6 +248,8 @@ impl Default for Config {
             token_failure_limit: 600,
             trusted_proxies: TrustedProxies::default(),
             forwarded_header: ForwardedHeader::default(),
+            admin_allowed_networks: AllowedNetworks::default(),
+            admin_idle_timeout: Duration::from_secs(900),
             password_min_length: 12,
             password_max_length: 256,
             password_hash_memory_kib: 19456,
@@ -435,6 +445,8 @@ impl Config {
             "token_failure_limit" => self.token_failure_limit = number(v)?,
             "trusted_proxies" => self.trusted_proxies = TrustedProxies::parse(v)?,
             "forwarded_header" => self.forwarded_header = ForwardedHeader::parse(v)?,
+            "admin_allowed_networks" => self.admin_allowed_networks = AllowedNetworks::parse(v)?,
+            "admin_idle_timeout" => self.admin_idle_timeout = duration(v)?,
             "password_min_length" => self.password_min_length = number(v)?,
             "password_max_length" => self.password_max_length = number(v)?,
             "password_hash_memory_kib" => self.password_hash_memory_kib = number(v)?,
@@ -467,6 +479,9 @@ impl Config {
             return Err(bad("access_token_ttl", "must be between 1s and 24h"));
         }
         // Codes are single use and redeemed within seconds (security checklist: <= 60 s).
+        if secs(self.admin_idle_timeout) == 0 || secs(self.admin_idle_timeout) > 86400 {
+            return Err(bad("admin_idle_timeout", "must be between 1s and 24h"));
+        }
         if secs(self.auth_code_ttl) == 0 || secs(self.auth_code_ttl) > 60 {
             return Err(bad("auth_code_ttl", "must be between 1s and 60s"));
         }
@@ -716,6 +731,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("TESSERA_TRUSTED_PROXIES"), "{err}");
+    }
+
+    #[test]
+    fn admin_allowed_networks_come_as_a_toml_list_or_a_comma_separated_variable() {
+        let dir = std::env::temp_dir().join(format!("tessera-cfg-an-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a.toml");
+        std::fs::write(
+            &file,
+            "admin_allowed_networks = [\"10.1.0.0/16\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&file), &[]).unwrap();
+        assert!(
+            c.admin_allowed_networks
+                .contains("10.1.2.3".parse().unwrap())
+        );
+        assert!(
+            !c.admin_allowed_networks
+                .contains("10.2.0.1".parse().unwrap())
+        );
+        assert!(
+            c.admin_allowed_networks
+                .contains("2001:db8::9".parse().unwrap())
+        );
+        let c = Config::load_from(
+            None,
+            &env(&[("TESSERA_ADMIN_ALLOWED_NETWORKS", "192.0.2.0/24, 10.0.0.1")]),
+        )
+        .unwrap();
+        assert!(
+            c.admin_allowed_networks
+                .contains("192.0.2.77".parse().unwrap())
+        );
+        assert!(
+            !c.admin_allowed_networks
+                .contains("10.0.0.2".parse().unwrap())
+        );
+        let default = Config::load_from(None, &[]).unwrap();
+        assert!(default.admin_allowed_networks.is_empty());
+        assert_eq!(default.admin_idle_timeout, Duration::from_secs(900));
+        let err = Config::load_from(
+            None,
+            &env(&[("TESSERA_ADMIN_ALLOWED_NETWORKS", "10.0.0.0/40")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("TESSERA_ADMIN_ALLOWED_NETWORKS"), "{err}");
     }
 
     #[test]

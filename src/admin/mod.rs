@@ -3,14 +3,24 @@
 //! No HTTP and no SQL: rules, validation and audit entries live here, storage behind the store
 //! traits.
 
+pub mod access;
 pub mod audit_log;
 pub mod clients;
 pub mod keys;
 pub mod overview;
+pub mod paging;
 pub mod sessions;
 pub mod users;
 
+use crate::audit::AuditEvent;
+use crate::oauth::Provider;
 use crate::store::{StoreError, Transient};
+
+/// Writes an operator action to the audit log with `actor` as its actor (every operator
+/// action ends here, so the console, the API and the CLI name their actors the same way).
+pub async fn record(p: &Provider, actor: &Actor, event: AuditEvent) {
+    p.audit(event.actor(actor.audit_name())).await;
+}
 
 /// Who performed an operator action; recorded as the audit entry's actor.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -49,6 +49,7 @@ pub(crate) fn render_account(
         email_verified: user.email_verified,
         notice,
         csrf_token: csrf.token.clone(),
+        admin: crate::admin::access::is_admin(user),
     };
     html(StatusCode::OK, &csrf, view.render())
 }

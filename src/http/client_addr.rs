@@ -103,6 +103,26 @@ impl TrustedProxies {
     }
 }
 
+/// The `admin_allowed_networks` setting: the only networks the admin console and API answer
+/// (empty: anywhere). Parsed like `trusted_proxies`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedNetworks(Vec<Cidr>);
+
+impl AllowedNetworks {
+    /// Comma-separated CIDR networks (or single addresses); empty means anywhere.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        TrustedProxies::parse(text).map(|t| Self(t.0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
 /// Which forwarding header the trusted proxies set (`forwarded_header`); the other is ignored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ForwardedHeader {

@@ -74,6 +74,7 @@ pub fn page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     .unwrap_or_else(|_| message.to_string());
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
         .content_type("text/html; charset=utf-8")
         .body(html)
 }

@@ -57,6 +57,7 @@ pub async fn metrics_private(req: HttpRequest, state: web::Data<AppState>) -> Ht
 
 const CSS: &str = include_str!("../../static/tessera.css");
 const PASSKEY_JS: &str = include_str!("../../static/passkey.js");
+const ADMIN_CSS: &str = include_str!("../../static/admin.css");
 
 pub async fn static_file(path: web::Path<String>) -> HttpResponse {
     match path.as_str() {
@@ -64,6 +65,10 @@ pub async fn static_file(path: web::Path<String>) -> HttpResponse {
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
             .content_type("text/css; charset=utf-8")
             .body(CSS),
+        "admin.css" => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .content_type("text/css; charset=utf-8")
+            .body(ADMIN_CSS),
         "passkey.js" => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
             .content_type("text/javascript; charset=utf-8")

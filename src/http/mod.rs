@@ -13,6 +13,8 @@ macro_rules! csrf_forms {
 
 pub mod account;
 pub mod account_security;
+pub mod admin;
+pub mod admin_api;
 pub mod browser;
 pub mod client_addr;
 pub mod cookies;
@@ -180,6 +182,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
     .route("/static/{file}", web::get().to(health::static_file))
+    // The API's scope first: `/admin` would also match its paths.
+    .configure(admin_api::routes)
+    .configure(admin::routes)
     .default_service(web::to(errors::not_found));
 }
 

@@ -223,6 +223,16 @@ pub(crate) async fn finish(
     } = completed;
     let mut res = match request {
         Some(params) => super::browser::resume(state, req, params, &active, !raised).await,
+        // A step-up without an authorization request is the admin console's
+        // re-authentication (`http::admin`): it opens the console window, then the console.
+        None if raised => {
+            let idle = super::admin::idle_timeout(state);
+            if crate::admin::access::reauthenticated(&state.provider, &active, idle).await {
+                see_other("/admin")
+            } else {
+                see_other("/account")
+            }
+        }
         None => see_other("/account"),
     };
     if res.add_cookie(&clear_handle_cookie(secure)).is_err() {

@@ -71,6 +71,8 @@ pub struct AccountPage {
     pub email_verified: bool,
     pub notice: Option<String>,
     pub csrf_token: String,
+    /// An admin: the page links to the console.
+    pub admin: bool,
 }
 
 #[derive(Template)]

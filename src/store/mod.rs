@@ -437,6 +437,9 @@ pub trait SessionStore {
     async fn find_session(&self, id: &str) -> StoreResult<Option<Session>>;
     /// Records activity (sliding idle limit).
     async fn touch_session(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+    /// How many sessions are live at `now`: not revoked, not past their absolute end, and
+    /// seen after `seen_after` (now minus the idle limit).
+    async fn count_live_sessions(&self, now: Timestamp, seen_after: Timestamp) -> StoreResult<i64>;
     /// Gives a live session a new cookie (its keyed hash): the old cookie no longer finds it,
     /// everything else (id, tokens bound to it, limits) stays. False if the session is revoked
     /// or unknown.
@@ -572,6 +575,15 @@ pub trait AuditStore {
     ) -> StoreResult<Vec<crate::audit::AuditRecord>>;
     /// The newest `limit` entries, newest first.
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<crate::audit::AuditRecord>>;
+    /// How many entries of each action were written at or after `since`, per bucket of
+    /// `bucket` seconds counted from `since` (bucket `k` holds `since + k*bucket` up to the
+    /// next one): `(action, k, count)` for every non-empty bucket, in no particular order.
+    /// `bucket` must be positive.
+    async fn audit_counts(
+        &self,
+        since: Timestamp,
+        bucket: i64,
+    ) -> StoreResult<Vec<(String, i64, i64)>>;
     /// (last sequence number, last hash, the head's MAC) as recorded by the appends. The MAC
     /// is `None` on a head never sealed (see `seal_audit_head`) and empty on one an append found
     /// forged (see `audit::head_is_authentic`).

@@ -6,6 +6,7 @@ mod helpers;
 mod oidc_flow;
 
 mod account_security;
+mod admin_access;
 mod admin_users_cli;
 mod audit;
 mod authorize_errors;

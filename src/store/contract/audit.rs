@@ -92,3 +92,38 @@ async fn two_appenders(a: SqlStore, b: SqlStore) {
     assert_eq!(v.finish(head, &hash, mac.as_deref()).unwrap(), head);
     assert!(head >= 40);
 }
+
+contract!(
+    audit_counts_group_entries_by_action_and_bucket_from_a_time_on,
+    |s: SqlStore| async move {
+        use crate::audit::AuditEvent;
+        use crate::crypto::{Crypto, MasterKey};
+        let crypto = std::sync::Arc::new(Crypto::new(&MasterKey::generate()));
+        s.seal_audit_head(&crypto).await.unwrap();
+        // Before the window (not counted), then two buckets of 100 s from t = 1000.
+        for (at, action) in [
+            (999, "signin.failure"),
+            (1000, "signin.failure"),
+            (1050, "signin.failure"),
+            (1099, "signin.success"),
+            (1100, "signin.failure"),
+            (1250, "refresh.reuse_detected"),
+        ] {
+            s.append_audit(&crypto, at, &AuditEvent::new(action))
+                .await
+                .unwrap();
+        }
+        let mut counts = s.audit_counts(1000, 100).await.unwrap();
+        counts.sort();
+        assert_eq!(
+            counts,
+            vec![
+                ("refresh.reuse_detected".to_string(), 2, 1),
+                ("signin.failure".to_string(), 0, 2),
+                ("signin.failure".to_string(), 1, 1),
+                ("signin.success".to_string(), 0, 1),
+            ]
+        );
+        assert!(s.audit_counts(2000, 100).await.unwrap().is_empty());
+    }
+);

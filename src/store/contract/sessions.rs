@@ -232,3 +232,25 @@ contract!(
         );
     }
 );
+
+contract!(
+    live_sessions_are_counted_without_revoked_ended_or_idle_ones,
+    |s: SqlStore| async move {
+        let u = user(&format!("{}@example.com", random_id()));
+        s.insert_user(&u).await.unwrap();
+        // expires_at 1000, last seen at 100 (the fixture).
+        let live = session(&u.id);
+        let revoked = session(&u.id);
+        let mut idle = session(&u.id);
+        idle.last_seen_at = 10;
+        for x in [&live, &revoked, &idle] {
+            s.insert_session(x).await.unwrap();
+        }
+        s.revoke_session(&revoked.id, 200).await.unwrap();
+        assert_eq!(s.count_live_sessions(300, 50).await.unwrap(), 1);
+        // Past the absolute end, none.
+        assert_eq!(s.count_live_sessions(1000, 50).await.unwrap(), 0);
+        // Idle since 100: none seen after 100.
+        assert_eq!(s.count_live_sessions(300, 100).await.unwrap(), 0);
+    }
+);

@@ -168,6 +168,23 @@ impl AuditStore for SqlStore {
         self.read_all(query.bind(limit)).await
     }
 
+    async fn audit_counts(
+        &self,
+        since: Timestamp,
+        bucket: i64,
+    ) -> StoreResult<Vec<(String, i64, i64)>> {
+        let bucket = bucket.max(1);
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT action, (at - $1) / $2 AS bucket, COUNT(*) AS n FROM audit_events \
+             WHERE at >= $1 GROUP BY action, bucket",
+        )
+        .bind(since)
+        .bind(bucket)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     async fn audit_head(&self) -> StoreResult<(i64, Vec<u8>, Option<Vec<u8>>)> {
         let row = sqlx::query("SELECT seq, last_hash, head_mac FROM audit_head WHERE id = 1")
             .fetch_one(&self.pool)

@@ -57,6 +57,18 @@ impl SessionStore for SqlStore {
         .await
     }
 
+    async fn count_live_sessions(&self, now: Timestamp, seen_after: Timestamp) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM sessions \
+             WHERE revoked_at IS NULL AND expires_at > $1 AND last_seen_at > $2",
+        )
+        .bind(now)
+        .bind(seen_after)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
     async fn replace_session_token(&self, id: &str, token_hash: &[u8]) -> StoreResult<bool> {
         let id = id.to_string();
         let token_hash = token_hash.to_vec();

@@ -12,6 +12,8 @@
 
 /// The devices-and-sessions page.
 mod account_sessions;
+/// The admin console and its API: an admin with a second factor, a `tessera:admin` token.
+mod admin;
 /// Starting and stopping a server (and its replicas), its settings, its clients.
 mod app;
 /// The endpoints a relying party calls directly: token, revocation, introspection, ...
@@ -42,6 +44,7 @@ mod second_factors;
 mod users_and_clients;
 
 pub use account_sessions::*;
+pub use admin::*;
 pub use app::*;
 pub use back_channel::*;
 pub use cli::*;

@@ -15,7 +15,7 @@ pub struct FormPage {
     pub html: String,
 }
 
-pub(super) async fn read_html(resp: Response) -> (StatusCode, String) {
+pub async fn read_html(resp: Response) -> (StatusCode, String) {
     let status = resp.status();
     let content_type = header_str(resp.headers(), "content-type")
         .unwrap_or("")

@@ -1,0 +1,338 @@
+//! The admin console's frame (`/admin`): one scope whose every response is `no-store`, hidden
+//! (404) outside `admin_allowed_networks`, and whose pages take an [`Admin`] (or an
+//! [`AdminForm`]) argument: the gate of `admin::access` runs in the extractor, so a handler
+//! cannot forget it. A POST is also refused (403) when the browser says it came from another
+//! site (`Sec-Fetch-Site`, `Origin`), before its CSRF token is even read.
+//!
+//! A section adds a module here, its routes in [`routes`], a template extending
+//! `templates/admin/layout.html` with an [`AdminFrame`] in its view; see
+//! `/work/briefs/admin-core-guide.md` (and docs/DESIGN.md, "Admin console").
+
+pub mod confirm;
+mod overview;
+mod reauth;
+
+pub(crate) use overview::settings as overview_settings;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+
+use super::AppState;
+use super::browser::{CsrfForm, checked_form, see_other};
+use super::client_addr::AllowedNetworks;
+use super::cookies::{self, Csrf};
+use super::errors::{failure_page, page};
+use crate::admin::Actor;
+use crate::admin::access::{self, Verdict};
+use crate::auth::session::ActiveSession;
+
+/// Registers the console (after the API's scope, which is more specific).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin")
+            .wrap(actix_web::middleware::from_fn(console_frame))
+            .route("", web::get().to(overview::page))
+            .route("/", web::get().to(overview::page))
+            .route("/reauth", web::post().to(reauth::confirm_password))
+            .default_service(web::to(super::errors::not_found)),
+    );
+}
+
+/// Whether the request's client address may reach the console and the API.
+pub(crate) fn from_allowed_network(req: &HttpRequest) -> bool {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return false;
+    };
+    let ip = super::client_addr::client_addr(req).map(|a| a.ip());
+    network_allowed(&state.config.admin_allowed_networks, ip)
+}
+
+/// Whether a client at `ip` may reach the console and the API: anywhere when `networks` is
+/// empty, otherwise only from inside one of them (an unknown address never).
+fn network_allowed(networks: &AllowedNetworks, ip: Option<IpAddr>) -> bool {
+    networks.is_empty() || ip.is_some_and(|ip| networks.contains(ip))
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` on a response (admin pages and API).
+pub(crate) fn never_cached(headers: &mut actix_web::http::header::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// Wraps the console: outside the allowed networks every path is the ordinary 404; every
+/// response is never cached.
+async fn console_frame(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if !from_allowed_network(req.request()) {
+        let res = super::errors::not_found().await;
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    let mut res = next.call(req).await?;
+    never_cached(res.headers_mut());
+    Ok(res.map_into_left_body())
+}
+
+/// The issuer's origin (`scheme://host[:port]`), which every console POST must come from.
+fn issuer_origin(issuer: &str) -> &str {
+    match issuer.find("://") {
+        Some(i) => match issuer[i + 3..].find('/') {
+            Some(j) => &issuer[..i + 3 + j],
+            None => issuer,
+        },
+        None => issuer,
+    }
+}
+
+/// Whether a state-changing request may have come from another site: `Sec-Fetch-Site` other
+/// than `same-origin` (or `none`: typed by the person), or an `Origin` other than the
+/// issuer's (`null` included). A browser that sends neither still needs the CSRF token.
+pub(crate) fn cross_site(req: &HttpRequest, issuer: &str) -> bool {
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.to_str(), Ok("same-origin" | "none"))
+    {
+        return true;
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        return origin.to_str().ok() != Some(issuer_origin(issuer));
+    }
+    false
+}
+
+fn cross_site_refused() -> HttpResponse {
+    page(
+        StatusCode::FORBIDDEN,
+        "Please try again",
+        "This form was not sent from this site. Go back, reload the page and try again.",
+    )
+}
+
+/// A signed-in admin allowed in by the gate: who they are (the audit log's actor) and their
+/// session. Taking it as a handler argument is what puts a page behind the gate.
+pub struct Admin {
+    pub actor: Actor,
+    pub active: ActiveSession,
+}
+
+impl Admin {
+    /// The frame every console page shows (nav, the admin, sign-out), with the CSRF token of
+    /// this browser; `section` is the nav entry to mark as current.
+    pub fn frame(
+        &self,
+        state: &AppState,
+        req: &HttpRequest,
+        section: Section,
+    ) -> (AdminFrame, Csrf) {
+        let csrf = cookies::csrf(&state.provider, req, state.secure_cookies());
+        let frame = AdminFrame {
+            email: self.active.user.email.clone(),
+            csrf_token: csrf.token.clone(),
+            section,
+        };
+        (frame, csrf)
+    }
+}
+
+/// The console's sections, in nav order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Overview,
+    Users,
+    Sessions,
+    Clients,
+    Keys,
+    Audit,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] = [
+        Section::Overview,
+        Section::Users,
+        Section::Sessions,
+        Section::Clients,
+        Section::Keys,
+        Section::Audit,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Section::Overview => "Overview",
+            Section::Users => "Users",
+            Section::Sessions => "Sessions",
+            Section::Clients => "Clients",
+            Section::Keys => "Keys",
+            Section::Audit => "Audit",
+        }
+    }
+
+    pub fn href(self) -> &'static str {
+        match self {
+            Section::Overview => "/admin",
+            Section::Users => "/admin/users",
+            Section::Sessions => "/admin/sessions",
+            Section::Clients => "/admin/clients",
+            Section::Keys => "/admin/keys",
+            Section::Audit => "/admin/audit",
+        }
+    }
+}
+
+/// What `templates/admin/layout.html` needs: every console view holds one as `frame`.
+pub struct AdminFrame {
+    pub email: String,
+    pub csrf_token: String,
+    pub section: Section,
+}
+
+impl AdminFrame {
+    pub fn sections(&self) -> [Section; 6] {
+        Section::ALL
+    }
+
+    pub fn is_current(&self, s: &Section) -> bool {
+        *s == self.section
+    }
+}
+
+/// The gate for one request: the admin, or the answer to give instead (sign-in, the
+/// re-authentication page, the 404 page, or the 403 of a cross-site POST).
+async fn gate(req: &HttpRequest) -> Result<Admin, HttpResponse> {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Err(super::errors::server_error_page());
+    };
+    if !from_allowed_network(req) {
+        return Err(super::errors::not_found().await);
+    }
+    if req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && cross_site(req, &state.config.issuer)
+    {
+        return Err(cross_site_refused());
+    }
+    let active = super::browser::current_session(state, req).await?;
+    let idle = idle_timeout(state);
+    match access::console(&state.provider, active.as_ref(), idle).await {
+        Verdict::Allowed(actor) => match active {
+            Some(active) => Ok(Admin { actor, active }),
+            None => Err(super::errors::server_error_page()),
+        },
+        Verdict::SignIn => Err(see_other("/login")),
+        Verdict::Hidden => Err(super::errors::not_found().await),
+        Verdict::Reauth => match active {
+            Some(active) => Err(reauth::page(state, req, &active, StatusCode::OK, None).await),
+            None => Err(see_other("/login")),
+        },
+    }
+}
+
+pub(crate) fn idle_timeout(state: &AppState) -> i64 {
+    i64::try_from(state.config.admin_idle_timeout.as_secs()).unwrap_or(access::DEFAULT_IDLE_TIMEOUT)
+}
+
+fn answer(res: HttpResponse) -> actix_web::Error {
+    InternalError::from_response("admin console", res).into()
+}
+
+impl FromRequest for Admin {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { gate(&req).await.map_err(answer) })
+    }
+}
+
+/// A console form: the gate (with the cross-site check) first, then the form read and its
+/// CSRF token checked (`browser::checked_form`: a 403 page when missing or wrong).
+pub struct AdminForm<T> {
+    pub admin: Admin,
+    pub form: T,
+}
+
+impl<T: CsrfForm + 'static> FromRequest for AdminForm<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Payload::from_request(&req, payload);
+        Box::pin(async move {
+            let admin = gate(&req).await.map_err(answer)?;
+            let body = body.await?;
+            let Some(state) = req.app_data::<web::Data<AppState>>() else {
+                return Err(answer(super::errors::server_error_page()));
+            };
+            let form = checked_form::<T>(state, &req, body).await.map_err(answer)?;
+            Ok(AdminForm { admin, form })
+        })
+    }
+}
+
+/// The page for an operator action that failed on our side (logged by the caller's engine).
+pub(crate) fn admin_failure(e: &crate::admin::AdminError) -> HttpResponse {
+    use crate::admin::AdminError;
+    match e {
+        AdminError::NotFound(what) => page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!("That {what} does not exist (any more)."),
+        ),
+        AdminError::Invalid(message) => page(StatusCode::BAD_REQUEST, "Not done", message),
+        AdminError::Conflict(what) => page(
+            StatusCode::CONFLICT,
+            "Not done",
+            &format!("{what} already exists."),
+        ),
+        AdminError::Store(e) => {
+            tracing::error!(error = %e, "admin action failed");
+            failure_page(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_networks_empty_means_anywhere_and_an_unknown_address_is_never_inside() {
+        let any = AllowedNetworks::default();
+        assert!(network_allowed(&any, Some("203.0.113.9".parse().unwrap())));
+        assert!(network_allowed(&any, None));
+        let office = AllowedNetworks::parse("10.0.0.0/8, 2001:db8::/32").unwrap();
+        assert!(network_allowed(&office, Some("10.9.8.7".parse().unwrap())));
+        assert!(network_allowed(
+            &office,
+            Some("2001:db8::1".parse().unwrap())
+        ));
+        assert!(!network_allowed(
+            &office,
+            Some("203.0.113.9".parse().unwrap())
+        ));
+        assert!(!network_allowed(&office, None));
+    }
+
+    #[test]
+    fn the_issuer_origin_drops_the_path() {
+        assert_eq!(
+            issuer_origin("https://id.example.com"),
+            "https://id.example.com"
+        );
+        assert_eq!(
+            issuer_origin("https://id.example.com:8443/tenant"),
+            "https://id.example.com:8443"
+        );
+    }
+}
