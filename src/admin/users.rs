@@ -23,9 +23,11 @@ use crate::crypto::{SecretString, random_id};
 use crate::mail::Mailer;
 use crate::oauth::Provider;
 use crate::store::{
-    AccountTokenKind, AccountTokenStore, AdminUserStore, Guarded, MfaStore, PageDirection,
-    SessionStore, StoreError, User, UserQuery, UserRow, UserSort, UserStore,
+    AccountTokenKind, AccountTokenStore, AdminUserStore, Guarded, MfaStore, SessionStore,
+    StoreError, User, UserQuery, UserRow, UserStore,
 };
+
+pub use crate::store::{PageDirection, UserSort};
 
 /// The role that opens the console.
 pub const ADMIN_ROLE: &str = "admin";

@@ -12,6 +12,7 @@
 //! - Outside `admin_allowed_networks` every path is a 404; every answer is `no-store`.
 
 mod error;
+mod users;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,6 +54,56 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::GET,
         path: "/overview",
         handler: |r| r.to(overview),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/users",
+        handler: |r| r.to(users::list),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users",
+        handler: |r| r.to(users::create),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/users/{id}",
+        handler: |r| r.to(users::get),
+    },
+    Endpoint {
+        method: Method::PATCH,
+        path: "/users/{id}",
+        handler: |r| r.to(users::patch),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/disable",
+        handler: |r| r.to(users::disable),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/enable",
+        handler: |r| r.to(users::enable),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/unlock",
+        handler: |r| r.to(users::unlock),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/force-password-reset",
+        handler: |r| r.to(users::force_password_reset),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/reset-mfa",
+        handler: |r| r.to(users::reset_mfa),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/sign-out-everywhere",
+        handler: |r| r.to(users::sign_out_everywhere),
     },
 ];
 
