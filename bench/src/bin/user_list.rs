@@ -116,11 +116,13 @@ async fn main() {
         let dir = std::env::temp_dir().join(format!("tessera-userlist-{}", random_suffix()));
         std::fs::create_dir_all(&dir).expect("a temp folder");
         let url = database_url(backend, &dir).await;
-        let mut config = Config::default();
-        config.database_url = Some(url.clone());
-        config.data_dir = dir.clone();
-        config.master_key = Some(MasterKey::generate());
-        config.database_max_connections = 4;
+        let config = Config {
+            database_url: Some(url.clone()),
+            data_dir: dir.clone(),
+            master_key: Some(MasterKey::generate()),
+            database_max_connections: 4,
+            ..Config::default()
+        };
         // Migrates the database.
         let p = tessera::startup::provider(&config).await.expect("provider");
         populate(&url, args.users).await;
