@@ -43,6 +43,7 @@ pub const SETTINGS: &[&str] = &[
     "self_registration",
     "reset_link_ttl",
     "verification_link_ttl",
+    "invitation_link_ttl",
     "account_mail_rate_limit",
     "lockout_threshold",
     "lockout_base",
@@ -140,6 +141,9 @@ pub struct Config {
     pub self_registration: bool,
     pub reset_link_ttl: Duration,
     pub verification_link_ttl: Duration,
+    /// How long the link in an invitation (a user an operator created) lets them choose their
+    /// first password.
+    pub invitation_link_ttl: Duration,
     /// Reset/verification/registration mails per hour per IP and per email (0 = unlimited).
     pub account_mail_rate_limit: i64,
     /// Users holding any of these roles must sign in with a second factor (acr "2"): one who has
@@ -231,6 +235,7 @@ impl Default for Config {
             self_registration: false,
             reset_link_ttl: Duration::from_secs(1800),
             verification_link_ttl: Duration::from_secs(86400),
+            invitation_link_ttl: Duration::from_secs(72 * 3600),
             account_mail_rate_limit: 10,
             mfa_required_roles: vec!["admin".into()],
             lockout_threshold: 5,
@@ -428,6 +433,7 @@ impl Config {
             }
             "reset_link_ttl" => self.reset_link_ttl = duration(v)?,
             "verification_link_ttl" => self.verification_link_ttl = duration(v)?,
+            "invitation_link_ttl" => self.invitation_link_ttl = duration(v)?,
             "account_mail_rate_limit" => self.account_mail_rate_limit = number(v)?,
             "lockout_threshold" => self.lockout_threshold = number(v)?,
             "lockout_base" => self.lockout_base = duration(v)?,

@@ -27,6 +27,9 @@ pub enum Mailer {
     /// No SMTP server: mails are written to the log.
     Log,
     Smtp(Box<Smtp>),
+    /// Engine tests: mails are kept here to be read.
+    #[cfg(test)]
+    Memory(std::sync::Arc<std::sync::Mutex<Vec<Mail>>>),
 }
 
 /// An SMTP relay and the sender address.
@@ -41,6 +44,8 @@ impl std::fmt::Debug for Mailer {
         match self {
             Mailer::Log => f.write_str("Mailer::Log"),
             Mailer::Smtp(smtp) => write!(f, "Mailer::Smtp(from {})", smtp.from),
+            #[cfg(test)]
+            Mailer::Memory(_) => f.write_str("Mailer::Memory"),
         }
     }
 }
@@ -70,6 +75,13 @@ impl Mailer {
                     body = %mail.text.expose(),
                     "no SMTP server configured (smtp_url): this mail was written to the log instead of being sent"
                 );
+                Ok(())
+            }
+            #[cfg(test)]
+            Mailer::Memory(sent) => {
+                sent.lock()
+                    .map_err(|_| MailError::Smtp("poisoned".into()))?
+                    .push(mail);
                 Ok(())
             }
             Mailer::Smtp(smtp) => {

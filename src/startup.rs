@@ -247,7 +247,7 @@ async fn purge(provider: Provider, every: Duration) {
 /// Without `smtp_url`, mails (and the reset and verification links in them) go to the log. That
 /// is the embedded development default's convenience; with PostgreSQL or an https issuer it
 /// must be chosen explicitly (`mail_to_log = true`).
-fn check_mail_setting(config: &Config, backend: Backend) -> Result<(), StartupError> {
+pub(crate) fn check_mail_setting(config: &Config, backend: Backend) -> Result<(), StartupError> {
     let production = backend == Backend::Postgres || config.is_https();
     if config.smtp_url.is_none() && production && !config.mail_to_log {
         return Err(StartupError::Config(

@@ -6,5 +6,6 @@ ALTER TABLE clients ADD COLUMN previous_secret_hash BLOB;
 ALTER TABLE clients ADD COLUMN previous_secret_expires_at INTEGER;
 -- A client's refresh tokens are revoked together when it is disabled.
 CREATE INDEX refresh_tokens_client_id ON refresh_tokens(client_id);
--- The audit page filters by subject (a user's or client's entries), newest first.
-CREATE INDEX audit_events_subject_seq ON audit_events(subject, seq);
+-- The overview counts the audit log by time (the last 24 hours and 30 days); the audit page's
+-- subject filter uses audit_events_subject (0011).
+CREATE INDEX audit_events_at ON audit_events(at);

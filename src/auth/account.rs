@@ -45,31 +45,6 @@ pub async fn sign_out_everywhere(
     Ok(ended)
 }
 
-/// Blocks or unblocks a user. Blocking ends every session and refresh token at once; every
-/// grant then fails because the user is disabled.
-pub async fn set_disabled(
-    p: &Provider,
-    user: &User,
-    disabled: bool,
-    actor: &str,
-) -> Result<(), AccountError> {
-    let now = p.now();
-    if !p.store.set_user_disabled(&user.id, disabled, now).await? {
-        return Err(AccountError::NoSuchUser);
-    }
-    if disabled {
-        p.revoke_user_sessions(&user.id, None).await?;
-    }
-    let action = if disabled {
-        "user.disabled"
-    } else {
-        "user.enabled"
-    };
-    p.audit(AuditEvent::new(action).actor(actor).subject(&user.id))
-        .await;
-    Ok(())
-}
-
 /// Sets a new password and ends every other session (NIST SP 800-63B §6.1.2.3 spirit).
 pub async fn set_password(
     p: &Provider,

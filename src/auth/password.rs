@@ -12,6 +12,16 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::crypto::{SecretString, random_bytes, random_token};
 
+/// Stored instead of a password hash while a user has no password that works: invited and not
+/// yet accepted, or an operator forced a reset. No PHC string starts with `!`, so nothing ever
+/// verifies against it; [`PasswordHasher::verify`] checks the dummy hash instead (same cost).
+pub const UNUSABLE: &str = "!unusable";
+
+/// Whether a stored value is a hash a password may verify against (not [`UNUSABLE`]).
+pub fn is_usable(stored: &str) -> bool {
+    !stored.starts_with('!')
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error("invalid argon2 parameters: {0}")]
@@ -248,12 +258,16 @@ impl PasswordHasher {
         .await?
     }
 
-    /// Checks a password against a stored hash, or against the dummy hash when there is none.
+    /// Checks a password against a stored hash, or against the dummy hash when there is none
+    /// or it is [`UNUSABLE`].
     pub async fn verify(
         &self,
         password: &SecretString,
         stored: Option<&str>,
     ) -> Result<Verification, PasswordError> {
+        // No stored hash, or one marked unusable: the dummy hash is checked (same cost), and
+        // nothing verifies.
+        let stored = stored.filter(|s| is_usable(s));
         let real = stored.is_some();
         let stored = stored.unwrap_or(&self.dummy).to_string();
         if !crate::auth::policy::within_ceiling(password.expose()) {

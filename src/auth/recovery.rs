@@ -56,7 +56,9 @@ fn minutes(secs: i64) -> String {
     }
 }
 
-async fn issue(
+/// Stores a new single-use link of `kind` for the user, valid for `ttl` seconds; returns its
+/// token (only its keyed hash is stored).
+pub(crate) async fn issue(
     p: &Provider,
     user: &User,
     kind: AccountTokenKind,
@@ -126,9 +128,69 @@ async fn request_password_reset(
     Ok(())
 }
 
-/// Whether a reset link can still be used (to show the form, without spending the link).
+/// The links that open the "choose a password" form: a reset, and an invitation (a user an
+/// operator created sets their first password through the same form).
+const PASSWORD_LINKS: [AccountTokenKind; 2] = [
+    AccountTokenKind::PasswordReset,
+    AccountTokenKind::Invitation,
+];
+
+/// Whether a reset (or invitation) link can still be used (to show the form, without spending
+/// the link).
 pub async fn reset_link_usable(p: &Provider, token: &str) -> Result<bool, StoreError> {
-    link_usable(p, token, AccountTokenKind::PasswordReset).await
+    for kind in PASSWORD_LINKS {
+        if link_usable(p, token, kind).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The kind and user of a live password link, read without spending it.
+async fn password_link(
+    p: &Provider,
+    hash: &[u8],
+    now: crate::clock::Timestamp,
+) -> Result<Option<(AccountTokenKind, String)>, StoreError> {
+    for kind in PASSWORD_LINKS {
+        if let Some(user_id) = p.store.peek_account_token(hash, kind, now).await? {
+            return Ok(Some((kind, user_id)));
+        }
+    }
+    Ok(None)
+}
+
+/// The mail inviting a user an operator created to choose their first password.
+pub fn invitation_mail(issuer: &str, user: &User, token: &str, ttl: i64) -> Mail {
+    Mail {
+        to: user.email.clone(),
+        subject: "You are invited: choose your password".into(),
+        text: crate::secret::SecretString::new(format!(
+            "An administrator created an account for you ({}) at {issuer}.\n\n\
+             This is an invitation: to accept it, choose your password by opening this link \
+             within {}:\n\n{issuer}/password/reset?token={token}\n\n\
+             The link works once. If you did not expect this invitation, ignore this mail.\n",
+            user.email,
+            minutes(ttl)
+        )),
+    }
+}
+
+/// The mail sent when an operator made a user's password unusable and asks for a new one.
+pub fn forced_reset_mail(issuer: &str, user: &User, token: &str, ttl: i64) -> Mail {
+    Mail {
+        to: user.email.clone(),
+        subject: "Choose a new password".into(),
+        text: crate::secret::SecretString::new(format!(
+            "An administrator asked you to choose a new password for your account {}. Your old \
+             password no longer works and every device was signed out.\n\n\
+             To choose a new password, open this link within {}:\n\n\
+             {issuer}/password/reset?token={token}\n\n\
+             The link works once. If it has expired, ask for a new one at {issuer}/password/forgot.\n",
+            user.email,
+            minutes(ttl)
+        )),
+    }
 }
 
 /// Whether a link of `kind` is live, read without spending it.
@@ -147,7 +209,7 @@ async fn link_usable(
         .is_some())
 }
 
-/// Sets the new password through a reset link; every session of the user ends.
+/// Sets the new password through a reset or invitation link; every session of the user ends.
 pub async fn complete_password_reset(
     p: &Provider,
     hasher: &PasswordHasher,
@@ -155,12 +217,12 @@ pub async fn complete_password_reset(
     token: &str,
     password: &SecretString,
 ) -> Result<User, RecoveryError> {
+    if token.len() > 128 {
+        return Err(RecoveryError::InvalidLink);
+    }
     let hash = p.crypto.token_hash(token);
     let now = p.now();
-    let kind = AccountTokenKind::PasswordReset;
-    let user_id = p
-        .store
-        .peek_account_token(&hash, kind, now)
+    let (kind, user_id) = password_link(p, &hash, now)
         .await?
         .ok_or(RecoveryError::InvalidLink)?;
     let user = p
@@ -183,12 +245,12 @@ pub async fn complete_password_reset(
     // Receiving the link proves the mailbox: the address is verified and any lock lifted.
     p.store.set_email_verified(&user.id, now).await?;
     crate::auth::throttle::clear_account(&p.fleet, &user.email).await;
-    p.audit(
-        AuditEvent::new("password.reset_completed")
-            .actor(&user.id)
-            .subject(&user.id),
-    )
-    .await;
+    let action = match kind {
+        AccountTokenKind::Invitation => "user.invitation_accepted",
+        _ => "password.reset_completed",
+    };
+    p.audit(AuditEvent::new(action).actor(&user.id).subject(&user.id))
+        .await;
     Ok(user)
 }
 

@@ -128,6 +128,55 @@ pub async fn clear_account(fleet: &Fleet, account: &str) {
         .await;
 }
 
+/// The account-wide attempts of one user, as the sign-in counts them: the password by the
+/// normalised email, the second step by the user id (see `auth::mfa::second_step::Keys`).
+fn account_attempts<'a>(email: &'a str, mfa_account: &'a str) -> [Attempt<'a>; 2] {
+    let attempt = |account, factor| Attempt {
+        account,
+        device: None,
+        ip: None,
+        factor,
+    };
+    [
+        attempt(email, Factor::Password),
+        attempt(mfa_account, Factor::SecondFactor),
+    ]
+}
+
+/// The key the second step counts a user's failures under.
+fn second_factor_account(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// Until when the user's account is locked out, for the password or the second step (the
+/// account-wide locks; a lock of one device's own view is not the account's), if it is at `now`.
+pub async fn account_locked_until(
+    fleet: &Fleet,
+    email: &str,
+    user_id: &str,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let mfa_account = second_factor_account(user_id);
+    let mut until = 0;
+    for attempt in account_attempts(email, &mfa_account) {
+        until = until.max(fleet.get(&format!("lock:{}", attempt.scope()), now).await);
+    }
+    (until > now).then_some(until)
+}
+
+/// An operator's unlock: clears the user's account-wide failure counts and locks, for the
+/// password and the second step, so the next attempt is checked as if none had failed.
+pub async fn clear_account_locks(fleet: &Fleet, email: &str, user_id: &str) {
+    let mfa_account = second_factor_account(user_id);
+    let mut keys = Vec::new();
+    for attempt in account_attempts(email, &mfa_account) {
+        let scope = attempt.scope();
+        keys.push(format!("fail:{scope}"));
+        keys.push(format!("lock:{scope}"));
+    }
+    fleet.clear(&keys).await;
+}
+
 /// A plain request-rate limit: at most `limit` per `window` seconds per key; returns the
 /// seconds to wait when over it.
 pub async fn rate_limited(

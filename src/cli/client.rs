@@ -4,8 +4,8 @@
 use clap::{ArgAction, Args, Subcommand};
 
 use super::{CliError, read_stdin_line};
+use crate::admin::Actor;
 use crate::admin::clients::{self, ClientSettings, ClientView, SecretChoice};
-use crate::admin::{Actor, AdminError};
 use crate::config::Config;
 use crate::oauth::Provider;
 use crate::secret::SecretString;
@@ -110,18 +110,6 @@ fn parse_overlap(text: &str) -> Result<i64, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| e.to_string())
         .and_then(|d| i64::try_from(d.as_secs()).map_err(|e| e.to_string()))
-}
-
-impl From<AdminError> for CliError {
-    fn from(e: AdminError) -> Self {
-        match e {
-            AdminError::NotFound(what) => CliError::Invalid(format!("no such {what}")),
-            AdminError::Invalid(message) => CliError::Invalid(message),
-            AdminError::Conflict(what) => CliError::Exists(what),
-            AdminError::Store(e) => CliError::Store(e),
-            AdminError::Keys(message) => CliError::Invalid(message),
-        }
-    }
 }
 
 pub(super) async fn run(config: &Config, cmd: ClientCommand) -> Result<(), CliError> {

@@ -80,6 +80,19 @@ pub enum CliError {
     Tampered(String),
 }
 
+impl From<crate::admin::AdminError> for CliError {
+    fn from(e: crate::admin::AdminError) -> Self {
+        use crate::admin::AdminError;
+        match e {
+            AdminError::NotFound(what) => CliError::Invalid(format!("no such {what}")),
+            AdminError::Invalid(message) => CliError::Invalid(message),
+            AdminError::Conflict(what) => CliError::Exists(what),
+            AdminError::Store(e) => CliError::Store(e),
+            AdminError::Keys(message) => CliError::Invalid(message),
+        }
+    }
+}
+
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         CliError::Store(e)

@@ -67,6 +67,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0009_sessions_ended_at.sql"),
     },
     Migration {
+        version: 11,
+        name: "admin_users",
+        sqlite: include_str!("../../migrations/sqlite/0011_admin_users.sql"),
+        postgres: include_str!("../../migrations/postgres/0011_admin_users.sql"),
+    },
+    Migration {
         version: 12,
         name: "admin_console",
         sqlite: include_str!("../../migrations/sqlite/0012_admin_console.sql"),

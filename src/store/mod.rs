@@ -63,6 +63,8 @@ pub struct User {
 pub enum AccountTokenKind {
     PasswordReset,
     EmailVerification,
+    /// An invitation: a user an operator created chooses their first password.
+    Invitation,
 }
 
 impl AccountTokenKind {
@@ -70,8 +72,88 @@ impl AccountTokenKind {
         match self {
             Self::PasswordReset => "password_reset",
             Self::EmailVerification => "email_verification",
+            Self::Invitation => "invitation",
         }
     }
+}
+
+/// The order of the operator's user list, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSort {
+    /// By `created_at`.
+    Created,
+    /// By the last sign-in (never signed in: last).
+    LastSignIn,
+}
+
+/// Which way a keyset page goes from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageDirection {
+    /// The rows after the cursor in the list's order (older), in that order.
+    After,
+    /// The rows before the cursor (newer), returned in the list's order too.
+    Before,
+}
+
+/// A search of the operator's user list. Every condition given must hold.
+#[derive(Debug, Clone)]
+pub struct UserQuery {
+    /// Lower-case text found anywhere in the email, the name (compared lower-cased) or the id;
+    /// empty: every user. `%`, `_` and `\` match themselves.
+    pub search: String,
+    /// Only disabled users.
+    pub disabled: bool,
+    /// Only users without a second factor.
+    pub without_mfa: bool,
+    /// Only users with a lock-out recorded in the audit log (`signin.locked`, `mfa.locked`) at
+    /// or after `locks_since`; whether it still holds is the throttle's to say.
+    pub recently_locked: bool,
+    /// Where a lock-out recorded in the audit log may still hold from.
+    pub locks_since: Timestamp,
+    pub sort: UserSort,
+    /// The (sort key, id) of the row the page starts next to; `None`: the first page.
+    pub cursor: Option<(i64, String)>,
+    pub direction: PageDirection,
+    pub limit: i64,
+}
+
+/// A row of the operator's user list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub user: User,
+    /// `None`: never signed in.
+    pub last_signin_at: Option<Timestamp>,
+    /// How many second factors the user has.
+    pub factors: i64,
+    /// A lock-out of theirs is recorded at or after the query's `locks_since`.
+    pub recently_locked: bool,
+}
+
+impl UserRow {
+    /// The row's key in `sort`'s order.
+    pub fn sort_key(&self, sort: UserSort) -> i64 {
+        match sort {
+            UserSort::Created => self.user.created_at,
+            UserSort::LastSignIn => self.last_signin_at.unwrap_or(0),
+        }
+    }
+}
+
+/// The scopes a user granted a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub granted_at: Timestamp,
+}
+
+/// What a change guarded by [`AdminUserStore`]'s last-admin rule did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarded {
+    Done,
+    NotFound,
+    /// Refused: it would leave no enabled user with the `admin` role.
+    LastAdmin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -760,6 +842,51 @@ pub trait MfaStore {
     ) -> StoreResult<Option<Ceremony>>;
 }
 
+/// What the operator's console, API and CLI need beyond [`UserStore`]: the user list and a
+/// user's page, and the changes the last-admin rule guards. An admin is a user whose roles hold
+/// `admin`; an enabled admin keeps the console open to someone.
+#[allow(async_fn_in_trait)]
+pub trait AdminUserStore {
+    /// One page of users matching `q`, in the list's order (sort key descending, then id
+    /// descending), at most `q.limit`: with a cursor, the rows strictly after it (or before it,
+    /// for [`PageDirection::Before`]), so rows with equal sort keys are neither skipped nor
+    /// repeated across pages.
+    async fn list_users(&self, q: &UserQuery) -> StoreResult<Vec<UserRow>>;
+    /// When the user last signed in (`None`: never), kept up to date by every new session.
+    async fn last_signin(&self, user_id: &str) -> StoreResult<Option<Timestamp>>;
+    /// Sets or clears the display name. False when no such user exists.
+    async fn set_user_name(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Replaces the roles, unless that takes `admin` from the last enabled admin. Concurrent
+    /// calls are serialised, so two admins demoting each other at once leave one admin.
+    async fn set_user_roles(
+        &self,
+        id: &str,
+        roles: &[String],
+        now: Timestamp,
+    ) -> StoreResult<Guarded>;
+    /// Disables or enables a user, unless disabling the last enabled admin; serialised like
+    /// [`AdminUserStore::set_user_roles`].
+    async fn set_user_disabled_guarded(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: Timestamp,
+    ) -> StoreResult<Guarded>;
+    /// The newest `limit` audit entries whose subject is `subject`, newest first.
+    async fn audit_about(
+        &self,
+        subject: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::audit::AuditRecord>>;
+    /// Every consent the user gave, by client id.
+    async fn user_consents(&self, user_id: &str) -> StoreResult<Vec<Consent>>;
+}
+
 /// Housekeeping: rows nobody can use any more are deleted in small batches.
 #[allow(async_fn_in_trait)]
 pub trait PurgeStore {
@@ -781,6 +908,7 @@ pub trait Store:
     + AuditStore
     + AccountTokenStore
     + MfaStore
+    + AdminUserStore
     + PurgeStore
 {
 }
@@ -797,6 +925,7 @@ impl<T> Store for T where
         + AuditStore
         + AccountTokenStore
         + MfaStore
+        + AdminUserStore
         + PurgeStore
 {
 }

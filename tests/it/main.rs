@@ -8,6 +8,8 @@ mod oidc_flow;
 mod account_security;
 mod admin_access;
 mod admin_sections;
+mod admin_users_api;
+mod admin_users_cli;
 mod audit;
 mod authorize_errors;
 mod cli;

@@ -783,8 +783,17 @@ pub async fn complete_second_step_with_key(
     let asserted = match finish_second_step(p, &user_id, key_handle, response).await {
         Ok(a) => a,
         Err(PasskeyError::Refused) => {
-            throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;
+            let lock = throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;
             audit_failure(p, &user_id, &browser, "security_key_refused").await;
+            // Recorded like a wrong code's lock: the operator's "locked" list starts from it.
+            if lock > 0 {
+                p.audit(
+                    AuditEvent::new("mfa.locked")
+                        .subject(&user_id)
+                        .detail("seconds", lock),
+                )
+                .await;
+            }
             return Err(KeyStepError::Refused);
         }
         Err(PasskeyError::CeremonyGone) => {

@@ -13,6 +13,7 @@
 
 mod error;
 mod operations;
+mod users;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -124,6 +125,56 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/audit/verify",
         handler: |r| r.to(operations::verify_audit),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/users",
+        handler: |r| r.to(users::list),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users",
+        handler: |r| r.to(users::create),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/users/{id}",
+        handler: |r| r.to(users::get),
+    },
+    Endpoint {
+        method: Method::PATCH,
+        path: "/users/{id}",
+        handler: |r| r.to(users::patch),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/disable",
+        handler: |r| r.to(users::disable),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/enable",
+        handler: |r| r.to(users::enable),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/unlock",
+        handler: |r| r.to(users::unlock),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/force-password-reset",
+        handler: |r| r.to(users::force_password_reset),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/reset-mfa",
+        handler: |r| r.to(users::reset_mfa),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/users/{id}/sign-out-everywhere",
+        handler: |r| r.to(users::sign_out_everywhere),
     },
 ];
 

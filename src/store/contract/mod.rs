@@ -175,6 +175,7 @@ fn spawn_rotation(
     })
 }
 
+mod admin_users;
 mod audit;
 mod codes;
 mod consent;

@@ -19,6 +19,7 @@ use super::{Backend, StoreError, StoreResult};
 use row::Record;
 
 mod account_tokens;
+mod admin_users;
 mod audit;
 mod clients;
 mod codes;
