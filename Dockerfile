@@ -13,6 +13,8 @@ COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
 COPY data-files ./data-files
+# The admin API's OpenAPI document is compiled in (served at /admin/api/v1/openapi.json).
+COPY docs/admin-api ./docs/admin-api
 RUN cargo build --release --locked --bin tessera && mkdir -p /data
 
 FROM gcr.io/distroless/cc-debian12:nonroot
