@@ -219,36 +219,28 @@ pub async fn verify_one_time_code(
     user_id: &str,
     code: &str,
 ) -> Result<OneTimeCode, MfaError> {
+    // The same match as the second step's (`one_time_code_proof`), spent here on its own.
     let now = p.now();
-    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() == totp::DIGITS {
-        for f in p.store.list_factors(user_id).await? {
-            let Some(sealed) = f
-                .secret_enc
-                .as_deref()
-                .filter(|_| f.kind == FactorKind::Totp)
-            else {
-                continue;
-            };
-            let secret = decrypt_secret(p, user_id, &f.id, sealed)?;
-            if let Some(step) = secret.verify(&digits, now)
-                && p.store.accept_totp_step(user_id, &f.id, step, now).await?
+    match one_time_code_proof(p, user_id, code).await? {
+        StepProof::TotpStep { factor_id, step } => {
+            if !p
+                .store
+                .accept_totp_step(user_id, &factor_id, step, now)
+                .await?
             {
-                return Ok(OneTimeCode::Totp { factor_id: f.id });
+                return Err(MfaError::InvalidCode);
             }
+            Ok(OneTimeCode::Totp { factor_id })
         }
-        return Err(MfaError::InvalidCode);
+        StepProof::RecoveryCode { hash } => {
+            if !p.store.consume_recovery_code(user_id, &hash, now).await? {
+                return Err(MfaError::InvalidCode);
+            }
+            let (left, _) = p.store.count_recovery_codes(user_id).await?;
+            Ok(OneTimeCode::RecoveryCode { left })
+        }
+        StepProof::Verified => Err(MfaError::InvalidCode),
     }
-    let code = RecoveryCode::parse(code).ok_or(MfaError::InvalidCode)?;
-    if !p
-        .store
-        .consume_recovery_code(user_id, &code.hash(&p.crypto, user_id), now)
-        .await?
-    {
-        return Err(MfaError::InvalidCode);
-    }
-    let (left, _) = p.store.count_recovery_codes(user_id).await?;
-    Ok(OneTimeCode::RecoveryCode { left })
 }
 
 /// What a one-time code typed at the second step would spend, found without writing
