@@ -564,3 +564,63 @@ async fn the_api_does_the_same_with_a_tessera_admin_token() {
         (StatusCode::OK, Some(true))
     );
 }
+
+#[tokio::test]
+async fn section_forms_without_their_csrf_token_or_from_another_site_change_nothing() {
+    let app = spawn_app().await;
+    let admin = app.signed_in_admin().await;
+    let b = &admin.browser;
+    let svc = app.add_client(ClientSpec::service("billing")).await;
+    let kids = app.published_kids().await;
+    let html = page(&app, b, "/admin/clients/billing/disable").await;
+    let csrf = input_value(&html, "csrf_token").unwrap();
+    let actions: [(&str, &[(&str, &str)]); 4] = [
+        ("/admin/clients/billing/disable", &[]),
+        ("/admin/clients/billing/rotate-secret", &[("overlap", "0")]),
+        (
+            "/admin/keys/emergency",
+            &[("confirmation", "withdraw every key")],
+        ),
+        (
+            "/admin/clients/new",
+            &[
+                ("id", "evil"),
+                ("kind", "confidential"),
+                ("grant_client_credentials", "on"),
+            ],
+        ),
+    ];
+    for (action, fields) in actions {
+        // No CSRF token.
+        let resp = b.post(app.url(action)).form(fields).send().await.unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::FORBIDDEN,
+            "POST {action} without its token"
+        );
+        // The right token, but the browser says the form came from another site.
+        let mut form: Vec<(&str, &str)> = vec![("csrf_token", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let resp = b
+            .post(app.url(action))
+            .header("Origin", "https://evil.example")
+            .header("Sec-Fetch-Site", "cross-site")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::FORBIDDEN,
+            "POST {action} from another site"
+        );
+    }
+    // Nothing happened: the secret still works, the keys are the same, no client was added.
+    assert_eq!(
+        app.client_credentials(&svc.auth(), &[]).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.published_kids().await, kids);
+    let out = app.cli(&["client", "show", "evil"], None).await;
+    assert!(!out.status.success(), "no client was registered");
+}
