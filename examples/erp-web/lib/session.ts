@@ -30,9 +30,11 @@ export interface Session {
 /// The session's lifetime in the cookie; Tessera's refresh idle/absolute limits decide sooner.
 export const SESSION_MAX_AGE = 12 * 3600;
 
-const gs = globalThis as unknown as { __erpStats?: { refreshes: number; refreshFailures: number; retries: number } };
-/// Counted for the proof test and for logs: refreshes done, failed for good, retried.
-export const stats = (gs.__erpStats ??= { refreshes: 0, refreshFailures: 0, retries: 0 });
+type Stats = { refreshes: number; refreshErrors: number; retries: number; sessionsEnded: number };
+const gs = globalThis as unknown as { __erpStats?: Stats };
+/// Refreshes that succeeded, that failed for good (not invalid_grant), that were retried, and
+/// refreshes Tessera refused with invalid_grant (the user must sign in again).
+export const stats = (gs.__erpStats ??= { refreshes: 0, refreshErrors: 0, retries: 0, sessionsEnded: 0 });
 
 const g = globalThis as unknown as { __erpSessions?: Map<string, Session>; __erpBySid?: Map<string, Set<string>> };
 const sessions = (g.__erpSessions ??= new Map());
@@ -158,13 +160,13 @@ async function refresh(s: Session): Promise<void> {
       return;
     } catch (e) {
       if (e instanceof client.ResponseBodyError && e.error === 'invalid_grant') {
-        stats.refreshFailures += 1;
+        stats.sessionsEnded += 1;
         deleteSession(s.id);
         throw new SessionEnded(e.error_description ?? 'invalid_grant');
       }
       const { retry, afterMs } = retryable(e);
       if (!retry || i + 1 >= attempts) {
-        stats.refreshFailures += 1;
+        stats.refreshErrors += 1;
         throw e;
       }
       stats.retries += 1;
