@@ -7,7 +7,7 @@ export const dynamic = 'force-dynamic';
 
 export default async function Home() {
   const session = await currentSession();
-  if (!session) redirect('/login?reason=expired');
+  if (!session) redirect('/login');
   try {
     await accessToken(session); // refreshed here if due: the page is only shown to a live session
   } catch (e) {

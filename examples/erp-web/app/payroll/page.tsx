@@ -9,7 +9,7 @@ type Payroll = { payroll: { employee: string; net: number }[] };
 
 export default async function PayrollPage() {
   const session = await currentSession();
-  if (!session) redirect('/login?reason=expired&return_to=/payroll');
+  if (!session) redirect('/login?return_to=/payroll');
   if (session.acr !== '2') redirect('/login?step_up=1&return_to=/payroll');
   let res: Response;
   try {
