@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { launchBrowser, startTessera } from '../../tests/browser/harness.mjs';
-import { ensureBuilt, freePort, jwtPart, metric, pkce, startApi, startWeb } from './stack.mjs';
+import { ensureBuilt, freePort, jwtPart, metric, pkce, startApi, startWeb, totp } from './stack.mjs';
 
 const WORK_SECONDS = Number(process.env.ERP_PROOF_SECONDS || 100);
 const ACCESS_TTL = 20;
@@ -86,6 +86,8 @@ test('ERP users stay signed in while they work, and a revoked user is out within
   const bob = 'bob@example.com';
   tessera.cli(['user', 'add', '--email', ann, '--name', 'Ann Accountant', '--role', 'staff', '--password-stdin'], PASSWORD);
   tessera.cli(['user', 'add', '--email', bob, '--name', 'Bob Buyer', '--role', 'staff', '--password-stdin'], PASSWORD);
+  const carol = 'carol@example.com';
+  tessera.cli(['user', 'add', '--email', carol, '--name', 'Carol Controller', '--role', 'finance', '--password-stdin'], PASSWORD);
 
   const api = await startApi(tessera, { clientId: hasFeed ? 'erp-api' : undefined, clientSecret: apiSecret, port: apiPort, dir });
   processes.push(api);
@@ -302,6 +304,37 @@ test('ERP users stay signed in while they work, and a revoked user is out within
     await signInAt(page, bob);
     await waitUrl(page, onAppHome);
     assert.equal(await page.locator('#user-name').textContent(), 'Bob Buyer');
+  });
+
+  await t.test('payroll needs acr "2": the app steps up through Tessera with acr_values=2', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const authorizeUrls = [];
+    page.on('request', (r) => {
+      if (r.url().startsWith(discovery.authorization_endpoint)) authorizeUrls.push(new URL(r.url()));
+    });
+    // Carol signs in to the ERP with her password (she has no second factor yet: acr "1").
+    await page.goto(`${webUrl}/`);
+    await waitUrl(page, onTesseraLogin);
+    await signInAt(page, carol);
+    await waitUrl(page, onAppHome);
+    // She adds an authenticator app at Tessera.
+    await page.goto(`${tessera.base}/account/security`);
+    await page.getByRole('button', { name: 'Add an authenticator app' }).click();
+    const key = (await page.locator('#totp-key').textContent()).trim();
+    await page.getByLabel('Code from the app').fill(totp(key));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByRole('heading', { name: 'Your recovery codes' }).waitFor();
+    // Payroll: the app sends her to Tessera asking for acr 2; Tessera asks for the second step.
+    await page.goto(`${webUrl}/payroll`);
+    await page.getByLabel('Code from your authenticator app, or a recovery code').fill(totp(key, Date.now() + 30_000));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await waitUrl(page, (u) => String(u) === `${webUrl}/payroll`);
+    await page.locator('#payroll').waitFor();
+    assert.match(await page.locator('#payroll').textContent(), /E-17/);
+    assert.equal(authorizeUrls.at(-1).searchParams.get('acr_values'), '2');
+    assert.equal(authorizeUrls[0].searchParams.get('acr_values'), null);
+    await context.close();
   });
 
   await t.test('3. "sign out all devices" in a fourth tab: every tab on sign-in and the token refused within 5 s', { skip: !(hasBackchannel && hasFeed) && 'needs back-channel logout and the revocation feed in Tessera' }, async () => {

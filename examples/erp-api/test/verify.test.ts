@@ -263,3 +263,34 @@ test('the feed follower verifies SETs, dedupes a repeated one, advances its curs
   assert.equal(tokens, 2, 'a 401 gets a new client_credentials token');
   assert.deepEqual(seenCursors, ['', 'c1', 'c2', 'c2', 'c2', 'c3']);
 });
+
+test('the routes require their scope, role and acr, and never say why a token was refused', async () => {
+  const { createApp } = await import('../src/app.js');
+  const w = await world();
+  const server = createApp({ verify: w.verify }).listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const { port } = server.address() as { port: number };
+  const get = async (path: string, token?: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+    return { status: res.status, challenge: res.headers.get('www-authenticate') ?? '', body: await res.text() };
+  };
+  try {
+    assert.equal((await get('/api/orders')).status, 401);
+    const expired = await w.sign({ roles: ['staff'] });
+    w.state.now += 60_000;
+    const e = await get('/api/orders', expired);
+    assert.equal(e.status, 401);
+    assert.match(e.challenge, /invalid_token/);
+    assert.doesNotMatch(e.body, /exp/);
+    assert.equal((await get('/api/orders', await w.sign({ roles: ['staff'] }))).status, 200);
+    assert.equal((await get('/api/orders', await w.sign({ roles: ['staff'], scope: 'openid' }))).status, 403);
+    assert.equal((await get('/api/orders', await w.sign({ roles: ['guest'] }))).status, 403);
+    const noAcr = await get('/api/payroll', await w.sign({ roles: ['finance'], acr: '1' }));
+    assert.equal(noAcr.status, 401);
+    assert.match(noAcr.challenge, /insufficient_user_authentication.*acr_values="2"/);
+    assert.equal((await get('/api/payroll', await w.sign({ roles: ['staff'], acr: '2' }))).status, 403);
+    assert.equal((await get('/api/payroll', await w.sign({ roles: ['finance'], acr: '2' }))).status, 200);
+  } finally {
+    server.close();
+  }
+});
