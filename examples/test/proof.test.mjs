@@ -306,15 +306,16 @@ test('ERP users stay signed in while they work, and a revoked user is out within
     assert.equal(await page.locator('#user-name').textContent(), 'Bob Buyer');
   });
 
-  await t.test('payroll needs acr "2": the app steps up through Tessera with acr_values=2', async () => {
+  await t.test('payroll needs acr "2": the app steps up through Tessera with acr_values=2; sign-out ends Tessera\'s session', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     const authorizeUrls = [];
     page.on('request', (r) => {
       if (r.url().startsWith(discovery.authorization_endpoint)) authorizeUrls.push(new URL(r.url()));
     });
-    // Carol signs in to the ERP with her password (she has no second factor yet: acr "1").
-    await page.goto(`${webUrl}/`);
+    // Carol signs in to the ERP with her password (she has no second factor yet: acr "1"),
+    // through a link whose return_to points elsewhere: she lands on the app, not there.
+    await page.goto(`${webUrl}/login?return_to=//evil.example/x`);
     await waitUrl(page, onTesseraLogin);
     await signInAt(page, carol);
     await waitUrl(page, onAppHome);
@@ -334,6 +335,12 @@ test('ERP users stay signed in while they work, and a revoked user is out within
     assert.match(await page.locator('#payroll').textContent(), /E-17/);
     assert.equal(authorizeUrls.at(-1).searchParams.get('acr_values'), '2');
     assert.equal(authorizeUrls[0].searchParams.get('acr_values'), null);
+    // Sign out ends Tessera's session too (RP-initiated logout): the next visit asks for the password.
+    await page.locator('#sign-out').click();
+    await waitUrl(page, (u) => String(u).startsWith(`${webUrl}/signed-out`));
+    await page.goto(`${webUrl}/`);
+    await waitUrl(page, onTesseraLogin);
+    await page.getByLabel('Password').waitFor();
     await context.close();
   });
 
