@@ -344,31 +344,44 @@ test('ERP users stay signed in while they work, and a revoked user is out within
     await context.close();
   });
 
-  await t.test('3. "sign out all devices" in a fourth tab: every tab on sign-in and the token refused within 5 s', { skip: !(hasBackchannel && hasFeed) && 'needs back-channel logout and the revocation feed in Tessera' }, async () => {
+  /// After `act` (at t0): every tab on sign-in (back-channel logout) and the API refusing `token`
+  /// (revocation feed), each within 5 s. Until Tessera has both features, the half it has is
+  /// checked and the step is reported as skipped, naming what is missing.
+  async function revokedEverywhere(st, label, token, act) {
+    const t0 = Date.now();
+    await act();
+    const [tabsMs, apiMs] = await Promise.all([
+      hasBackchannel ? allOnSignIn(tabs, t0, 5000) : undefined,
+      hasFeed ? apiRefuses(token, t0, 5000) : undefined,
+    ]);
+    console.log(`ERP proof, ${label}: tabs on sign-in after ${tabsMs ?? '-'} ms, API refused the token after ${apiMs ?? '-'} ms`);
+    const missing = [!hasBackchannel && 'back-channel logout', !hasFeed && 'the revocation feed'].filter(Boolean);
+    if (missing.length) st.skip(`this Tessera has no ${missing.join(' and no ')}: only the other half was checked`);
+  }
+
+  const neither = !hasBackchannel && !hasFeed && 'this Tessera has neither back-channel logout nor the revocation feed';
+
+  await t.test('3. "sign out all devices" in a fourth tab: every tab on sign-in and the token refused within 5 s', { skip: neither }, async (st) => {
     const token = await probeToken(ctx);
     assert.equal(await apiStatus(token), 200);
     const fourth = await ctx.newPage();
     await fourth.goto(`${tessera.base}/account/sessions`);
-    const t0 = Date.now();
-    await fourth.locator('#sign-out-everywhere').click();
-    const [tabsMs, apiMs] = await Promise.all([allOnSignIn(tabs, t0, 5000), apiRefuses(token, t0, 5000)]);
-    console.log(`ERP proof, step 3: tabs on sign-in after ${tabsMs} ms, API refused after ${apiMs} ms`);
+    await revokedEverywhere(st, 'step 3', token, () => fourth.locator('#sign-out-everywhere').click());
     await fourth.close();
   });
 
-  await t.test('4. an operator disables the user: every tab on sign-in and the token refused within 5 s', { skip: !(hasBackchannel && hasFeed) && 'needs back-channel logout and the revocation feed in Tessera' }, async () => {
+  await t.test('4. an operator disables the user: every tab on sign-in and the token refused within 5 s', { skip: neither }, async (st) => {
     // Back in, in all three tabs.
-    await signInAt(tabs[0], ann);
-    await waitUrl(tabs[0], onAppHome);
-    for (const tab of tabs.slice(1)) {
+    for (const tab of tabs) {
       await tab.goto(`${webUrl}/`);
-      assert.ok(onAppHome(tab.url()));
+      if (onTesseraLogin(tab.url())) {
+        await signInAt(tab, ann);
+        await waitUrl(tab, onAppHome);
+      }
+      assert.ok(onAppHome(tab.url()), `${tab.url()} is the app`);
     }
     const token = await probeToken(ctx);
     assert.equal(await apiStatus(token), 200);
-    const t0 = Date.now();
-    tessera.cli(['user', 'disable', ann]);
-    const [tabsMs, apiMs] = await Promise.all([allOnSignIn(tabs, t0, 5000), apiRefuses(token, t0, 5000)]);
-    console.log(`ERP proof, step 4: tabs on sign-in after ${tabsMs} ms, API refused after ${apiMs} ms`);
+    await revokedEverywhere(st, 'step 4', token, async () => tessera.cli(['user', 'disable', ann]));
   });
 });
