@@ -25,6 +25,7 @@ export interface Session {
   /// The single refresh in flight, shared by every request of this session.
   refreshing?: Promise<void>;
   createdAt: number;
+  lastUsedAt: number;
 }
 
 /// The session's lifetime in the cookie; Tessera's refresh idle/absolute limits decide sooner.
@@ -59,7 +60,9 @@ export function createSession(tokens: client.TokenEndpointResponse & client.Toke
     accessLifetimeMs: 0,
     refreshToken: undefined,
     createdAt: Date.now(),
+    lastUsedAt: Date.now(),
   };
+  sweep();
   store(session, tokens);
   session.sid = (idClaims?.sid as string | undefined) ?? session.sid;
   session.name = (idClaims?.name as string | undefined) ?? session.name;
@@ -88,6 +91,12 @@ function store(s: Session, tokens: client.TokenEndpointResponse) {
   s.sid = typeof claims.sid === 'string' ? claims.sid : s.sid;
 }
 
+/// Forgets sessions nobody used for the cookie's lifetime (their cookies have expired).
+function sweep() {
+  const cutoff = Date.now() - SESSION_MAX_AGE * 1000;
+  for (const s of sessions.values()) if (s.lastUsedAt < cutoff) deleteSession(s.id);
+}
+
 export function deleteSession(id: string) {
   const s = sessions.get(id);
   if (!s) return;
@@ -114,8 +123,10 @@ export function getSession(id: string): Session | undefined {
 
 export async function currentSession(): Promise<Session | undefined> {
   const jar = await cookies();
-  const sealed = await unseal<{ sid: string }>(jar.get(SESSION_COOKIE)?.value);
-  return sealed ? sessions.get(sealed.sid) : undefined;
+  const sealed = await unseal<{ session: string }>(jar.get(SESSION_COOKIE)?.value);
+  const s = sealed ? sessions.get(sealed.session) : undefined;
+  if (s) s.lastUsedAt = Date.now();
+  return s;
 }
 
 /// Refresh this long before expiry: a quarter of the lifetime, between 2 s and 60 s.

@@ -41,12 +41,12 @@ export async function GET(request: NextRequest) {
     return failed('Sign-in failed.');
   }
   // A step-up replaces the session it upgrades.
-  const old = await unseal<{ sid: string }>(request.cookies.get(SESSION_COOKIE)?.value);
-  if (old) deleteSession(old.sid);
+  const old = await unseal<{ session: string }>(request.cookies.get(SESSION_COOKIE)?.value);
+  if (old) deleteSession(old.session);
   const session = createSession(tokens);
   const res = NextResponse.redirect(new URL(pending.returnTo, s.appUrl).href, 303);
   res.headers.set('Cache-Control', 'no-store');
   res.cookies.delete(LOGIN_COOKIE);
-  res.cookies.set(SESSION_COOKIE, await seal({ sid: session.id }, SESSION_MAX_AGE), cookieOptions(SESSION_MAX_AGE));
+  res.cookies.set(SESSION_COOKIE, await seal({ session: session.id }, SESSION_MAX_AGE), cookieOptions(SESSION_MAX_AGE));
   return res;
 }

@@ -15,9 +15,9 @@ export async function POST(request: NextRequest) {
   if (origin && origin !== new URL(s.appUrl).origin) {
     return new NextResponse('Cross-site sign-out refused', { status: 403 });
   }
-  const sealed = await unseal<{ sid: string }>(request.cookies.get(SESSION_COOKIE)?.value);
-  const session = sealed ? getSession(sealed.sid) : undefined;
-  if (sealed) deleteSession(sealed.sid);
+  const sealed = await unseal<{ session: string }>(request.cookies.get(SESSION_COOKIE)?.value);
+  const session = sealed ? getSession(sealed.session) : undefined;
+  if (sealed) deleteSession(sealed.session);
   const params: Record<string, string> = { post_logout_redirect_uri: `${s.appUrl}/signed-out` };
   if (session?.idToken) params.id_token_hint = session.idToken;
   const url = client.buildEndSessionUrl(await oidc(), params);
