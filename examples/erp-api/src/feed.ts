@@ -105,6 +105,12 @@ export class FeedFollower {
       if (res.status !== 401) break;
       this.accessToken = undefined; // expired or revoked: get a new one once
     }
+    if (res?.status === 400 && this.cursor) {
+      // A cursor the feed no longer takes (e.g. we were away longer than its retention): start
+      // again from the oldest retained event; what we already have comes again and is deduplicated.
+      this.cursor = undefined;
+      return 0;
+    }
     if (!res || !res.ok) throw new Error(`the feed answered ${res?.status}`);
     const page = (await res.json()) as FeedPage;
     if (typeof page.retention === 'number') this.o.revocations.setRetention(page.retention * 1000);

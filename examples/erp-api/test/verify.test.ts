@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { FeedFollower } from '../src/feed.js';
 import { JwksCache, maxAgeSeconds } from '../src/jwks.js';
-import { RevocationStore, SESSION_REVOKED } from '../src/revocations.js';
+import { RevocationStore, SESSION_REVOKED, TOKEN_REVOKED } from '../src/revocations.js';
 import { createVerifier, TokenError } from '../src/verify.js';
 
 const ISS = 'http://localhost:9999';
@@ -195,7 +195,7 @@ test('a SET seen twice is applied once; unknown event types are ignored; entries
   assert.equal(w.revocations.revoked({ sub: 'user-1', sid: 'sid-9', iat: 0 }), undefined);
   w.state.now += 31_000; // retention is 30 s here
   w.revocations.prune();
-  assert.deepEqual(w.revocations.size, { sessions: 0, users: 0, seen: 0 });
+  assert.deepEqual(w.revocations.size, { sessions: 0, users: 0, tokens: 0, seen: 0 });
 });
 
 test('the feed follower verifies SETs, dedupes a repeated one, advances its cursor and renews its token on 401', async () => {
@@ -293,4 +293,19 @@ test('the routes require their scope, role and acr, and never say why a token wa
   } finally {
     server.close();
   }
+});
+
+test('one access token revoked (RFC 7009, Tessera\'s token event) is refused until it expires; others are not', async () => {
+  const w = await world();
+  const token = await w.sign();
+  const { jti, exp } = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string; exp: number };
+  assert.equal(
+    w.revocations.apply({ jti: 'e5', sub_id: { format: 'opaque', id: jti }, events: { [TOKEN_REVOKED]: { event_timestamp: w.sec(), jti, exp } } }),
+    'applied',
+  );
+  await refused(w.verify(token), /token revoked/);
+  await w.verify(await w.sign());
+  w.state.now = exp * 1000 + 11_000;
+  w.revocations.prune();
+  assert.equal(w.revocations.size.tokens, 0);
 });
