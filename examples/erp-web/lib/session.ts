@@ -8,6 +8,7 @@ import { cookies } from 'next/headers';
 import { settings } from './config';
 import { SESSION_COOKIE, unseal } from './cookie';
 import { oidc } from './oidc';
+import { SessionEnded, singleFlight, withRetries } from './retry';
 
 export interface Session {
   id: string;
@@ -23,7 +24,7 @@ export interface Session {
   accessLifetimeMs: number;
   refreshToken: string | undefined;
   /// The single refresh in flight, shared by every request of this session.
-  refreshing?: Promise<void>;
+  inFlight?: Promise<void>;
   createdAt: number;
   lastUsedAt: number;
 }
@@ -41,8 +42,7 @@ const g = globalThis as unknown as { __erpSessions?: Map<string, Session>; __erp
 const sessions = (g.__erpSessions ??= new Map());
 const bySid = (g.__erpBySid ??= new Map());
 
-/// Tessera refused the refresh token (`invalid_grant`): the user must sign in again.
-export class SessionEnded extends Error {}
+export { SessionEnded };
 
 export function createSession(tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): Session {
   const id = randomBytes(32).toString('base64url');
@@ -139,52 +139,40 @@ function margin(s: Session) {
 /// makes a second server instance's parallel refresh harmless).
 export async function accessToken(s: Session): Promise<string> {
   if (Date.now() < s.accessExpiresAt - margin(s)) return s.accessToken;
-  s.refreshing ??= refresh(s).finally(() => {
-    s.refreshing = undefined;
-  });
-  await s.refreshing;
+  await singleFlight(s, () => refresh(s));
   return s.accessToken;
 }
 
-function retryable(e: unknown): { retry: boolean; afterMs?: number } {
-  if (e instanceof client.ResponseBodyError) {
-    if (e.status === 429 || e.status >= 500) {
-      const after = Number(e.response.headers.get('retry-after'));
-      return { retry: true, afterMs: Number.isFinite(after) && after > 0 ? after * 1000 : undefined };
-    }
-    return { retry: false };
-  }
-  if (e instanceof client.AuthorizationResponseError) return { retry: false };
-  // Network errors, timeouts, a 5xx whose body is not JSON: try again.
-  return { retry: true };
-}
-
+/// One refresh, retried on network errors, timeouts, 5xx and 429 (lib/retry.ts); `invalid_grant`
+/// ends the session.
 async function refresh(s: Session): Promise<void> {
   const config = await oidc();
-  if (!s.refreshToken) throw new SessionEnded('no refresh token');
-  const attempts = 6;
-  for (let i = 0; ; i++) {
-    try {
-      const tokens = await client.refreshTokenGrant(config, s.refreshToken);
-      store(s, tokens);
-      stats.refreshes += 1;
-      return;
-    } catch (e) {
-      if (e instanceof client.ResponseBodyError && e.error === 'invalid_grant') {
-        stats.sessionsEnded += 1;
-        deleteSession(s.id);
-        throw new SessionEnded(e.error_description ?? 'invalid_grant');
-      }
-      const { retry, afterMs } = retryable(e);
-      if (!retry || i + 1 >= attempts) {
-        stats.refreshErrors += 1;
-        throw e;
-      }
-      stats.retries += 1;
-      // Exponential back-off with full jitter: 200 ms, 400 ms, … capped at 5 s (or Retry-After).
-      const base = Math.min(5000, 200 * 2 ** i);
-      await new Promise((r) => setTimeout(r, afterMs ?? base / 2 + Math.random() * (base / 2)));
+  const presented = s.refreshToken;
+  if (!presented) throw new SessionEnded('no refresh token');
+  try {
+    const tokens = await withRetries(
+      async () => {
+        try {
+          return await client.refreshTokenGrant(config, presented);
+        } catch (e) {
+          if (e instanceof client.ResponseBodyError && e.error === 'invalid_grant') {
+            throw new SessionEnded(e.error_description ?? 'invalid_grant');
+          }
+          throw e;
+        }
+      },
+      { onRetry: () => (stats.retries += 1) },
+    );
+    store(s, tokens);
+    stats.refreshes += 1;
+  } catch (e) {
+    if (e instanceof SessionEnded) {
+      stats.sessionsEnded += 1;
+      deleteSession(s.id);
+    } else {
+      stats.refreshErrors += 1;
     }
+    throw e;
   }
 }
 
