@@ -296,9 +296,14 @@ test('ERP users stay signed in while they work, and a revoked user is out within
 
   await t.test('2. an idle user past refresh_idle_ttl is sent to sign in', async () => {
     assert.ok(Date.now() - idleSince > REFRESH_IDLE * 1000, 'idle long enough');
+    const ended = (await (await fetch(`${webUrl}/api/stats`)).json()).sessionsEnded;
     const page = await idle.newPage();
     await page.goto(`${webUrl}/`);
     await waitUrl(page, onTesseraLogin);
+    await page.getByLabel('Password').waitFor(); // the form, although Tessera's own session lives on
+    const stats = await (await fetch(`${webUrl}/api/stats`)).json();
+    assert.equal(stats.sessionsEnded, ended + 1, 'Tessera refused the idle refresh token (invalid_grant)');
+    assert.equal(stats.refreshErrors, 0);
     // And gets back in with the password.
     await signInAt(page, bob);
     await waitUrl(page, onAppHome);
