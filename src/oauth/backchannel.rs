@@ -13,6 +13,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{StatusCode, header};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 
@@ -146,13 +153,19 @@ impl Provider {
     }
 }
 
-/// The HTTP client deliveries are sent with: no redirects, short timeouts, rustls with the
-/// aws-lc-rs provider and the system's roots.
-pub fn http_client(policy: &DeliveryPolicy) -> Result<reqwest::Client, String> {
+/// The HTTP client deliveries are sent with: HTTP/1.1, no redirects followed (hyper follows
+/// none), short timeouts, rustls with the aws-lc-rs provider and the system's roots, and only
+/// `https` when the issuer is `https`.
+#[derive(Clone)]
+pub struct Sender {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    timeout: Duration,
+}
+
+pub fn http_client(policy: &DeliveryPolicy) -> Result<Sender, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
+    for cert in rustls_native_certs::load_native_certs().certs {
         // A certificate the store cannot use is skipped, as every TLS client does.
         let _ = roots.add(cert);
     }
@@ -161,19 +174,60 @@ pub fn http_client(policy: &DeliveryPolicy) -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(policy.connect_timeout)
-        .timeout(policy.timeout)
-        .https_only(policy.https_only)
-        .user_agent("Tessera back-channel logout")
-        .build()
-        .map_err(|e| e.to_string())
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(policy.connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+    let https = if policy.https_only {
+        https.https_only()
+    } else {
+        https.https_or_http()
+    };
+    let connector = https.enable_http1().wrap_connector(http);
+    Ok(Sender {
+        client: Client::builder(TokioExecutor::new()).build(connector),
+        timeout: policy.timeout,
+    })
+}
+
+impl Sender {
+    /// POSTs the form; the answer's status, its body read no further than [`ANSWER_LIMIT`].
+    async fn post_form(&self, uri: &str, form: &[(&str, &str)]) -> Result<StatusCode, String> {
+        let body = serde_urlencoded::to_string(form).map_err(|_| "encoding the form")?;
+        let request = hyper::Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::USER_AGENT, "Tessera back-channel logout")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| "not a usable URI".to_string())?;
+        let exchange = async {
+            // Without the URI or the error's details: only the kind of failure is logged.
+            let answer = self.client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    "could not connect"
+                } else {
+                    "request failed"
+                }
+            })?;
+            let status = answer.status();
+            let mut body = answer.into_body();
+            let mut read = 0;
+            while read < ANSWER_LIMIT {
+                match body.frame().await {
+                    Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                    _ => break,
+                }
+            }
+            Ok::<_, &str>(status)
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(r) => r.map_err(String::from),
+            Err(_) => Err("timed out".into()),
+        }
+    }
 }
 
 /// Sends due deliveries until the process ends.
-pub async fn run(p: Provider, policy: DeliveryPolicy, client: reqwest::Client) {
+pub async fn run(p: Provider, policy: DeliveryPolicy, client: Sender) {
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let policy = Arc::new(policy);
     loop {
@@ -222,12 +276,7 @@ enum Attempt {
     Refused(String),
 }
 
-async fn deliver(
-    p: &Provider,
-    policy: &DeliveryPolicy,
-    client: &reqwest::Client,
-    d: LogoutDelivery,
-) {
+async fn deliver(p: &Provider, policy: &DeliveryPolicy, client: &Sender, d: LogoutDelivery) {
     let outcome = match &d.uri {
         // The client has no URI any more, or is disabled: nothing to tell.
         None => {
@@ -292,7 +341,7 @@ async fn give_up(p: &Provider, d: &LogoutDelivery, why: &str) {
 }
 
 /// One POST of a freshly signed logout token.
-async fn attempt(p: &Provider, client: &reqwest::Client, uri: &str, d: &LogoutDelivery) -> Attempt {
+async fn attempt(p: &Provider, client: &Sender, uri: &str, d: &LogoutDelivery) -> Attempt {
     let now = p.now();
     let keys = p.keys();
     let token = match keys.signer(now) {
@@ -305,39 +354,13 @@ async fn attempt(p: &Provider, client: &reqwest::Client, uri: &str, d: &LogoutDe
         }
         Err(e) => return Attempt::Failed(format!("signing: {e}")),
     };
-    let sent = client
-        .post(uri)
-        .form(&[("logout_token", token.as_str())])
-        .send()
-        .await;
-    let mut answer = match sent {
-        Ok(a) => a,
-        // Without the URL: only the kind of failure is logged.
-        Err(e) => return Attempt::Failed(describe(&e)),
-    };
-    let status = answer.status();
-    // Read a little of the answer (then drop the connection), never more.
-    let mut read = 0;
-    while read < ANSWER_LIMIT {
-        match answer.chunk().await {
-            Ok(Some(chunk)) => read += chunk.len(),
-            _ => break,
-        }
-    }
-    if status == reqwest::StatusCode::OK || status == reqwest::StatusCode::NO_CONTENT {
-        Attempt::Delivered
-    } else {
-        Attempt::Failed(format!("answered {}", status.as_u16()))
-    }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "could not connect".into()
-    } else {
-        "request failed".into()
+    match client
+        .post_form(uri, &[("logout_token", token.as_str())])
+        .await
+    {
+        Ok(StatusCode::OK | StatusCode::NO_CONTENT) => Attempt::Delivered,
+        Ok(status) => Attempt::Failed(format!("answered {}", status.as_u16())),
+        Err(why) => Attempt::Failed(why),
     }
 }
 
