@@ -62,14 +62,14 @@ contract!(
         assert_eq!(s.session_clients(&sess.id).await.unwrap().len(), 4);
 
         let queued = s
-            .enqueue_logout_deliveries(&[sess.id.clone()], 300, 300_000)
+            .enqueue_logout_deliveries(std::slice::from_ref(&sess.id), 300, 300_000)
             .await
             .unwrap();
         assert_eq!(queued, 2, "erp and crm: wiki has no URI, off is disabled");
         assert_eq!(s.pending_logout_deliveries().await.unwrap(), 2);
         // Ending it again (another trigger, another replica) queues nothing more.
         assert_eq!(
-            s.enqueue_logout_deliveries(&[sess.id.clone()], 301, 301_000)
+            s.enqueue_logout_deliveries(std::slice::from_ref(&sess.id), 301, 301_000)
                 .await
                 .unwrap(),
             0
@@ -107,7 +107,7 @@ contract!(
         );
         // The other user's session was not touched.
         assert_eq!(
-            s.enqueue_logout_deliveries(&[other.id.clone()], 302, 302_000)
+            s.enqueue_logout_deliveries(std::slice::from_ref(&other.id), 302, 302_000)
                 .await
                 .unwrap(),
             1
@@ -125,7 +125,7 @@ contract!(
                 .unwrap();
         }
         let (_, sess) = session_with_codes(&s, "a@example.com", &["a", "b", "c"]).await;
-        s.enqueue_logout_deliveries(&[sess.id.clone()], 10, 10_000)
+        s.enqueue_logout_deliveries(std::slice::from_ref(&sess.id), 10, 10_000)
             .await
             .unwrap();
         let claimed = s.claim_logout_deliveries(10_000, 1_000, 10).await.unwrap();
@@ -155,7 +155,7 @@ contract!(
                 .all(|d| d.client_id == "b")
         );
         assert_eq!(
-            s.enqueue_logout_deliveries(&[sess.id.clone()], 20, 20_000)
+            s.enqueue_logout_deliveries(std::slice::from_ref(&sess.id), 20, 20_000)
                 .await
                 .unwrap(),
             1,
@@ -171,7 +171,7 @@ contract!(
             .await
             .unwrap();
         let (_, sess) = session_with_codes(&s, "a@example.com", &["erp"]).await;
-        s.enqueue_logout_deliveries(&[sess.id.clone()], 10, 10_000)
+        s.enqueue_logout_deliveries(std::slice::from_ref(&sess.id), 10, 10_000)
             .await
             .unwrap();
         s.set_client_disabled("erp", Some(11)).await.unwrap();
