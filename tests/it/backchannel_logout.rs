@@ -428,3 +428,70 @@ async fn registration_refuses_a_bad_backchannel_logout_uri_and_http_when_the_iss
         "update to http accepted with an https issuer"
     );
 }
+
+async fn api(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let resp = app
+        .backchannel
+        .request(method, app.url(&format!("/admin/api/v1{path}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("an admin API request");
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_admin_api_sets_checks_and_removes_a_backchannel_logout_uri() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let token = app.admin_api_token().await;
+    let uri = "https://erp.example.test/bcl";
+    let (status, created) = api(
+        &app,
+        Method::POST,
+        "/clients",
+        &token,
+        json!({ "id": "erp", "redirect_uris": ["https://erp.example.test/cb"], "backchannel_logout_uri": uri }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["client"]["backchannel_logout_uri"], uri);
+    let (status, err) = api(
+        &app,
+        Method::PATCH,
+        "/clients/erp",
+        &token,
+        json!({ "backchannel_logout_uri": "https://erp.example.test/bcl#frag" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    let (status, kept) = api(
+        &app,
+        Method::PATCH,
+        "/clients/erp",
+        &token,
+        json!({ "first_party": true }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(kept["backchannel_logout_uri"], uri, "absent: unchanged");
+    let (status, removed) = api(
+        &app,
+        Method::PATCH,
+        "/clients/erp",
+        &token,
+        json!({ "backchannel_logout_uri": "" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(removed["backchannel_logout_uri"], Value::Null);
+}
