@@ -2,6 +2,7 @@
 //! HTTP adapters in `crate::http` call one function here per request.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod cache;
 pub mod client_auth;
 pub mod client_id;
@@ -96,6 +97,8 @@ pub struct Provider {
     pub fleet: Arc<crate::fleet::Fleet>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub caches: Arc<cache::Caches>,
+    /// Wakes the back-channel logout sender.
+    pub backchannel: Arc<backchannel::Outbox>,
 }
 
 impl Provider {
@@ -133,7 +136,8 @@ impl Provider {
     pub async fn revoke_session(&self, session_id: &str) -> StoreResult<()> {
         self.store.revoke_session(session_id, self.now()).await?;
         let r = self.revocation(RevocationKind::Session, session_id);
-        self.fleet.revoke(&self.store, r).await
+        self.fleet.revoke(&self.store, r).await?;
+        self.logout_notices(&[session_id.to_string()]).await
     }
 
     /// Disables a client at once on every replica: it gets no token (`client` no longer finds
@@ -185,7 +189,8 @@ impl Provider {
     /// inside another transaction (a completed second step ending the browser's previous one).
     pub async fn announce_session_ended(&self, session_id: &str) -> StoreResult<()> {
         let r = self.revocation(RevocationKind::Session, session_id);
-        self.fleet.revoke(&self.store, r).await
+        self.fleet.revoke(&self.store, r).await?;
+        self.logout_notices(&[session_id.to_string()]).await
     }
 
     /// Ends every session of a user except `keep`, with their tokens, and every pending second
@@ -213,6 +218,7 @@ impl Provider {
             let r = self.revocation(RevocationKind::Session, sid);
             self.fleet.revoke(&self.store, r).await?;
         }
+        self.logout_notices(&ended).await?;
         Ok(ended.len() as u64)
     }
 

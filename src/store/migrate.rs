@@ -78,6 +78,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0012_admin_console.sql"),
         postgres: include_str!("../../migrations/postgres/0012_admin_console.sql"),
     },
+    Migration {
+        version: 13,
+        name: "backchannel_logout",
+        sqlite: include_str!("../../migrations/sqlite/0013_backchannel_logout.sql"),
+        postgres: include_str!("../../migrations/postgres/0013_backchannel_logout.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.
