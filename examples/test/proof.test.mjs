@@ -175,7 +175,9 @@ test('ERP users stay signed in while they work, and a revoked user is out within
   const apiStatus = async (token) =>
     (await fetch(`${api.url}/api/orders`, { headers: { authorization: `Bearer ${token}` } })).status;
 
-  /// Waits until every watched tab shows Tessera's sign-in page; returns the slowest delay (ms).
+  /// Every tab's next navigation after the session ended must land on Tessera's sign-in page: the
+  /// tabs poll the API (and go to sign-in on a 401) and are also reloaded every 500 ms here, as a
+  /// person clicking would. Returns when all show sign-in (ms after `since`).
   async function allOnSignIn(pages, since, limitMs) {
     const deadline = since + limitMs;
     for (;;) {
@@ -183,7 +185,12 @@ test('ERP users stay signed in while they work, and a revoked user is out within
       if (Date.now() > deadline) {
         throw new Error(`after ${limitMs} ms some tabs still show ${pages.map((p) => p.url()).join(', ')}`);
       }
-      await sleep(100);
+      await Promise.all(
+        pages
+          .filter((p) => !onTesseraLogin(p.url()))
+          .map((p) => p.goto(`${webUrl}/`, { timeout: 2000 }).catch(() => {})), // a tab's own redirect may cut in
+      );
+      await sleep(500);
     }
   }
 
