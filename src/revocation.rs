@@ -29,8 +29,9 @@ pub enum RevocationKind {
     /// A client's settings or secret changed at `at`: revokes nothing, but every replica
     /// stops trusting its cached copy of the client.
     ClientChanged,
-    /// Every token of one user (`subject` is the user id) issued at or before `at`: the user
-    /// was disabled, signed out everywhere, or changed or reset a password or second factor.
+    /// Every token of one user (`subject` is the user id) issued before `at`: the user was
+    /// disabled, signed out everywhere, or changed or reset a password or second factor. (Each
+    /// of the user's sessions gets its own entry too, which covers tokens of the same second.)
     User,
 }
 
@@ -125,7 +126,9 @@ impl RevocationList {
         {
             return true;
         }
-        if self.users.get(&c.sub).is_some_and(|(at, _)| c.iat <= *at) {
+        // Strictly before: a token of the event's own second is either of an ended session
+        // (refused by its `sid` above) or of a sign-in right after, which must work.
+        if self.users.get(&c.sub).is_some_and(|(at, _)| c.iat < *at) {
             return true;
         }
         c.sid
@@ -200,17 +203,18 @@ mod tests {
         let mut r = rev(RevocationKind::User, "u", 100);
         r.user_id = Some("u".into());
         l.apply(&r);
-        // `claims` issues at auth_time + 5.
+        // `claims` issues at auth_time + 5: 99 is before the event, 100 its own second (a
+        // sign-in right after; a token of an ended session is refused by its session entry).
         assert!(l.is_revoked(&claims("u", Some("s1"), 90, "j1")));
-        assert!(l.is_revoked(&claims("u", Some("s2"), 95, "j2")));
-        assert!(l.is_revoked(&claims("u", None, 95, "j3")));
-        assert!(!l.is_revoked(&claims("u", Some("s3"), 96, "j4")));
+        assert!(l.is_revoked(&claims("u", Some("s2"), 94, "j2")));
+        assert!(l.is_revoked(&claims("u", None, 94, "j3")));
+        assert!(!l.is_revoked(&claims("u", Some("s3"), 95, "j4")));
         assert!(!l.is_revoked(&claims("someone-else", Some("s1"), 90, "j5")));
         // A later event moves the line; an earlier one does not move it back.
         l.apply(&rev(RevocationKind::User, "u", 200));
         l.apply(&rev(RevocationKind::User, "u", 150));
-        assert!(l.is_revoked(&claims("u", Some("s3"), 195, "j6")));
-        assert!(!l.is_revoked(&claims("u", Some("s3"), 196, "j7")));
+        assert!(l.is_revoked(&claims("u", Some("s3"), 194, "j6")));
+        assert!(!l.is_revoked(&claims("u", Some("s3"), 195, "j7")));
         l.purge(799);
         assert!(!l.is_empty());
         l.purge(800);

@@ -252,10 +252,13 @@ pub fn set_claims(issuer: &str, aud: &str, seq: i64, r: &Revocation) -> Option<V
             }
             (sub_id, SESSION_REVOKED, json!({"event_timestamp": r.at}))
         }
+        // "Every token issued at or before T": T is the last second wholly before the event.
+        // Tokens of the event's own second are named by their ended sessions' events, and a
+        // sign-in right after it (within that second) must not be refused.
         RevocationKind::User => (
             user(&r.subject),
             SESSION_REVOKED,
-            json!({"event_timestamp": r.at}),
+            json!({"event_timestamp": r.at - 1}),
         ),
         RevocationKind::Jti => (
             json!({"format": "opaque", "id": r.subject}),
@@ -410,6 +413,7 @@ mod tests {
             c["sub_id"],
             json!({"format": "iss_sub", "iss": "https://id", "sub": "u1"})
         );
+        assert_eq!(c["events"][SESSION_REVOKED]["event_timestamp"], 59);
         assert_eq!(c["events"].as_object().unwrap().len(), 1);
         assert!(set_claims("i", "a", 1, &rev(RevocationKind::Client, "c", 1).unwrap()).is_none());
         assert!(
@@ -454,6 +458,7 @@ mod tests {
             let access = ada.tokens.access_token.expose().clone();
             assert!(check_access_token(&k.p, &access).await.is_ok());
 
+            k.advance(5);
             k.p.revoke_user_sessions(&ada.user.id, None).await.unwrap();
             let first = poll(&k.p, "rs", "").await.unwrap();
             assert!(!first.more_available);
@@ -472,7 +477,7 @@ mod tests {
             assert_eq!(events[1]["sub_id"]["sub"], ada.user.id.as_str());
             assert_eq!(
                 events[1]["events"][SESSION_REVOKED]["event_timestamp"],
-                k.now()
+                k.now() - 1
             );
             assert!(events.iter().all(|e| e["aud"] == "rs"));
 
@@ -482,6 +487,12 @@ mod tests {
                 serde_json::from_value(jwt_claims(&access)).unwrap();
             c.sid = None;
             assert!(k.p.fleet.is_revoked(&c));
+            // A sign-in in the event's own second is not caught by it.
+            let (_, session) = k.session(&ada.user).await;
+            let code = k.code(&ada.client, &session).await;
+            let again = k.redeem(&ada.client, &code).await.unwrap();
+            let fresh = again.access_token.expose().clone();
+            assert!(check_access_token(&k.p, &fresh).await.is_ok());
 
             // Nothing new: an empty tail, same position.
             let cursor = first.body["cursor"].as_str().unwrap().to_string();

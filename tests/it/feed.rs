@@ -193,10 +193,16 @@ async fn signing_out_all_devices_from_the_account_page_yields_a_user_event() {
     let t = u["events"][SESSION_REVOKED]["event_timestamp"]
         .as_i64()
         .unwrap();
-    assert!(t >= jwt_claims(&tokens.access_token)["iat"].as_i64().unwrap());
+    // The last second wholly before the event (that second's tokens: by their sessions).
+    assert!(t + 1 >= jwt_claims(&tokens.access_token)["iat"].as_i64().unwrap());
     assert!(refused_by(&events, &tokens.access_token));
     // Introspection agrees.
     app.assert_inactive(&webapp, &tokens.access_token, "after sign out everywhere")
+        .await;
+    // A sign-in right after (within the same second, as like as not) is not caught by it.
+    let after = app.tokens_for_in(&app.new_browser(), &webapp, &user).await;
+    assert!(!refused_by(&events, &after.access_token));
+    app.assert_active(&webapp, &after.access_token, "the new sign-in's token")
         .await;
 }
 
