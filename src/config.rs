@@ -21,6 +21,12 @@ pub const SETTINGS: &[&str] = &[
     "redis_prefix",
     "revocation_poll_interval",
     "purge_interval",
+    "backchannel_logout_poll_interval",
+    "backchannel_logout_retry_min",
+    "backchannel_logout_retry_max",
+    "backchannel_logout_give_up_after",
+    "backchannel_logout_connect_timeout",
+    "backchannel_logout_timeout",
     "master_key",
     "access_token_ttl",
     "id_token_ttl",
@@ -114,6 +120,18 @@ pub struct Config {
     pub revocation_poll_interval: Duration,
     /// How often expired codes, tokens, sessions and links are deleted (in small batches).
     pub purge_interval: Duration,
+    /// Back-channel logout sender: how often it reads the queue when not woken (deliveries
+    /// queued by another process, retries that fell due).
+    pub backchannel_logout_poll_interval: Duration,
+    /// Back-channel logout retries: the first delay, doubling up to the maximum (with jitter).
+    pub backchannel_logout_retry_min: Duration,
+    pub backchannel_logout_retry_max: Duration,
+    /// A back-channel logout not delivered this long after the session ended is given up
+    /// (audited as `backchannel_logout.failed`).
+    pub backchannel_logout_give_up_after: Duration,
+    /// Back-channel logout requests: time to connect, and for the whole request.
+    pub backchannel_logout_connect_timeout: Duration,
+    pub backchannel_logout_timeout: Duration,
     /// Key-encryption key for private signing keys and the key behind every keyed hash.
     pub master_key: Option<MasterKey>,
     pub access_token_ttl: Duration,
@@ -214,6 +232,12 @@ impl Default for Config {
             redis_prefix: "tessera".into(),
             revocation_poll_interval: Duration::from_secs(1),
             purge_interval: Duration::from_secs(600),
+            backchannel_logout_poll_interval: Duration::from_secs(1),
+            backchannel_logout_retry_min: Duration::from_secs(5),
+            backchannel_logout_retry_max: Duration::from_secs(3600),
+            backchannel_logout_give_up_after: Duration::from_secs(24 * 3600),
+            backchannel_logout_connect_timeout: Duration::from_secs(2),
+            backchannel_logout_timeout: Duration::from_secs(5),
             master_key: None,
             access_token_ttl: Duration::from_secs(600),
             id_token_ttl: Duration::from_secs(600),
@@ -392,6 +416,18 @@ impl Config {
             "redis_prefix" => self.redis_prefix = v.trim().to_string(),
             "revocation_poll_interval" => self.revocation_poll_interval = duration(v)?,
             "purge_interval" => self.purge_interval = duration(v)?,
+            "backchannel_logout_poll_interval" => {
+                self.backchannel_logout_poll_interval = duration(v)?
+            }
+            "backchannel_logout_retry_min" => self.backchannel_logout_retry_min = duration(v)?,
+            "backchannel_logout_retry_max" => self.backchannel_logout_retry_max = duration(v)?,
+            "backchannel_logout_give_up_after" => {
+                self.backchannel_logout_give_up_after = duration(v)?
+            }
+            "backchannel_logout_connect_timeout" => {
+                self.backchannel_logout_connect_timeout = duration(v)?
+            }
+            "backchannel_logout_timeout" => self.backchannel_logout_timeout = duration(v)?,
             "master_key" => self.master_key = Some(MasterKey::parse(v)?),
             "access_token_ttl" => self.access_token_ttl = duration(v)?,
             "id_token_ttl" => self.id_token_ttl = duration(v)?,
@@ -526,6 +562,25 @@ impl Config {
         }
         if self.password_hash_parallelism == 0 || self.password_hash_concurrency == 0 {
             return Err(bad("password_hash_concurrency", "must be at least 1"));
+        }
+        let ms = |d: Duration| d.as_millis();
+        if ms(self.backchannel_logout_poll_interval) < 10
+            || ms(self.backchannel_logout_retry_min) < 10
+            || self.backchannel_logout_retry_max < self.backchannel_logout_retry_min
+        {
+            return Err(bad(
+                "backchannel_logout_retry_min",
+                "the poll interval and retry_min must be at least 10ms, retry_max at least retry_min",
+            ));
+        }
+        if ms(self.backchannel_logout_connect_timeout) < 10
+            || ms(self.backchannel_logout_timeout) < 10
+            || secs(self.backchannel_logout_timeout) > 60
+        {
+            return Err(bad(
+                "backchannel_logout_timeout",
+                "the timeouts must be between 10ms and 60s",
+            ));
         }
         if self.workers == 0 {
             return Err(bad("workers", "must be at least 1"));

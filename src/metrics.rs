@@ -91,6 +91,11 @@ pub struct Metrics {
     pub tokens_issued: AtomicU64,
     /// Pages served by the revocation feed (`/ssf/events`).
     pub feed_polls: AtomicU64,
+    /// Back-channel logouts queued, delivered, retried (one per failed attempt) and given up.
+    pub backchannel_queued: AtomicU64,
+    pub backchannel_delivered: AtomicU64,
+    pub backchannel_retried: AtomicU64,
+    pub backchannel_failed: AtomicU64,
     /// Per endpoint of [`TIMED`], in that order, then `other`.
     request_durations: [Histogram; TIMED.len() + 1],
     /// `/token` requests again, per grant type of [`TOKEN_GRANTS`].
@@ -164,6 +169,26 @@ impl Metrics {
             "Failed password sign-ins.",
             g(&self.signins_failed),
         );
+        counter(
+            "tessera_backchannel_logout_queued_total",
+            "Back-channel logout deliveries queued (one per client of an ended session).",
+            g(&self.backchannel_queued),
+        );
+        counter(
+            "tessera_backchannel_logout_delivered_total",
+            "Back-channel logout tokens an RP accepted (200 or 204).",
+            g(&self.backchannel_delivered),
+        );
+        counter(
+            "tessera_backchannel_logout_retried_total",
+            "Back-channel logout attempts that failed and were rescheduled.",
+            g(&self.backchannel_retried),
+        );
+        counter(
+            "tessera_backchannel_logout_failed_total",
+            "Back-channel logout deliveries given up (audited as backchannel_logout.failed).",
+            g(&self.backchannel_failed),
+        );
         out.push_str(&format!(
             "# HELP tessera_revocations_in_memory Revocations held for live access tokens.\n# TYPE tessera_revocations_in_memory gauge\ntessera_revocations_in_memory {revocations_in_memory}\n"
         ));
@@ -191,6 +216,16 @@ impl Metrics {
             );
         }
         out
+    }
+
+    /// The gauge of back-channel logouts still to deliver (across replicas: read from the
+    /// database by the caller).
+    pub fn render_backchannel_pending(pending: i64) -> String {
+        format!(
+            "# HELP tessera_backchannel_logout_pending Back-channel logout deliveries still to make.\n\
+             # TYPE tessera_backchannel_logout_pending gauge\n\
+             tessera_backchannel_logout_pending {pending}\n"
+        )
     }
 }
 

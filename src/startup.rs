@@ -159,6 +159,7 @@ pub async fn provider_with(
         fleet,
         metrics: Arc::default(),
         caches: Arc::default(),
+        backchannel: Arc::default(),
     })
 }
 
@@ -332,6 +333,14 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     ));
     actix_web::rt::spawn(provider.fleet.clone().listen());
     actix_web::rt::spawn(purge(provider.clone(), config.purge_interval));
+    let policy = crate::oauth::backchannel::DeliveryPolicy::from_config(&config);
+    let sender = crate::oauth::backchannel::http_client(&policy)
+        .map_err(|e| StartupError::Config(format!("back-channel logout HTTP client: {e}")))?;
+    actix_web::rt::spawn(crate::oauth::backchannel::run(
+        provider.clone(),
+        policy,
+        sender,
+    ));
     print_welcome(&config, &address.to_string(), provider.store.backend());
     server.await?;
     provider.store.close().await;

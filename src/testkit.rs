@@ -110,6 +110,7 @@ impl Kit {
                 fleet: Arc::new(Fleet::local()),
                 metrics: Arc::default(),
                 caches: Arc::default(),
+                backchannel: Arc::default(),
             },
             clock,
         }
@@ -175,6 +176,7 @@ impl Kit {
             disabled_at: None,
             previous_secret_hash: None,
             previous_secret_expires_at: None,
+            backchannel_logout_uri: None,
         };
         self.p.store.insert_client(&client).await.unwrap();
         client
@@ -196,6 +198,7 @@ impl Kit {
             disabled_at: None,
             previous_secret_hash: None,
             previous_secret_expires_at: None,
+            backchannel_logout_uri: None,
         };
         self.p.store.insert_client(&client).await.unwrap();
         client

@@ -36,6 +36,8 @@ pub struct ClientSettings {
     pub audiences: Vec<String>,
     pub first_party: bool,
     pub require_mfa: bool,
+    /// OpenID Connect Back-Channel Logout: where the client hears that a session ended.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// How a new client authenticates.
@@ -61,6 +63,7 @@ pub struct ClientView {
     pub audiences: Vec<String>,
     pub first_party: bool,
     pub require_mfa: bool,
+    pub backchannel_logout_uri: Option<String>,
     pub created_at: Timestamp,
     pub disabled_at: Option<Timestamp>,
     /// Until when the secret before the last rotation is still accepted (only while it is).
@@ -79,6 +82,7 @@ impl ClientView {
             audiences: c.audiences.clone(),
             first_party: c.first_party,
             require_mfa: c.require_mfa,
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
             created_at: c.created_at,
             disabled_at: c.disabled_at,
             previous_secret_valid_until: c
@@ -127,6 +131,29 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), AdminError> {
     }
 }
 
+/// A back-channel logout URI (OpenID Connect Back-Channel Logout 1.0 §2.2): absolute, no
+/// fragment, `https`, or `http` only while the issuer itself is `http` (development): a logout
+/// token is a bearer statement about a user's session and must not cross a network in clear.
+pub fn check_backchannel_logout_uri(uri: &str, https_issuer: bool) -> Result<(), AdminError> {
+    let bad = |why: &str| AdminError::Invalid(format!("back-channel logout URI `{uri}`: {why}"));
+    if uri.len() > 2000 {
+        return Err(bad("longer than 2000 characters"));
+    }
+    let url = url::Url::parse(uri).map_err(|_| bad("not an absolute URI"))?;
+    if url.fragment().is_some() {
+        return Err(bad("must not contain a fragment"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if !https_issuer => Ok(()),
+        "http" => Err(bad("must use https (the issuer is https)")),
+        _ => Err(bad("must be an https URI")),
+    }
+}
+
 /// An audience (RFC 8707 resource): an absolute URI without a fragment.
 fn check_audience(aud: &str) -> Result<(), AdminError> {
     let bad = || {
@@ -152,7 +179,12 @@ fn dedup(items: Vec<String>) -> Vec<String> {
 
 /// Checks settings for a public or confidential client and fills in the defaults (grants:
 /// authorization_code + refresh_token; scopes: [`DEFAULT_SCOPES`]).
-pub fn validate(settings: ClientSettings, public: bool) -> Result<ClientSettings, AdminError> {
+/// `https_issuer`: the issuer is `https` (a back-channel logout URI must then be too).
+pub fn validate(
+    settings: ClientSettings,
+    public: bool,
+    https_issuer: bool,
+) -> Result<ClientSettings, AdminError> {
     let mut grants = dedup(settings.grants);
     if grants.is_empty() {
         grants = vec!["authorization_code".into(), "refresh_token".into()];
@@ -194,6 +226,13 @@ pub fn validate(settings: ClientSettings, public: bool) -> Result<ClientSettings
     for aud in &audiences {
         check_audience(aud)?;
     }
+    let backchannel_logout_uri = settings
+        .backchannel_logout_uri
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty());
+    if let Some(uri) = &backchannel_logout_uri {
+        check_backchannel_logout_uri(uri, https_issuer)?;
+    }
     Ok(ClientSettings {
         redirect_uris,
         post_logout_redirect_uris,
@@ -202,7 +241,12 @@ pub fn validate(settings: ClientSettings, public: bool) -> Result<ClientSettings
         audiences,
         first_party: settings.first_party,
         require_mfa: settings.require_mfa,
+        backchannel_logout_uri,
     })
+}
+
+fn https_issuer(p: &Provider) -> bool {
+    p.settings.issuer.starts_with("https://")
 }
 
 async fn find(p: &Provider, id: &str) -> Result<Client, AdminError> {
@@ -224,7 +268,7 @@ pub async fn create(
         AdminError::Invalid("a client id is 1-128 characters of A-Z a-z 0-9 - . _ :".into())
     })?;
     let public = matches!(secret, SecretChoice::Public);
-    let settings = validate(settings, public)?;
+    let settings = validate(settings, public, https_issuer(p))?;
     let (secret, shown) = match secret {
         SecretChoice::Public => (None, None),
         SecretChoice::Given(s) => {
@@ -259,6 +303,7 @@ pub async fn create(
         disabled_at: None,
         previous_secret_hash: None,
         previous_secret_expires_at: None,
+        backchannel_logout_uri: settings.backchannel_logout_uri,
     };
     match p.store.insert_client(&client).await {
         Err(StoreError::Conflict) => return Err(AdminError::Conflict(format!("client {id}"))),
@@ -271,7 +316,11 @@ pub async fn create(
             .detail("grants", client.grant_types.clone())
             .detail("public", client.secret_hash.is_none())
             .detail("first_party", client.first_party)
-            .detail("require_mfa", client.require_mfa),
+            .detail("require_mfa", client.require_mfa)
+            .detail(
+                "backchannel_logout_uri",
+                client.backchannel_logout_uri.clone().unwrap_or_default(),
+            ),
     )
     .await;
     Ok(Created {
@@ -305,7 +354,7 @@ pub async fn update(
     settings: ClientSettings,
 ) -> Result<ClientView, AdminError> {
     let mut client = find(p, id).await?;
-    let settings = validate(settings, client.secret_hash.is_none())?;
+    let settings = validate(settings, client.secret_hash.is_none(), https_issuer(p))?;
     client.redirect_uris = settings.redirect_uris;
     client.post_logout_redirect_uris = settings.post_logout_redirect_uris;
     client.grant_types = settings.grants;
@@ -313,6 +362,7 @@ pub async fn update(
     client.audiences = settings.audiences;
     client.first_party = settings.first_party;
     client.require_mfa = settings.require_mfa;
+    client.backchannel_logout_uri = settings.backchannel_logout_uri;
     if !p.store.update_client(&client).await? {
         return Err(AdminError::NotFound("client"));
     }
@@ -326,7 +376,11 @@ pub async fn update(
             .detail("scopes", client.scopes.clone())
             .detail("audiences", client.audiences.clone())
             .detail("first_party", client.first_party)
-            .detail("require_mfa", client.require_mfa),
+            .detail("require_mfa", client.require_mfa)
+            .detail(
+                "backchannel_logout_uri",
+                client.backchannel_logout_uri.clone().unwrap_or_default(),
+            ),
     )
     .await;
     Ok(ClientView::of(&client, p.now()))

@@ -78,6 +78,10 @@ pub struct ClientAdd {
     /// security key or a passkey); its tokens then carry acr "2".
     #[arg(long)]
     pub require_mfa: bool,
+    /// OpenID Connect Back-Channel Logout: where a signed logout token is POSTed when a session
+    /// this client took part in ends (https; http only while the issuer is http).
+    #[arg(long = "backchannel-logout-uri")]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +108,9 @@ pub struct ClientUpdate {
     /// true or false.
     #[arg(long, action = ArgAction::Set)]
     pub require_mfa: Option<bool>,
+    /// Replace the back-channel logout URI (an empty value removes it).
+    #[arg(long = "backchannel-logout-uri")]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 fn parse_overlap(text: &str) -> Result<i64, String> {
@@ -159,7 +166,7 @@ fn print_client(c: &ClientView, json: bool) {
         return;
     }
     println!(
-        "{}\t{}\t{}\tgrants={}\tscopes={}\tredirect_uris={}{}",
+        "{}\t{}\t{}\tgrants={}\tscopes={}\tredirect_uris={}{}{}",
         c.id,
         if c.public { "public" } else { "confidential" },
         if c.disabled_at.is_some() {
@@ -171,6 +178,10 @@ fn print_client(c: &ClientView, json: bool) {
         c.scopes.join(","),
         c.redirect_uris.join(","),
         if c.require_mfa { "\trequire_mfa" } else { "" },
+        c.backchannel_logout_uri
+            .as_deref()
+            .map(|u| format!("\tbackchannel_logout_uri={u}"))
+            .unwrap_or_default(),
     );
 }
 
@@ -186,6 +197,7 @@ async fn client_update(p: &Provider, args: ClientUpdate) -> Result<(), CliError>
         audiences: args.audiences.unwrap_or(now.audiences),
         first_party: args.first_party.unwrap_or(now.first_party),
         require_mfa: args.require_mfa.unwrap_or(now.require_mfa),
+        backchannel_logout_uri: args.backchannel_logout_uri.or(now.backchannel_logout_uri),
     };
     let updated = clients::update(p, &Actor::Cli, &args.id, settings).await?;
     print_client(&updated, false);
@@ -208,9 +220,10 @@ async fn client_add(config: &Config, args: ClientAdd) -> Result<(), CliError> {
         audiences: args.audiences,
         first_party: args.first_party,
         require_mfa: args.require_mfa,
+        backchannel_logout_uri: args.backchannel_logout_uri,
     };
     // Checked before the store is opened, so a typo costs no database connection.
-    clients::validate(settings.clone(), args.public)?;
+    clients::validate(settings.clone(), args.public, config.is_https())?;
     let p = startup::provider(config).await?;
     let created = clients::create(&p, &Actor::Cli, &args.id, secret, settings).await?;
     println!("client_id: {}", created.client.id);

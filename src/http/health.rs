@@ -50,9 +50,14 @@ pub async fn metrics_private(req: HttpRequest, state: web::Data<AppState>) -> Ht
         }
     }
     let p = &state.provider;
+    let mut body = p.metrics.render(p.fleet.revocations_in_memory());
+    match p.backchannel_pending().await {
+        Ok(n) => body.push_str(&crate::metrics::Metrics::render_backchannel_pending(n)),
+        Err(e) => tracing::warn!(error = %e, "could not count back-channel logouts"),
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(p.metrics.render(p.fleet.revocations_in_memory()))
+        .body(body)
 }
 
 const CSS: &str = include_str!("../../static/tessera.css");

@@ -2,6 +2,7 @@
 //! HTTP adapters in `crate::http` call one function here per request.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod cache;
 pub mod client_auth;
 pub mod client_id;
@@ -97,6 +98,8 @@ pub struct Provider {
     pub fleet: Arc<crate::fleet::Fleet>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub caches: Arc<cache::Caches>,
+    /// Wakes the back-channel logout sender.
+    pub backchannel: Arc<backchannel::Outbox>,
 }
 
 impl Provider {
@@ -135,7 +138,8 @@ impl Provider {
     pub async fn revoke_session(&self, session_id: &str) -> StoreResult<()> {
         self.store.revoke_session(session_id, self.now()).await?;
         let r = self.revocation(RevocationKind::Session, session_id);
-        self.fleet.revoke(&self.store, r).await
+        self.fleet.revoke(&self.store, r).await?;
+        self.logout_notices(&[session_id.to_string()]).await
     }
 
     /// Disables a client at once on every replica: it gets no token (`client` no longer finds
@@ -187,7 +191,8 @@ impl Provider {
     /// inside another transaction (a completed second step ending the browser's previous one).
     pub async fn announce_session_ended(&self, session_id: &str) -> StoreResult<()> {
         let r = self.revocation(RevocationKind::Session, session_id);
-        self.fleet.revoke(&self.store, r).await
+        self.fleet.revoke(&self.store, r).await?;
+        self.logout_notices(&[session_id.to_string()]).await
     }
 
     /// Ends every session of a user except `keep`, with their tokens, and every pending second
@@ -216,6 +221,7 @@ impl Provider {
             self.fleet.revoke(&self.store, r).await?;
         }
         self.announce_user_revoked(user_id, keep).await?;
+        self.logout_notices(&ended).await?;
         Ok(ended.len() as u64)
     }
 

@@ -58,7 +58,7 @@ record!(User => user_columns, joined_user_columns as u {
 record!(Client => client_columns {
     id, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences,
     first_party, require_mfa, created_at, disabled_at, previous_secret_hash,
-    previous_secret_expires_at,
+    previous_secret_expires_at, backchannel_logout_uri,
 });
 
 record!(Session => session_columns {

@@ -79,6 +79,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0012_admin_console.sql"),
     },
     Migration {
+        version: 13,
+        name: "backchannel_logout",
+        sqlite: include_str!("../../migrations/sqlite/0013_backchannel_logout.sql"),
+        postgres: include_str!("../../migrations/postgres/0013_backchannel_logout.sql"),
+    },
+    Migration {
         version: 14,
         name: "revocation_feed",
         sqlite: include_str!("../../migrations/sqlite/0014_revocation_feed.sql"),

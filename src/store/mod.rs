@@ -179,6 +179,9 @@ pub struct Client {
     /// `previous_secret_expires_at` so services roll to the new one without downtime.
     pub previous_secret_hash: Option<crate::secret::Secret<Vec<u8>>>,
     pub previous_secret_expires_at: Option<Timestamp>,
+    /// OpenID Connect Back-Channel Logout: where the client is told that a session it took
+    /// part in ended (a `logout_token` POSTed there).
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// What an operator narrows the audit log to: `actor` and `action` match as prefixes
@@ -904,6 +907,56 @@ pub trait PurgeStore {
     async fn purge_expired(&self, now: Timestamp, batch: i64) -> StoreResult<u64>;
 }
 
+/// A back-channel logout still to send: a logout token about `session_id` (of `user_id`) for
+/// `client_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutDelivery {
+    pub id: i64,
+    pub session_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    /// When the session ended (the delivery was queued).
+    pub created_at: Timestamp,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    /// The client's back-channel logout URI now; `None` if it has none any more, or is
+    /// disabled or gone (nothing to send).
+    pub uri: Option<String>,
+}
+
+/// The queue of OpenID Connect Back-Channel Logout deliveries. Which clients took part in a
+/// session is recorded by the store itself as codes are issued ([`AuthCodeStore::insert_code`]).
+#[allow(async_fn_in_trait)]
+pub trait BackchannelStore {
+    /// Queues, due at `now_ms`, one delivery for each enabled client with a back-channel logout
+    /// URI that was issued a code through one of `session_ids`; a (session, client) queued
+    /// before is not queued again. Returns how many were queued.
+    async fn enqueue_logout_deliveries(
+        &self,
+        session_ids: &[String],
+        now: Timestamp,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+    /// Claims up to `limit` deliveries due at `now_ms` and not given up on, oldest due first:
+    /// each one's attempts grow by one and its due time moves to `now_ms + lease_ms`, so no
+    /// other caller (another replica) gets it before then. Two concurrent claims never return
+    /// the same delivery.
+    async fn claim_logout_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LogoutDelivery>>;
+    /// Removes a delivery that is done (delivered, or nothing left to send).
+    async fn finish_logout_delivery(&self, id: i64) -> StoreResult<()>;
+    /// Makes a delivery due again at `due_ms`.
+    async fn retry_logout_delivery(&self, id: i64, due_ms: i64) -> StoreResult<()>;
+    /// Gives a delivery up: it is kept (marked failed at `now`) but never claimed again.
+    async fn fail_logout_delivery(&self, id: i64, now: Timestamp) -> StoreResult<()>;
+    /// How many deliveries are still to make (not given up on).
+    async fn pending_logout_deliveries(&self) -> StoreResult<i64>;
+}
+
 /// Everything the server needs from persistence.
 pub trait Store:
     UserStore
@@ -919,6 +972,7 @@ pub trait Store:
     + MfaStore
     + AdminUserStore
     + PurgeStore
+    + BackchannelStore
 {
 }
 
@@ -936,5 +990,6 @@ impl<T> Store for T where
         + MfaStore
         + AdminUserStore
         + PurgeStore
+        + BackchannelStore
 {
 }

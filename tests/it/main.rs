@@ -12,6 +12,7 @@ mod admin_users_api;
 mod admin_users_cli;
 mod audit;
 mod authorize_errors;
+mod backchannel_logout;
 mod cli;
 mod client_address;
 mod client_admin;

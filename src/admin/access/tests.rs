@@ -185,6 +185,7 @@ async fn admin_client(kit: &Kit, id: &str, scopes: &[&str]) -> Client {
         disabled_at: None,
         previous_secret_hash: None,
         previous_secret_expires_at: None,
+        backchannel_logout_uri: None,
     };
     kit.p.store.insert_client(&c).await.unwrap();
     c

@@ -95,6 +95,8 @@ pub struct ClientFields {
     first_party: Option<String>,
     #[serde(default)]
     require_mfa: Option<String>,
+    #[serde(default)]
+    backchannel_logout_uri: String,
 }
 
 csrf_forms!(ClientFields);
@@ -123,6 +125,7 @@ impl ClientFields {
             audiences: c.audiences.join("\n"),
             first_party: c.first_party.then(|| "on".into()),
             require_mfa: c.require_mfa.then(|| "on".into()),
+            backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
         }
     }
 
@@ -144,6 +147,7 @@ impl ClientFields {
             audiences: lines(&self.audiences),
             first_party: self.first_party.is_some(),
             require_mfa: self.require_mfa.is_some(),
+            backchannel_logout_uri: Some(self.backchannel_logout_uri.clone()),
         }
     }
 

@@ -55,6 +55,9 @@ pub struct ClientBody {
     first_party: Option<bool>,
     #[serde(default)]
     require_mfa: Option<bool>,
+    /// On PATCH, an empty string removes it.
+    #[serde(default)]
+    backchannel_logout_uri: Option<String>,
 }
 
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -85,6 +88,7 @@ pub async fn create_client(
         audiences: b.audiences.unwrap_or_default(),
         first_party: b.first_party.unwrap_or(false),
         require_mfa: b.require_mfa.unwrap_or(false),
+        backchannel_logout_uri: b.backchannel_logout_uri,
     };
     let secret = if public {
         SecretChoice::Public
@@ -131,6 +135,7 @@ pub async fn update_client(
         audiences: b.audiences.unwrap_or(now.audiences),
         first_party: b.first_party.unwrap_or(now.first_party),
         require_mfa: b.require_mfa.unwrap_or(now.require_mfa),
+        backchannel_logout_uri: b.backchannel_logout_uri.or(now.backchannel_logout_uri),
     };
     let updated = clients::update(&state.provider, &admin.actor, &id, settings).await?;
     Ok(HttpResponse::Ok().json(updated))

@@ -177,6 +177,7 @@ fn spawn_rotation(
 
 mod admin_users;
 mod audit;
+mod backchannel;
 mod codes;
 mod consent;
 mod keys;

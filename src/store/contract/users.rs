@@ -38,6 +38,7 @@ contract!(
             disabled_at: None,
             previous_secret_hash: None,
             previous_secret_expires_at: None,
+            backchannel_logout_uri: None,
         };
         s.insert_client(&c).await.unwrap();
         assert_eq!(s.find_client("erp").await.unwrap(), Some(c.clone()));
@@ -66,6 +67,7 @@ contract!(
             disabled_at: None,
             previous_secret_hash: None,
             previous_secret_expires_at: None,
+            backchannel_logout_uri: None,
         };
         let mut public = c.clone();
         public.id = "app".into();

@@ -234,25 +234,15 @@ impl AuditStore for SqlStore {
         before: i64,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let query = sqlx::query(select!(
-            audit_columns,
-            "FROM audit_events WHERE seq < $1 \
-             AND ($2 = '' OR substr(COALESCE(actor, ''), 1, length($2)) = $2) \
-             AND ($3 = '' OR subject = $3) \
-             AND ($4 = '' OR substr(action, 1, length($4)) = $4) \
-             AND at >= $5 AND at <= $6 ORDER BY seq DESC LIMIT $7"
-        ));
-        self.read_all(
-            query
-                .bind(before)
-                .bind(f.actor.clone())
-                .bind(f.subject.clone())
-                .bind(f.action.clone())
-                .bind(f.since.unwrap_or(i64::MIN))
-                .bind(f.until.unwrap_or(i64::MAX))
-                .bind(limit),
-        )
-        .await
+        let (sql, args) = audit_search_sql(f);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before);
+        for arg in args {
+            query = match arg {
+                SearchArg::Text(t) => query.bind(t),
+                SearchArg::Time(t) => query.bind(t),
+            };
+        }
+        self.read_all(query.bind(limit)).await
     }
 
     async fn audit_counts(
@@ -300,5 +290,77 @@ impl AuditStore for SqlStore {
         .await?
         .rows_affected();
         Ok((sealed == 1).then_some(seq))
+    }
+}
+
+/// A value bound to one condition of an audit search.
+#[derive(Debug, PartialEq)]
+enum SearchArg {
+    Text(String),
+    Time(Timestamp),
+}
+
+/// The audit search's statement, holding a condition only for each filter that is set (`$1` the
+/// page's upper bound, then the filters' values in order, then the limit). A condition written
+/// as `($n = '' OR subject = $n)` would keep one statement for every filter, but PostgreSQL then
+/// switches to a generic plan after five runs on a connection, and that plan cannot use the
+/// `(subject, seq)` index: a user's entries took 126 ms instead of 0.14 ms on 500,000 entries
+/// (`EXPLAIN ANALYZE` in BENCHMARKS.md). A few distinct statements keep each plan right.
+fn audit_search_sql(f: &AuditFilter) -> (String, Vec<SearchArg>) {
+    let mut sql = String::from(select!(audit_columns, "FROM audit_events WHERE seq < $1"));
+    let mut args = Vec::new();
+    let mut add = |condition: &str, arg: SearchArg| {
+        args.push(arg);
+        let n = args.len() + 1;
+        sql.push_str(" AND ");
+        sql.push_str(&condition.replace("$n", &format!("${n}")));
+    };
+    if !f.actor.is_empty() {
+        let condition = "substr(COALESCE(actor, ''), 1, length($n)) = $n";
+        add(condition, SearchArg::Text(f.actor.clone()));
+    }
+    if !f.subject.is_empty() {
+        add("subject = $n", SearchArg::Text(f.subject.clone()));
+    }
+    if !f.action.is_empty() {
+        let condition = "substr(action, 1, length($n)) = $n";
+        add(condition, SearchArg::Text(f.action.clone()));
+    }
+    if let Some(since) = f.since {
+        add("at >= $n", SearchArg::Time(since));
+    }
+    if let Some(until) = f.until {
+        add("at <= $n", SearchArg::Time(until));
+    }
+    let limit = args.len() + 2;
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${limit}"));
+    (sql, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audit_search_names_only_the_filters_that_are_set() {
+        let none = AuditFilter::default();
+        let (sql, args) = audit_search_sql(&none);
+        assert!(sql.ends_with("FROM audit_events WHERE seq < $1 ORDER BY seq DESC LIMIT $2"));
+        assert!(args.is_empty());
+
+        let subject = AuditFilter {
+            subject: "u1".into(),
+            until: Some(9),
+            ..AuditFilter::default()
+        };
+        let (sql, args) = audit_search_sql(&subject);
+        assert!(
+            sql.ends_with(
+                "WHERE seq < $1 AND subject = $2 AND at <= $3 ORDER BY seq DESC LIMIT $4"
+            ),
+            "{sql}"
+        );
+        assert_eq!(args, vec![SearchArg::Text("u1".into()), SearchArg::Time(9)]);
+        assert!(!sql.contains("= ''"), "{sql}");
     }
 }

@@ -10,7 +10,7 @@ impl ClientStore for SqlStore {
         let insert = sqlx::query(insert_into!(
             "clients",
             client_columns,
-            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14"
         ));
         insert_result(c.bind_columns(insert).execute(&self.writer).await)
     }
@@ -28,8 +28,8 @@ impl ClientStore for SqlStore {
     async fn update_client(&self, c: &Client) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE clients SET redirect_uris = $1, post_logout_redirect_uris = $2, \
-             grant_types = $3, scopes = $4, audiences = $5, first_party = $6, require_mfa = $7 \
-             WHERE id = $8",
+             grant_types = $3, scopes = $4, audiences = $5, first_party = $6, require_mfa = $7, \
+             backchannel_logout_uri = $8 WHERE id = $9",
         )
         .bind(c.redirect_uris.to_stored())
         .bind(c.post_logout_redirect_uris.to_stored())
@@ -38,6 +38,7 @@ impl ClientStore for SqlStore {
         .bind(c.audiences.to_stored())
         .bind(c.first_party.to_stored())
         .bind(c.require_mfa.to_stored())
+        .bind(c.backchannel_logout_uri.to_stored())
         .bind(c.id.clone())
         .execute(&self.writer)
         .await?;

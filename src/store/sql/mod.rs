@@ -21,6 +21,7 @@ use row::Record;
 mod account_tokens;
 mod admin_users;
 mod audit;
+mod backchannel;
 mod clients;
 mod codes;
 mod consent;

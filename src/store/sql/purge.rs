@@ -27,6 +27,10 @@ const PURGES: &[&str] = &[
      (SELECT id_hash FROM mfa_ceremonies WHERE expires_at < $1 LIMIT $2)",
     "DELETE FROM mfa_pending WHERE id IN \
      (SELECT id FROM mfa_pending WHERE expires_at < $1 LIMIT $2)",
+    // Back-channel logout deliveries given up on, a week later (delivered ones are deleted at
+    // once; the sessions' client lists go with their sessions, by trigger).
+    "DELETE FROM backchannel_deliveries WHERE id IN \
+     (SELECT id FROM backchannel_deliveries WHERE failed_at < $1 - 604800 LIMIT $2)",
 ];
 
 impl PurgeStore for SqlStore {

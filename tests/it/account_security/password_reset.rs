@@ -176,3 +176,38 @@ async fn forgot_password_answers_the_same_for_an_unknown_email_and_mails_nobody(
         subjects(&sink.received())
     );
 }
+
+/// A completed reset ends the user's sessions, so each client of theirs that registered a
+/// back-channel logout URI is told (OpenID Connect Back-Channel Logout).
+#[tokio::test]
+async fn a_mailed_reset_sends_a_logout_token_for_the_session_it_ended() {
+    let _turn = share_the_machine().await;
+    let receiver = LogoutReceiver::start().await;
+    let (app, sink) = spawn_app_with_mail(|_| {}).await;
+    let user = app.add_user("ann@example.test").await;
+    let client = app
+        .add_client(
+            ClientSpec::first_party("webapp").backchannel_logout_uri(&receiver.url("/webapp")),
+        )
+        .await;
+    let laptop = app.new_browser();
+    let laptop_tokens = app.tokens_for_in(&laptop, &client, &user).await;
+    let laptop_sid = jwt_claims(&laptop_tokens.access_token)["sid"].clone();
+    let phone = app.new_browser();
+
+    ask_for_a_reset_link(&app, &phone, &user.email).await;
+    let link = mailed_reset_link(&app, &sink, &user.email).await;
+    assert!(receiver.posts().is_empty(), "nothing ended yet");
+    let done = reset_through(&app, &phone, &link, NEW_PASSWORD, NEW_PASSWORD).await;
+    done.assert_says(StatusCode::OK, "Your password was changed");
+
+    let posts = receiver
+        .wait_for(1, Duration::from_secs(3), |p| p.path == "/webapp")
+        .await;
+    let claims = app
+        .verify_jwt(&posts[0].logout_token(), "webapp")
+        .await
+        .expect("the logout token verifies against the JWKS");
+    assert_eq!(claims["sid"], laptop_sid);
+    assert_eq!(claims["sub"], serde_json::json!(user.id));
+}

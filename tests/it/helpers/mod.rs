@@ -30,6 +30,8 @@ mod database;
 mod html;
 /// JWT headers and claims; verification against the JWKS.
 mod jwt;
+/// A relying party's back-channel logout endpoint that records what it is sent.
+mod logout_receiver;
 /// The sign-in, consent and error pages.
 mod pages;
 /// `/metrics` in the Prometheus text format.
@@ -55,6 +57,7 @@ pub use cookies::*;
 pub use database::*;
 pub use html::*;
 pub use jwt::*;
+pub use logout_receiver::*;
 pub use pages::*;
 pub use prometheus::*;
 pub use random::*;

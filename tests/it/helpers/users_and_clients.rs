@@ -72,6 +72,10 @@ impl TestApp {
         if spec.first_party {
             args.push("--first-party".into());
         }
+        if let Some(uri) = &spec.backchannel_logout_uri {
+            args.push("--backchannel-logout-uri".into());
+            args.push(uri.clone());
+        }
         if spec.require_mfa {
             args.push("--require-mfa".into());
         }
@@ -142,6 +146,7 @@ pub struct ClientSpec {
     audiences: Vec<String>,
     first_party: bool,
     require_mfa: bool,
+    backchannel_logout_uri: Option<String>,
 }
 
 impl ClientSpec {
@@ -158,6 +163,7 @@ impl ClientSpec {
             audiences: Vec::new(),
             first_party: false,
             require_mfa: false,
+            backchannel_logout_uri: None,
         }
     }
 
@@ -210,6 +216,12 @@ impl ClientSpec {
 
     pub fn scope(mut self, scope: &str) -> Self {
         self.scopes.push(scope.to_owned());
+        self
+    }
+
+    /// `--backchannel-logout-uri`: where logout tokens are POSTed.
+    pub fn backchannel_logout_uri(mut self, uri: &str) -> Self {
+        self.backchannel_logout_uri = Some(uri.to_owned());
         self
     }
 
