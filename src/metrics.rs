@@ -89,6 +89,8 @@ pub struct Metrics {
     pub signins_ok: AtomicU64,
     pub signins_failed: AtomicU64,
     pub tokens_issued: AtomicU64,
+    /// Pages served by the revocation feed (`/ssf/events`).
+    pub feed_polls: AtomicU64,
     /// Back-channel logouts queued, delivered, retried (one per failed attempt) and given up.
     pub backchannel_queued: AtomicU64,
     pub backchannel_delivered: AtomicU64,
@@ -131,6 +133,11 @@ impl Metrics {
             "tessera_tokens_issued_total",
             "Token responses issued by /token.",
             g(&self.tokens_issued),
+        );
+        counter(
+            "tessera_feed_polls_total",
+            "Pages served by the revocation feed (/ssf/events).",
+            g(&self.feed_polls),
         );
         counter(
             "tessera_refresh_rotations_total",

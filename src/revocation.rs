@@ -6,6 +6,9 @@
 //! memory. The database log (`revocation_events`) is the source of truth; each replica replays
 //! it at start, polls it, and with Redis hears new entries at once over pub/sub. Entries are
 //! dropped once every token they could concern has expired, so memory stays small.
+//!
+//! The same log, signed entry by entry, is the revocation feed offline verifiers follow
+//! (`crate::oauth::feed`).
 
 use std::collections::HashMap;
 
@@ -26,6 +29,10 @@ pub enum RevocationKind {
     /// A client's settings or secret changed at `at`: revokes nothing, but every replica
     /// stops trusting its cached copy of the client.
     ClientChanged,
+    /// Every token of one user (`subject` is the user id) issued before `at`: the user was
+    /// disabled, signed out everywhere, or changed or reset a password or second factor. (Each
+    /// of the user's sessions gets its own entry too, which covers tokens of the same second.)
+    User,
 }
 
 impl RevocationKind {
@@ -35,6 +42,7 @@ impl RevocationKind {
             Self::Session => "session",
             Self::Client => "client",
             Self::ClientChanged => "client_changed",
+            Self::User => "user",
         }
     }
 
@@ -44,6 +52,7 @@ impl RevocationKind {
             "session" => Some(Self::Session),
             "client" => Some(Self::Client),
             "client_changed" => Some(Self::ClientChanged),
+            "user" => Some(Self::User),
             _ => None,
         }
     }
@@ -56,6 +65,10 @@ pub struct Revocation {
     pub at: Timestamp,
     /// After this, no token it concerns can still be valid.
     pub expires_at: Timestamp,
+    /// The user concerned, when known: the subject of a `user` entry; for a `session` entry the
+    /// store fills it in from the session as it writes the entry (`None` in memory before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +80,8 @@ pub struct RevocationList {
     /// Clients changed (settings, secret, disabled): when, and until when to remember; a copy
     /// cached before then is stale.
     changed: HashMap<String, (Timestamp, Timestamp)>,
+    /// Users whose tokens issued up to a time are refused: when, and until when to remember.
+    users: HashMap<String, (Timestamp, Timestamp)>,
     /// The highest database sequence number replayed.
     pub last_seq: i64,
 }
@@ -85,6 +100,7 @@ impl RevocationList {
                 remember(&mut self.changed, r);
             }
             RevocationKind::ClientChanged => remember(&mut self.changed, r),
+            RevocationKind::User => remember(&mut self.users, r),
         }
     }
 
@@ -110,6 +126,11 @@ impl RevocationList {
         {
             return true;
         }
+        // Strictly before: a token of the event's own second is either of an ended session
+        // (refused by its `sid` above) or of a sign-in right after, which must work.
+        if self.users.get(&c.sub).is_some_and(|(at, _)| c.iat < *at) {
+            return true;
+        }
         c.sid
             .as_ref()
             .is_some_and(|sid| self.sessions.contains_key(sid))
@@ -121,10 +142,15 @@ impl RevocationList {
         self.sessions.retain(|_, exp| *exp > now);
         self.clients.retain(|_, (_, exp)| *exp > now);
         self.changed.retain(|_, (_, exp)| *exp > now);
+        self.users.retain(|_, (_, exp)| *exp > now);
     }
 
     pub fn len(&self) -> usize {
-        self.jtis.len() + self.sessions.len() + self.clients.len() + self.changed.len()
+        self.jtis.len()
+            + self.sessions.len()
+            + self.clients.len()
+            + self.changed.len()
+            + self.users.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -167,7 +193,32 @@ mod tests {
             subject: subject.into(),
             at,
             expires_at: at + 600,
+            user_id: None,
         }
+    }
+
+    #[test]
+    fn a_user_event_revokes_that_users_tokens_issued_until_then_only() {
+        let mut l = RevocationList::default();
+        let mut r = rev(RevocationKind::User, "u", 100);
+        r.user_id = Some("u".into());
+        l.apply(&r);
+        // `claims` issues at auth_time + 5: 99 is before the event, 100 its own second (a
+        // sign-in right after; a token of an ended session is refused by its session entry).
+        assert!(l.is_revoked(&claims("u", Some("s1"), 90, "j1")));
+        assert!(l.is_revoked(&claims("u", Some("s2"), 94, "j2")));
+        assert!(l.is_revoked(&claims("u", None, 94, "j3")));
+        assert!(!l.is_revoked(&claims("u", Some("s3"), 95, "j4")));
+        assert!(!l.is_revoked(&claims("someone-else", Some("s1"), 90, "j5")));
+        // A later event moves the line; an earlier one does not move it back.
+        l.apply(&rev(RevocationKind::User, "u", 200));
+        l.apply(&rev(RevocationKind::User, "u", 150));
+        assert!(l.is_revoked(&claims("u", Some("s3"), 194, "j6")));
+        assert!(!l.is_revoked(&claims("u", Some("s3"), 195, "j7")));
+        l.purge(799);
+        assert!(!l.is_empty());
+        l.purge(800);
+        assert!(l.is_empty());
     }
 
     #[test]

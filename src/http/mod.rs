@@ -19,6 +19,7 @@ pub mod browser;
 pub mod client_addr;
 pub mod cookies;
 pub mod errors;
+pub mod feed;
 pub mod health;
 #[cfg(test)]
 mod layering;
@@ -90,6 +91,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::get().to(protocol::discovery),
     )
     .route("/jwks.json", web::get().to(protocol::jwks))
+    .route(
+        "/.well-known/ssf-configuration",
+        web::get().to(feed::configuration),
+    )
+    .route("/ssf/events", web::get().to(feed::events))
     .route("/token", web::post().to(protocol::token))
     .route("/revoke", web::post().to(protocol::revoke))
     .route("/introspect", web::post().to(protocol::introspect))

@@ -8,6 +8,7 @@ pub mod client_auth;
 pub mod client_id;
 pub mod discovery;
 pub mod error;
+pub mod feed;
 pub mod grants;
 pub mod introspect;
 pub mod logout;
@@ -128,6 +129,7 @@ impl Provider {
             at,
             // Tokens are only issued before `at`, so all are gone one lifetime (plus skew) later.
             expires_at: at + self.settings.access_token_ttl + 60,
+            user_id: None,
         }
     }
 
@@ -218,6 +220,7 @@ impl Provider {
             let r = self.revocation(RevocationKind::Session, sid);
             self.fleet.revoke(&self.store, r).await?;
         }
+        self.announce_user_revoked(user_id, keep).await?;
         self.logout_notices(&ended).await?;
         Ok(ended.len() as u64)
     }

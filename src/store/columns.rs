@@ -84,7 +84,7 @@ record!(AuditRecord => audit_columns {
     seq, at, action, actor, subject, ip, user_agent, detail, prev_hash, hash,
 });
 
-record!(Revocation => revocation_columns { kind, subject, at, expires_at });
+record!(Revocation => revocation_columns { kind, subject, at, expires_at, user_id });
 
 /// `SELECT` a row type's columns (its column macro's name), then the rest of the statement:
 /// `select!(session_columns, "FROM sessions WHERE id = $1")`.

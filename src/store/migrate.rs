@@ -84,6 +84,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0013_backchannel_logout.sql"),
         postgres: include_str!("../../migrations/postgres/0013_backchannel_logout.sql"),
     },
+    Migration {
+        version: 14,
+        name: "revocation_feed",
+        sqlite: include_str!("../../migrations/sqlite/0014_revocation_feed.sql"),
+        postgres: include_str!("../../migrations/postgres/0014_revocation_feed.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.

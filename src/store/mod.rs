@@ -655,6 +655,15 @@ pub trait RevocationStore {
         now: Timestamp,
         limit: i64,
     ) -> StoreResult<Vec<(i64, Option<crate::revocation::Revocation>)>>;
+    /// As [`RevocationStore::revocations_after`], plus the entries numbered in `also` (each
+    /// below `after`: numbers a reader passed over while they were not yet visible), in order.
+    async fn revocations_after_or_in(
+        &self,
+        after: i64,
+        also: &[i64],
+        now: Timestamp,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, Option<crate::revocation::Revocation>)>>;
 }
 
 #[allow(async_fn_in_trait)]

@@ -17,6 +17,7 @@ mod cli;
 mod client_address;
 mod client_admin;
 mod client_credentials;
+mod feed;
 mod flow_hardening;
 mod hostile_input;
 mod keys;
