@@ -14,6 +14,7 @@ pub mod confirm;
 mod overview;
 mod reauth;
 mod sessions;
+mod users;
 
 pub(crate) use audit::EMERGENCY_PHRASE;
 
@@ -48,7 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/reauth", web::post().to(reauth::confirm_password))
         .route("/lock", web::get().to(lock_page))
         .route("/lock", web::post().to(lock));
-    let scope = audit::routes(sessions::routes(clients::routes(scope)));
+    let scope = audit::routes(sessions::routes(clients::routes(users::routes(scope))));
     cfg.service(
         scope
             .wrap(actix_web::middleware::from_fn(console_frame))
