@@ -135,14 +135,14 @@ async fn the_user_list_searches_by_any_part_of_email_name_or_id_filters_sorts_an
     );
     assert!(found.contains("value=\"KOWAL\""), "the search is kept");
     let by_id = page(&app, b, &format!("/admin/users?q={}", &finn.id[..10])).await;
-    assert_eq!(listed(&by_id), [finn.email.clone()]);
+    assert_eq!(listed(&by_id), [finn.email.as_str()]);
     let none = page(&app, b, "/admin/users?q=nobody-like-this").await;
     assert!(none.contains("No user matches."), "{none}");
 
     // Filters: disabled; without a second factor (the admin has one); locked out.
     app.disable_user(&gus.email).await;
     let disabled = page(&app, b, "/admin/users?disabled=on").await;
-    assert_eq!(listed(&disabled), [gus.email.clone()]);
+    assert_eq!(listed(&disabled), [gus.email.as_str()]);
     assert!(disabled.contains(">disabled<"), "{disabled}");
     let without = page(&app, b, "/admin/users?without_mfa=on").await;
     let without: BTreeSet<String> = listed(&without).into_iter().collect();
@@ -153,7 +153,7 @@ async fn the_user_list_searches_by_any_part_of_email_name_or_id_filters_sorts_an
             .await;
     }
     let locked = page(&app, b, "/admin/users?locked=on").await;
-    assert_eq!(listed(&locked), [finn.email.clone()], "{locked}");
+    assert_eq!(listed(&locked), [finn.email.as_str()], "{locked}");
     assert!(locked.contains(">locked<"), "{locked}");
     let message = confirm_and_do(&app, b, &finn.id, "unlock", "Lift the lock-out of").await;
     assert_eq!(message, "The lock-out is lifted.");
