@@ -5,10 +5,10 @@
 // secret (the old one works only during the overlap, configured short here), and reads the
 // audit entries of all of it.
 import assert from 'node:assert/strict';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
-import { launchBrowser, newContext, signIn, startTessera } from './harness.mjs';
+import { launchBrowser, newContext, signIn, signInAdmin, startTessera } from './harness.mjs';
 
 const PASSWORD = 'a calm and long passphrase';
 const ADMIN = 'root@example.com';
@@ -51,24 +51,6 @@ function printedSecret(stdout) {
   const line = stdout.split('\n').find((l) => l.trim().startsWith('client_secret:'));
   assert.ok(line, `the CLI prints the secret:\n${stdout}`);
   return line.trim().slice('client_secret:'.length).trim();
-}
-
-/// RFC 6238 TOTP (SHA-1, 6 digits, 30-second steps) of a base32 key, `steps` steps from now.
-function totp(base32Key, steps = 0) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of base32Key.replace(/[\s=]/g, '').toUpperCase()) {
-    const v = alphabet.indexOf(c);
-    assert.ok(v >= 0, `base32: ${base32Key}`);
-    bits += v.toString(2).padStart(5, '0');
-  }
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + steps));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0xf;
-  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
-  return String(n).padStart(6, '0');
 }
 
 function basic(id, secret) {
@@ -149,26 +131,9 @@ test('an admin finds a user by part of their email, disables and enables them, r
   const context = await newContext(browser);
   const page = await context.newPage();
 
-  // First sign-in of the admin: a second factor is required, so the account asks for one.
-  await page.goto(`${app.base}/login`);
-  await page.getByLabel('Email').fill(ADMIN);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.waitForURL(`${app.base}/account/security`);
-  await pressButton(page, 'Add an authenticator app');
-  const key = (await page.locator('#totp-key').innerText()).trim();
-  await page.getByLabel('Code from the app').fill(totp(key));
-  await pressButton(page, 'Confirm');
-
-  // The console wants a recent sign-in with the second factor: password, then the next code
-  // (the one just typed is spent).
-  await page.goto(`${app.base}/admin`);
-  if (await page.getByRole('heading', { name: "Confirm it's you" }).isVisible()) {
-    await page.getByLabel('Password').fill(PASSWORD);
-    await pressButton(page, 'Continue');
-    await page.getByLabel(/Code from your authenticator app/).fill(totp(key, 1));
-    await pressButton(page, 'Verify');
-  }
+  // First sign-in of the admin: a second factor is required, so the account asks for one;
+  // then the console wants the password and the next code.
+  await signInAdmin(page, app.base, ADMIN, PASSWORD);
   await page.getByRole('heading', { name: 'Overview' }).waitFor();
 
   // Users: find Dana by a substring of her email, typed and sent with Enter.
