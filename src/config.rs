@@ -677,6 +677,19 @@ mod tests {
     }
 
     #[test]
+    fn the_client_secret_overlap_defaults_to_a_day_and_is_at_most_thirty_days() {
+        let default = Config::load_from(None, &[]).unwrap();
+        assert_eq!(default.client_secret_overlap, Duration::from_secs(86400));
+        let short =
+            Config::load_from(None, &env(&[("TESSERA_CLIENT_SECRET_OVERLAP", "4s")])).unwrap();
+        assert_eq!(short.client_secret_overlap, Duration::from_secs(4));
+        let err = Config::load_from(None, &env(&[("TESSERA_CLIENT_SECRET_OVERLAP", "31d")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client_secret_overlap"), "{err}");
+    }
+
+    #[test]
     fn a_bad_setting_is_reported_by_its_variable_name() {
         let err = Config::load_from(None, &env(&[("TESSERA_REFRESH_IDLE_TTL", "banana")]))
             .unwrap_err()
