@@ -63,6 +63,7 @@ pub const SETTINGS: &[&str] = &[
     "forwarded_header",
     "admin_allowed_networks",
     "admin_idle_timeout",
+    "client_secret_overlap",
     "password_min_length",
     "password_max_length",
     "password_hash_memory_kib",
@@ -195,6 +196,9 @@ pub struct Config {
     /// The admin console's window: after this long without a console request, the admin
     /// re-authenticates (password and second factor).
     pub admin_idle_timeout: Duration,
+    /// How long a client's previous secret keeps working after a rotation when the operator
+    /// chooses no other overlap (console default, API default); at most 30 days.
+    pub client_secret_overlap: Duration,
     /// Minimum password length in characters (NIST SP 800-63B: at least 8; 12 by default).
     pub password_min_length: usize,
     /// Maximum password length in characters (at least 128).
@@ -274,6 +278,7 @@ impl Default for Config {
             forwarded_header: ForwardedHeader::default(),
             admin_allowed_networks: AllowedNetworks::default(),
             admin_idle_timeout: Duration::from_secs(900),
+            client_secret_overlap: Duration::from_secs(24 * 3600),
             password_min_length: 12,
             password_max_length: 256,
             password_hash_memory_kib: 19456,
@@ -483,6 +488,7 @@ impl Config {
             "forwarded_header" => self.forwarded_header = ForwardedHeader::parse(v)?,
             "admin_allowed_networks" => self.admin_allowed_networks = AllowedNetworks::parse(v)?,
             "admin_idle_timeout" => self.admin_idle_timeout = duration(v)?,
+            "client_secret_overlap" => self.client_secret_overlap = duration(v)?,
             "password_min_length" => self.password_min_length = number(v)?,
             "password_max_length" => self.password_max_length = number(v)?,
             "password_hash_memory_kib" => self.password_hash_memory_kib = number(v)?,
@@ -517,6 +523,9 @@ impl Config {
         // Codes are single use and redeemed within seconds (security checklist: <= 60 s).
         if secs(self.admin_idle_timeout) == 0 || secs(self.admin_idle_timeout) > 86400 {
             return Err(bad("admin_idle_timeout", "must be between 1s and 24h"));
+        }
+        if secs(self.client_secret_overlap) > 30 * 86400 {
+            return Err(bad("client_secret_overlap", "must be at most 30 days"));
         }
         if secs(self.auth_code_ttl) == 0 || secs(self.auth_code_ttl) > 60 {
             return Err(bad("auth_code_ttl", "must be between 1s and 60s"));
@@ -720,6 +729,19 @@ mod tests {
             err.contains("auth_code_ttl") && err.contains("60s"),
             "the refusal names the setting and its limit: {err}"
         );
+    }
+
+    #[test]
+    fn the_client_secret_overlap_defaults_to_a_day_and_is_at_most_thirty_days() {
+        let default = Config::load_from(None, &[]).unwrap();
+        assert_eq!(default.client_secret_overlap, Duration::from_secs(86400));
+        let short =
+            Config::load_from(None, &env(&[("TESSERA_CLIENT_SECRET_OVERLAP", "4s")])).unwrap();
+        assert_eq!(short.client_secret_overlap, Duration::from_secs(4));
+        let err = Config::load_from(None, &env(&[("TESSERA_CLIENT_SECRET_OVERLAP", "31d")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client_secret_overlap"), "{err}");
     }
 
     #[test]

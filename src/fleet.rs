@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::oauth::tokens::AccessClaims;
-use crate::revocation::{Revocation, RevocationList};
+use crate::revocation::{Revocation, RevocationList, SETTLE, advance};
 use crate::store::{RevocationStore, StoreResult};
 
 #[derive(Debug, thiserror::Error)]
@@ -163,30 +163,49 @@ impl Fleet {
             return Ok(());
         }
         let newest = store.latest_revocation().await?;
-        if newest > self.with_list(|l| l.last_seq) {
+        let behind = self.with_list(|l| newest > l.replayed.after || !l.replayed.gaps.is_empty());
+        if behind {
             self.sync(store, now).await?;
         }
         Ok(())
     }
 
-    /// Replays the log since the last entry seen and forgets expired entries.
+    /// Replays the log since the last entry seen, and the entries passed over while they were
+    /// not yet visible (`crate::revocation::LogCursor`: on PostgreSQL an entry may commit after
+    /// a later-numbered one, and reading only `seq > last` would miss it for good), then forgets
+    /// expired entries.
     pub async fn sync<S: RevocationStore>(&self, store: &S, now: Timestamp) -> StoreResult<usize> {
         let mut applied = 0;
         loop {
-            let after = self.with_list(|l| l.last_seq);
-            let page = store.revocations_after(after, now, 1000).await?;
+            let (after, watched) = self.with_list(|l| {
+                let watched: Vec<(i64, Timestamp)> = l
+                    .replayed
+                    .gaps
+                    .iter()
+                    .copied()
+                    .filter(|(_, noticed)| noticed + SETTLE >= now)
+                    .collect();
+                (l.replayed.after, watched)
+            });
+            let also: Vec<i64> = watched.iter().map(|(seq, _)| *seq).collect();
+            let page = store
+                .revocations_after_or_in(after, &also, now, 1000)
+                .await?;
+            let (next, delivered) = advance(&after, watched, &page, now);
+            self.with_list(|l| {
+                for (_, r) in &delivered {
+                    l.apply(r);
+                }
+                // Syncs may overlap (the poll task, a request catching up): each result is
+                // consistent with where it started, so the furthest one is kept.
+                if next.after >= l.replayed.after {
+                    l.replayed = next;
+                }
+            });
             if page.is_empty() {
                 break;
             }
             applied += page.len();
-            self.with_list(|l| {
-                for (seq, r) in &page {
-                    if let Some(r) = r {
-                        l.apply(r);
-                    }
-                    l.last_seq = l.last_seq.max(*seq);
-                }
-            });
         }
         self.with_list(|l| l.purge(now));
         Ok(applied)
@@ -509,6 +528,59 @@ impl LocalCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Another replica's view: a fleet of its own that learns only from the database log.
+    #[tokio::test]
+    async fn an_entry_that_commits_after_a_later_numbered_one_still_reaches_another_replica() {
+        use crate::oauth::tokens::AccessClaims;
+        let k = crate::testkit::Kit::new().await;
+        let other = Fleet::local();
+        let insert = |seq: i64, sid: &'static str| {
+            sqlx::query(
+                "INSERT INTO revocation_events (seq, kind, subject, at, expires_at) \
+                 VALUES ($1, 'session', $2, $3, $4)",
+            )
+            .bind(seq)
+            .bind(sid)
+            .bind(k.now())
+            .bind(k.now() + 600)
+            .execute(&k.p.store.pool)
+        };
+        let token = |sid: &str| AccessClaims {
+            iss: "i".into(),
+            sub: "u".into(),
+            aud: "a".into(),
+            exp: k.now() + 300,
+            iat: k.now() - 10,
+            jti: format!("j-{sid}"),
+            client_id: "c".into(),
+            scope: "openid".into(),
+            sid: Some(sid.into()),
+            auth_time: None,
+            roles: None,
+            acr: None,
+            amr: None,
+        };
+        // 2 is visible before 1, as two writers can leave it on PostgreSQL.
+        insert(2, "second").await.unwrap();
+        other.sync(&k.p.store, k.now()).await.unwrap();
+        assert!(other.is_revoked(&token("second")));
+        insert(1, "first").await.unwrap();
+        // Nothing newer than 2 exists, yet catching up reads 1, as the next poll does.
+        k.advance(1);
+        other
+            .catch_up(&k.p.store, k.now(), k.now() * 1000)
+            .await
+            .unwrap();
+        assert!(
+            other.is_revoked(&token("first")),
+            "a late commit is not lost"
+        );
+        // Once seen (or settled), a number is no longer read again.
+        k.advance(SETTLE + 1);
+        other.sync(&k.p.store, k.now()).await.unwrap();
+        assert!(other.with_list(|l| l.replayed.gaps.is_empty()));
+    }
 
     #[tokio::test]
     async fn the_in_process_counters_stay_bounded_under_many_distinct_keys_and_still_expire() {

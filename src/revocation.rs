@@ -71,6 +71,62 @@ pub struct Revocation {
     pub user_id: Option<String>,
 }
 
+/// Seconds a passed-over sequence number is watched for a late commit: sequence numbers are
+/// handed out in order but, on PostgreSQL, may become visible out of order (an insert holding
+/// 10 commits after one holding 11). An entry is one autocommitted insert, milliseconds in
+/// flight; a number still missing after this was rolled back or purged.
+pub const SETTLE: i64 = 60;
+/// The most passed-over numbers a reader watches: no more inserts than that are in flight at once.
+pub const MAX_GAPS: usize = 64;
+
+/// Where a reader is in the log: everything up to `after` was handed out, except the numbers
+/// in `gaps` (each with when it was first passed over), which were not visible yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCursor {
+    #[serde(rename = "a")]
+    pub after: i64,
+    #[serde(rename = "g", default)]
+    pub gaps: Vec<(i64, Timestamp)>,
+}
+
+/// The cursor after handing out `rows` (read after `after` or among `watched`), and the known
+/// entries among them.
+pub fn advance<'r>(
+    after: &i64,
+    watched: Vec<(i64, Timestamp)>,
+    rows: &'r [(i64, Option<Revocation>)],
+    now: Timestamp,
+) -> (LogCursor, Vec<(i64, &'r Revocation)>) {
+    let mut gaps: Vec<(i64, Timestamp)> = watched
+        .into_iter()
+        .filter(|(seq, _)| !rows.iter().any(|(s, _)| s == seq))
+        .collect();
+    let mut high = *after;
+    let mut delivered = Vec::with_capacity(rows.len());
+    for (seq, r) in rows {
+        if *seq > high {
+            let skipped = seq - high - 1;
+            // An entry of an unknown kind counts as recent (its time is not read).
+            let recent = r.as_ref().is_none_or(|r| r.at + SETTLE >= now);
+            if skipped > 0 && skipped as usize <= MAX_GAPS && recent {
+                gaps.extend((high + 1..*seq).map(|g| (g, now)));
+            }
+            high = *seq;
+        }
+        if let Some(r) = r {
+            delivered.push((*seq, r));
+        }
+    }
+    gaps.sort_unstable();
+    gaps.dedup_by_key(|(seq, _)| *seq);
+    // Keep the newest numbers when there are too many: the oldest are the least likely to be
+    // still in flight.
+    if gaps.len() > MAX_GAPS {
+        gaps.drain(..gaps.len() - MAX_GAPS);
+    }
+    (LogCursor { after: high, gaps }, delivered)
+}
+
 #[derive(Debug, Default)]
 pub struct RevocationList {
     jtis: HashMap<String, Timestamp>,
@@ -82,8 +138,9 @@ pub struct RevocationList {
     changed: HashMap<String, (Timestamp, Timestamp)>,
     /// Users whose tokens issued up to a time are refused: when, and until when to remember.
     users: HashMap<String, (Timestamp, Timestamp)>,
-    /// The highest database sequence number replayed.
-    pub last_seq: i64,
+    /// How far the database log was replayed: the highest sequence number, and the numbers
+    /// passed over while not yet visible (read again until they appear or settle).
+    pub replayed: LogCursor,
 }
 
 impl RevocationList {

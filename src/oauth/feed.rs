@@ -19,7 +19,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::OAuthError;
@@ -28,7 +27,8 @@ use super::params::Params;
 use super::{Provider, scope};
 use crate::clock::Timestamp;
 use crate::crypto::{b64, b64_decode};
-use crate::revocation::{Revocation, RevocationKind};
+pub use crate::revocation::{LogCursor as Cursor, MAX_GAPS, SETTLE};
+use crate::revocation::{Revocation, RevocationKind, advance};
 use crate::store::RevocationStore;
 
 /// The scope a client's token needs to read the feed.
@@ -40,25 +40,11 @@ pub const SESSION_REVOKED: &str =
 pub const TOKEN_REVOKED: &str = "urn:tessera:secevent:access-token-revoked";
 /// The delivery method: an authenticated `GET` with a cursor (RFC 8936's response shape).
 pub const DELIVERY_METHOD: &str = "urn:tessera:ssf:delivery:cursor-poll";
-/// Seconds a passed-over sequence number is watched for a late commit.
-pub const SETTLE: i64 = 60;
-/// The most passed-over numbers a cursor watches.
-pub const MAX_GAPS: usize = 64;
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 500;
 /// The longest cursor accepted (a full gap list is well under it).
 const MAX_CURSOR_LEN: usize = 2048;
 const CURSOR_VERSION: &str = "1.";
-
-/// Where a reader is in the log: everything up to `after` was handed out, except the numbers
-/// in `gaps` (each with when it was first passed over), which were not visible yet.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    #[serde(rename = "a")]
-    pub after: i64,
-    #[serde(rename = "g", default)]
-    pub gaps: Vec<(i64, Timestamp)>,
-}
 
 impl Cursor {
     pub fn encode(&self) -> String {
@@ -185,44 +171,6 @@ pub async fn poll(p: &Provider, client_id: &str, query: &str) -> Result<Page, OA
         more_available,
         sets: count,
     })
-}
-
-/// The cursor after handing out `rows` (read after `after` or among `watched`), and the known
-/// entries among them.
-fn advance<'r>(
-    after: &i64,
-    watched: Vec<(i64, Timestamp)>,
-    rows: &'r [(i64, Option<Revocation>)],
-    now: Timestamp,
-) -> (Cursor, Vec<(i64, &'r Revocation)>) {
-    let mut gaps: Vec<(i64, Timestamp)> = watched
-        .into_iter()
-        .filter(|(seq, _)| !rows.iter().any(|(s, _)| s == seq))
-        .collect();
-    let mut high = *after;
-    let mut delivered = Vec::with_capacity(rows.len());
-    for (seq, r) in rows {
-        if *seq > high {
-            let skipped = seq - high - 1;
-            // An entry of an unknown kind counts as recent (its time is not read).
-            let recent = r.as_ref().is_none_or(|r| r.at + SETTLE >= now);
-            if skipped > 0 && skipped as usize <= MAX_GAPS && recent {
-                gaps.extend((high + 1..*seq).map(|g| (g, now)));
-            }
-            high = *seq;
-        }
-        if let Some(r) = r {
-            delivered.push((*seq, r));
-        }
-    }
-    gaps.sort_unstable();
-    gaps.dedup_by_key(|(seq, _)| *seq);
-    // Keep the newest numbers when there are too many: the oldest are the least likely to be
-    // still in flight.
-    if gaps.len() > MAX_GAPS {
-        gaps.drain(..gaps.len() - MAX_GAPS);
-    }
-    (Cursor { after: high, gaps }, delivered)
 }
 
 /// A SET's `jti`: stable per log entry, so a verifier may deduplicate by it.

@@ -1,6 +1,6 @@
 // Starts a real Tessera process for browser tests and drives its CLI, like the Rust suite does.
 import { spawn, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -239,4 +239,54 @@ export async function startMailSink() {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/// RFC 6238 TOTP (SHA-1, 6 digits, 30-second steps) of a base32 key, `steps` steps from now.
+export function totp(base32Key, steps = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of base32Key.replace(/[\s=]/g, '').toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    if (v < 0) throw new Error(`not base32: ${base32Key}`);
+    bits += v.toString(2).padStart(5, '0');
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + steps));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
+
+async function pressEnterOn(page, name) {
+  const button = page.getByRole('button', { name, exact: true });
+  await button.focus();
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+}
+
+/// The first sign-in of an admin made with the CLI (`--role admin`, no second factor yet): the
+/// account asks for an authenticator app (admins must use one), whose key is read from the page
+/// and whose codes are computed here; then the console's re-authentication (password, then the
+/// next code: the one typed is spent) if it asks. Ends on the console's overview. Returns the key.
+export async function signInAdmin(page, base, email, password) {
+  await page.goto(`${base}/login`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.waitForURL(`${base}/account/security`);
+  await pressEnterOn(page, 'Add an authenticator app');
+  const key = (await page.locator('#totp-key').innerText()).trim();
+  await page.getByLabel('Code from the app').fill(totp(key));
+  await pressEnterOn(page, 'Confirm');
+  await page.getByRole('heading', { name: 'Your recovery codes' }).waitFor();
+  await page.goto(`${base}/admin`);
+  if (await page.getByRole('heading', { name: "Confirm it's you" }).isVisible()) {
+    await page.getByLabel('Password').fill(password);
+    await pressEnterOn(page, 'Continue');
+    await page.getByLabel(/Code from your authenticator app/).fill(totp(key, 1));
+    await pressEnterOn(page, 'Verify');
+  }
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  return key;
 }

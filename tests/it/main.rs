@@ -8,6 +8,7 @@ mod oidc_flow;
 mod account_security;
 mod admin_access;
 mod admin_sections;
+mod admin_users;
 mod admin_users_api;
 mod admin_users_cli;
 mod audit;

@@ -173,6 +173,48 @@ struct FormPage {
     fields: ClientFields,
     error: Option<String>,
     notice: Option<String>,
+    /// The rotation's overlap choices, the configured default selected.
+    overlaps: Vec<OverlapChoice>,
+}
+
+/// An overlap the rotate form offers.
+pub struct OverlapChoice {
+    pub seconds: i64,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// The configured overlap (`client_secret_overlap`) in seconds.
+fn default_overlap(state: &AppState) -> i64 {
+    i64::try_from(state.config.client_secret_overlap.as_secs())
+        .unwrap_or(clients::DEFAULT_SECRET_OVERLAP)
+}
+
+/// The usual overlaps, and the configured one if it is none of them; the configured one is
+/// selected.
+fn overlap_choices(state: &AppState) -> Vec<OverlapChoice> {
+    let default = default_overlap(state);
+    let mut choices: Vec<(i64, String)> = vec![
+        (0, "no time (stops now)".into()),
+        (3600, "1 hour".into()),
+        (86400, "24 hours".into()),
+        (604800, "7 days".into()),
+    ];
+    if !choices.iter().any(|(s, _)| *s == default) {
+        choices.push((
+            default,
+            format!("{default} seconds (the configured default)"),
+        ));
+        choices.sort_by_key(|(s, _)| *s);
+    }
+    choices
+        .into_iter()
+        .map(|(seconds, label)| OverlapChoice {
+            seconds,
+            label,
+            selected: seconds == default,
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -224,6 +266,7 @@ async fn new_page(admin: Admin, state: web::Data<AppState>, req: HttpRequest) ->
         fields,
         error: None,
         notice: None,
+        overlaps: overlap_choices(&state),
     })
 }
 
@@ -269,6 +312,7 @@ async fn create(
                     fields: form,
                     error: Some(e.to_string()),
                     notice: None,
+                    overlaps: overlap_choices(&state),
                 }
             })
         }
@@ -293,6 +337,7 @@ async fn client_page(
         client: Some(ClientLine::from(&client)),
         error: None,
         notice: None,
+        overlaps: overlap_choices(&state),
     })
 }
 
@@ -311,6 +356,7 @@ async fn update(
             client: Some(ClientLine::from(&client)),
             error: None,
             notice: Some("Saved.".into()),
+            overlaps: overlap_choices(&state),
         }),
         Err(AdminError::Invalid(message)) => {
             let client = match clients::show(&state.provider, &id).await {
@@ -324,6 +370,7 @@ async fn update(
                     fields: form,
                     error: Some(message),
                     notice: None,
+                    overlaps: overlap_choices(&state),
                 }
             })
         }
@@ -345,7 +392,7 @@ async fn rotate_page(
     id: web::Path<String>,
     query: web::Query<OverlapQuery>,
 ) -> HttpResponse {
-    let overlap = query.overlap.unwrap_or(clients::DEFAULT_SECRET_OVERLAP);
+    let overlap = query.overlap.unwrap_or_else(|| default_overlap(&state));
     let hours = overlap as f64 / 3600.0;
     confirm::render(
         &state,

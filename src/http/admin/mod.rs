@@ -14,6 +14,7 @@ pub mod confirm;
 mod overview;
 mod reauth;
 mod sessions;
+mod users;
 
 pub(crate) use audit::EMERGENCY_PHRASE;
 
@@ -48,7 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/reauth", web::post().to(reauth::confirm_password))
         .route("/lock", web::get().to(lock_page))
         .route("/lock", web::post().to(lock));
-    let scope = audit::routes(sessions::routes(clients::routes(scope)));
+    let scope = audit::routes(sessions::routes(clients::routes(users::routes(scope))));
     cfg.service(
         scope
             .wrap(actix_web::middleware::from_fn(console_frame))
@@ -103,15 +104,19 @@ fn issuer_origin(issuer: &str) -> &str {
     }
 }
 
-/// Whether a state-changing request may have come from another site: `Sec-Fetch-Site` other
-/// than `same-origin` (or `none`: typed by the person), or an `Origin` other than the
-/// issuer's (`null` included). A browser that sends neither still needs the CSRF token.
+/// Whether a state-changing request may have come from another site.
+///
+/// `Sec-Fetch-Site` (Fetch Metadata, set by the browser and not by pages) decides when
+/// present: anything but `same-origin` (or `none`: typed by the person) is refused. It must
+/// win over `Origin`: under this site's `Referrer-Policy: no-referrer` a browser sends
+/// `Origin: null` with its own same-origin form posts (Fetch, "serializing a request origin"),
+/// so `Origin` alone would refuse every console form of a real browser. Without
+/// `Sec-Fetch-Site`, an `Origin` other than the issuer's (`null` included) is refused. A
+/// browser that sends neither still needs the CSRF token.
 pub(crate) fn cross_site(req: &HttpRequest, issuer: &str) -> bool {
     let headers = req.headers();
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.to_str(), Ok("same-origin" | "none"))
-    {
-        return true;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         return origin.to_str().ok() != Some(issuer_origin(issuer));
@@ -407,6 +412,32 @@ mod tests {
             Some("203.0.113.9".parse().unwrap())
         ));
         assert!(!network_allowed(&office, None));
+    }
+
+    #[test]
+    fn fetch_metadata_decides_over_the_null_origin_of_a_no_referrer_page() {
+        use actix_web::test::TestRequest;
+        let issuer = "http://localhost:8080";
+        let req = |headers: &[(&str, &str)]| {
+            let mut r = TestRequest::post();
+            for (k, v) in headers {
+                r = r.insert_header((*k, *v));
+            }
+            r.to_http_request()
+        };
+        // What Chromium sends for a form of this site under `Referrer-Policy: no-referrer`.
+        let own = req(&[("Sec-Fetch-Site", "same-origin"), ("Origin", "null")]);
+        assert!(!cross_site(&own, issuer));
+        assert!(!cross_site(&req(&[("Origin", issuer)]), issuer));
+        assert!(!cross_site(&req(&[]), issuer));
+        for refused in [
+            req(&[("Sec-Fetch-Site", "cross-site"), ("Origin", issuer)]),
+            req(&[("Sec-Fetch-Site", "same-site")]),
+            req(&[("Origin", "null")]),
+            req(&[("Origin", "https://evil.example")]),
+        ] {
+            assert!(cross_site(&refused, issuer), "{:?}", refused.headers());
+        }
     }
 
     #[test]

@@ -160,7 +160,10 @@ pub async fn rotate_client_secret(
     } else {
         body(&bytes)?
     };
-    let overlap = b.overlap_seconds.unwrap_or(clients::DEFAULT_SECRET_OVERLAP);
+    let overlap = b.overlap_seconds.unwrap_or_else(|| {
+        i64::try_from(state.config.client_secret_overlap.as_secs())
+            .unwrap_or(clients::DEFAULT_SECRET_OVERLAP)
+    });
     let r = clients::rotate_secret(&state.provider, &admin.actor, &id, overlap).await?;
     Ok(HttpResponse::Ok().json(json!({
         "client_secret": r.secret.expose(),
