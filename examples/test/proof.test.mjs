@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { launchBrowser, startTessera } from '../../tests/browser/harness.mjs';
-import { ensureBuilt, freePort, jwtPart, metric, pkce, startApi, startWeb, totp } from './stack.mjs';
+import { launchBrowser, startTessera, totp } from '../../tests/browser/harness.mjs';
+import { ensureBuilt, freePort, jwtPart, metric, pkce, startApi, startWeb } from './stack.mjs';
 
 const WORK_SECONDS = Number(process.env.ERP_PROOF_SECONDS || 100);
 const ACCESS_TTL = 20;
@@ -340,7 +340,7 @@ test('ERP users stay signed in while they work, and a revoked user is out within
     await page.getByRole('heading', { name: 'Your recovery codes' }).waitFor();
     // Payroll: the app sends her to Tessera asking for acr 2; Tessera asks for the second step.
     await page.goto(`${webUrl}/payroll`);
-    await page.getByLabel('Code from your authenticator app, or a recovery code').fill(totp(key, Date.now() + 30_000));
+    await page.getByLabel('Code from your authenticator app, or a recovery code').fill(totp(key, 1));
     await page.getByRole('button', { name: 'Verify' }).click();
     await waitUrl(page, (u) => String(u) === `${webUrl}/payroll`);
     await page.locator('#payroll').waitFor();
