@@ -42,11 +42,9 @@ test('ERP users stay signed in while they work, and a revoked user is out within
   const metrics = async () =>
     (await fetch(`${tessera.base}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
 
-  // What this Tessera build can do: back-channel logout and the revocation feed arrived on their
-  // own branches; until both are in, steps 3 and 4 are reported as pending, not passed.
-  const addHelp = tessera.cli(['client', 'add', '--help']);
-  const hasBackchannel = addHelp.includes('--backchannel-logout-uri');
-  const hasFeed = (await fetch(`${tessera.base}/ssf/events`)).status === 401;
+  // Both halves of "out within seconds" must be there: back-channel logout and the revocation feed.
+  assert.match(tessera.cli(['client', 'add', '--help']), /--backchannel-logout-uri/);
+  assert.equal((await fetch(`${tessera.base}/ssf/events`)).status, 401, 'the revocation feed answers');
 
   const webPort = await freePort();
   const apiPort = await freePort();
@@ -61,16 +59,14 @@ test('ERP users stay signed in while they work, and a revoked user is out within
       '--post-logout-redirect-uri', `${webUrl}/signed-out`,
       '--scope', 'openid', '--scope', 'profile', '--scope', 'offline_access', '--scope', 'erp:read',
       '--audience', AUDIENCE,
-      ...(hasBackchannel ? ['--backchannel-logout-uri', `${webUrl}/api/backchannel-logout`] : []),
+      '--backchannel-logout-uri', `${webUrl}/api/backchannel-logout`,
     ],
     webSecret,
   );
-  if (hasFeed) {
-    tessera.cli(
-      ['client', 'add', '--id', 'erp-api', '--secret-stdin', '--grant', 'client_credentials', '--scope', 'tessera:revocations'],
-      apiSecret,
-    );
-  }
+  tessera.cli(
+    ['client', 'add', '--id', 'erp-api', '--secret-stdin', '--grant', 'client_credentials', '--scope', 'tessera:revocations'],
+    apiSecret,
+  );
   // The test's own client: it gets an access token of the same Tessera session as the ERP's, to
   // check that the API refuses such a token once the session ends (the ERP never shows its own).
   tessera.cli(
@@ -89,7 +85,7 @@ test('ERP users stay signed in while they work, and a revoked user is out within
   const carol = 'carol@example.com';
   tessera.cli(['user', 'add', '--email', carol, '--name', 'Carol Controller', '--role', 'finance', '--password-stdin'], PASSWORD);
 
-  const api = await startApi(tessera, { clientId: hasFeed ? 'erp-api' : undefined, clientSecret: apiSecret, port: apiPort, dir });
+  const api = await startApi(tessera, { clientId: 'erp-api', clientSecret: apiSecret, port: apiPort, dir });
   processes.push(api);
   const web = await startWeb(tessera, { clientId: 'erp-web', clientSecret: webSecret, port: webPort, apiUrl: api.url, dir });
   processes.push(web);
@@ -357,32 +353,24 @@ test('ERP users stay signed in while they work, and a revoked user is out within
   });
 
   /// After `act` (at t0): every tab on sign-in (back-channel logout) and the API refusing `token`
-  /// (revocation feed), each within 5 s. Until Tessera has both features, the half it has is
-  /// checked and the step is reported as skipped, naming what is missing.
-  async function revokedEverywhere(st, label, token, act) {
+  /// (revocation feed), each within 5 s.
+  async function revokedEverywhere(label, token, act) {
     const t0 = Date.now();
     await act();
-    const [tabsMs, apiMs] = await Promise.all([
-      hasBackchannel ? allOnSignIn(tabs, t0, 5000) : undefined,
-      hasFeed ? apiRefuses(token, t0, 5000) : undefined,
-    ]);
-    console.log(`ERP proof, ${label}: tabs on sign-in after ${tabsMs ?? '-'} ms, API refused the token after ${apiMs ?? '-'} ms`);
-    const missing = [!hasBackchannel && 'back-channel logout', !hasFeed && 'the revocation feed'].filter(Boolean);
-    if (missing.length) st.skip(`this Tessera lacks ${missing.join(' and ')}: only the other half was checked`);
+    const [tabsMs, apiMs] = await Promise.all([allOnSignIn(tabs, t0, 5000), apiRefuses(token, t0, 5000)]);
+    console.log(`ERP proof, ${label}: tabs on sign-in after ${tabsMs} ms, API refused the token after ${apiMs} ms`);
   }
 
-  const neither = !hasBackchannel && !hasFeed && 'this Tessera has neither back-channel logout nor the revocation feed';
-
-  await t.test('3. "sign out all devices" in a fourth tab: every tab on sign-in and the token refused within 5 s', { skip: neither }, async (st) => {
+  await t.test('3. "sign out all devices" in a fourth tab: every tab on sign-in and the token refused within 5 s', async () => {
     const token = await probeToken(ctx);
     assert.equal(await apiStatus(token), 200);
     const fourth = await ctx.newPage();
     await fourth.goto(`${tessera.base}/account/sessions`);
-    await revokedEverywhere(st, 'step 3', token, () => fourth.locator('#sign-out-everywhere').click());
+    await revokedEverywhere('step 3', token, () => fourth.locator('#sign-out-everywhere').click());
     await fourth.close();
   });
 
-  await t.test('4. an operator disables the user: every tab on sign-in and the token refused within 5 s', { skip: neither }, async (st) => {
+  await t.test('4. an operator disables the user: every tab on sign-in and the token refused within 5 s', async () => {
     // Ann signs in at Tessera again, then all three tabs open the app on that session.
     const fourth = await ctx.newPage();
     await fourth.goto(`${tessera.base}/account`);
@@ -397,6 +385,6 @@ test('ERP users stay signed in while they work, and a revoked user is out within
     }
     const token = await probeToken(ctx);
     assert.equal(await apiStatus(token), 200);
-    await revokedEverywhere(st, 'step 4', token, async () => tessera.cli(['user', 'disable', ann]));
+    await revokedEverywhere('step 4', token, async () => tessera.cli(['user', 'disable', ann]));
   });
 });
