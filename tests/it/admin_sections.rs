@@ -9,35 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// GET a console page as the admin; expects 200 and returns the HTML.
-async fn page(app: &TestApp, browser: &reqwest::Client, path: &str) -> String {
-    let resp = app.admin_get_in(browser, path).await;
-    assert_no_store(&resp, path);
-    let (status, html) = read_html(resp).await;
-    assert_eq!(status, StatusCode::OK, "GET {path}:\n{html}");
-    assert!(!html.contains("<script"), "no script on {path}");
-    assert!(!html.contains("style="), "no inline style on {path}");
-    html
-}
-
-/// Posts a console form (its CSRF token taken from `html`, the page it is on).
-async fn post(
-    app: &TestApp,
-    browser: &reqwest::Client,
-    html: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let csrf = input_value(html, "csrf_token").expect("the page carries a CSRF token");
-    let mut form: Vec<(&str, &str)> = vec![("csrf_token", csrf.as_str())];
-    form.extend_from_slice(fields);
-    browser
-        .post(app.url(action))
-        .form(&form)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {action}: {e}"))
-}
+use crate::helpers::{console_page as page, console_post as post};
 
 /// The value of the read-only secret field of the "shown once" page.
 fn shown_secret(html: &str) -> String {
