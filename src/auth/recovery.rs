@@ -240,7 +240,12 @@ pub async fn complete_password_reset(
     {
         return Err(RecoveryError::InvalidLink);
     }
-    p.store.expire_account_tokens(&user.id, kind, now).await?;
+    // Every live password link of the user dies with the password it set: an invitation
+    // left live after a reset (or a reset link after an accepted invitation) would let whoever
+    // holds that mail replace the password later.
+    for other in PASSWORD_LINKS {
+        p.store.expire_account_tokens(&user.id, other, now).await?;
+    }
     account::set_password(p, hasher, &user, password, None, &user.id).await?;
     // Receiving the link proves the mailbox: the address is verified and any lock lifted.
     p.store.set_email_verified(&user.id, now).await?;
