@@ -634,3 +634,34 @@ async fn setting_a_password_through_either_link_kills_the_other_kind_too() {
         .unwrap();
     assert!(!recovery::reset_link_usable(&k.p, &reset).await.unwrap());
 }
+
+/// "Earlier reset links stop working": a forced reset (the operator suspects the account)
+/// ends a live invitation link too, which also opens the password form.
+#[tokio::test]
+async fn a_forced_reset_kills_a_live_invitation_link() {
+    let k = Kit::new().await;
+    let (mailer, outbox) = memory_mailer();
+    let r = rules(&mailer);
+    let actor = Actor::Admin("op".into());
+    let new = NewUser {
+        email: "pia@example.test".into(),
+        name: None,
+        roles: vec![],
+    };
+    let invited = invite(&k.p, &actor, &r, &new).await.unwrap();
+    let invitation = last_link_token(&outbox);
+    force_password_reset(&k.p, &actor, &r, &invited.user.id)
+        .await
+        .unwrap();
+    assert!(
+        !recovery::reset_link_usable(&k.p, &invitation)
+            .await
+            .unwrap(),
+        "the invitation link survives a forced reset"
+    );
+    assert!(
+        recovery::reset_link_usable(&k.p, &last_link_token(&outbox))
+            .await
+            .unwrap()
+    );
+}
