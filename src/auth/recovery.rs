@@ -240,12 +240,8 @@ pub async fn complete_password_reset(
     {
         return Err(RecoveryError::InvalidLink);
     }
-    // Every live password link of the user dies with the password it set: an invitation
-    // left live after a reset (or a reset link after an accepted invitation) would let whoever
-    // holds that mail replace the password later.
-    for other in PASSWORD_LINKS {
-        p.store.expire_account_tokens(&user.id, other, now).await?;
-    }
+    // `set_password` ends the user's other live password links (of both kinds) too.
+    p.store.expire_account_tokens(&user.id, kind, now).await?;
     account::set_password(p, hasher, &user, password, None, &user.id).await?;
     // Receiving the link proves the mailbox: the address is verified and any lock lifted.
     p.store.set_email_verified(&user.id, now).await?;

@@ -665,3 +665,37 @@ async fn a_forced_reset_kills_a_live_invitation_link() {
             .unwrap()
     );
 }
+
+/// The operator sets the password of an invited user (`tessera user set-password`): the
+/// invitation mail, live for days, must not set another one afterwards.
+#[tokio::test]
+async fn a_password_the_operator_sets_kills_a_live_invitation_link() {
+    let k = Kit::new().await;
+    let (mailer, outbox) = memory_mailer();
+    let r = rules(&mailer);
+    let actor = Actor::Cli;
+    let new = NewUser {
+        email: "quinn@example.test".into(),
+        name: None,
+        roles: vec![],
+    };
+    let invited = invite(&k.p, &actor, &r, &new).await.unwrap();
+    let invitation = last_link_token(&outbox);
+    let chosen = SecretString::new("an operator's long passphrase");
+    set_password(
+        &k.p,
+        &actor,
+        &Kit::cheap_hasher(),
+        &policy(),
+        &invited.user.id,
+        &chosen,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !recovery::reset_link_usable(&k.p, &invitation)
+            .await
+            .unwrap(),
+        "the invitation link survives a password the operator set"
+    );
+}
