@@ -850,9 +850,13 @@ pub async fn force_password_reset(
         .set_password_hash(&user.id, password::UNUSABLE, now)
         .await?;
     let sessions_ended = p.revoke_user_sessions(&user.id, None).await?;
-    p.store
-        .expire_account_tokens(&user.id, AccountTokenKind::PasswordReset, now)
-        .await?;
+    // An invitation link opens the same password form: it goes too.
+    for kind in [
+        AccountTokenKind::PasswordReset,
+        AccountTokenKind::Invitation,
+    ] {
+        p.store.expire_account_tokens(&user.id, kind, now).await?;
+    }
     let ttl = rules.reset_ttl;
     let token = recovery::issue(p, &user, AccountTokenKind::PasswordReset, ttl).await?;
     let mailed = deliver(

@@ -5,7 +5,7 @@ use crate::audit::AuditEvent;
 use crate::auth::password::PasswordHasher;
 use crate::crypto::SecretString;
 use crate::oauth::Provider;
-use crate::store::{StoreError, Transient, User, UserStore};
+use crate::store::{AccountTokenKind, AccountTokenStore, StoreError, Transient, User, UserStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -60,6 +60,14 @@ pub async fn set_password(
         .map_err(|_| AccountError::Hash)?;
     let now = p.now();
     p.store.set_password_hash(&user.id, &hash, now).await?;
+    // A live reset or invitation link would set another password over this one: whoever
+    // holds that mail could take the account back later.
+    for kind in [
+        AccountTokenKind::PasswordReset,
+        AccountTokenKind::Invitation,
+    ] {
+        p.store.expire_account_tokens(&user.id, kind, now).await?;
+    }
     let ended = p.revoke_user_sessions(&user.id, keep).await?;
     p.audit(
         AuditEvent::new("user.password_changed")

@@ -240,6 +240,7 @@ pub async fn complete_password_reset(
     {
         return Err(RecoveryError::InvalidLink);
     }
+    // `set_password` ends the user's other live password links (of both kinds) too.
     p.store.expire_account_tokens(&user.id, kind, now).await?;
     account::set_password(p, hasher, &user, password, None, &user.id).await?;
     // Receiving the link proves the mailbox: the address is verified and any lock lifted.

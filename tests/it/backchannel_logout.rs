@@ -495,3 +495,38 @@ async fn the_admin_api_sets_checks_and_removes_a_backchannel_logout_uri() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(removed["backchannel_logout_uri"], Value::Null);
 }
+
+/// A session ends once, so its clients hear of it once: replaying a rotated refresh token
+/// ends the (already ended) session again on every replay, and must not make the server POST
+/// a fresh logout token to the RP each time (an amplifier anyone holding an old refresh token
+/// of a public client could drive).
+#[tokio::test]
+async fn replaying_a_rotated_refresh_token_again_and_again_sends_one_logout_token() {
+    let receiver = LogoutReceiver::start().await;
+    let app = spawn_app().await;
+    let user = app.add_user("ada@example.test").await;
+    let erp = rp(&app, "erp", &receiver).await;
+    let a = app.tokens_for(&erp, &user).await;
+    let b = expect_tokens(app.refresh(&erp.auth(), a.refresh_token()).await).await;
+    expect_tokens(app.refresh(&erp.auth(), b.refresh_token()).await).await;
+    app.assert_refresh_refused(&erp, a.refresh_token(), "A, two rotations old")
+        .await;
+    receiver
+        .wait_for(1, Duration::from_secs(5), |p| p.path == "/erp")
+        .await;
+    for _ in 0..5 {
+        app.assert_refresh_refused(&erp, a.refresh_token(), "A, replayed")
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let posts = receiver.posts();
+    let to_erp = posts.iter().filter(|p| p.path == "/erp").count();
+    assert_eq!(to_erp, 1, "one logout token for one session end");
+    assert_eq!(
+        app.metrics()
+            .await
+            .get("tessera_backchannel_logout_queued_total"),
+        1
+    );
+}

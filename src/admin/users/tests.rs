@@ -562,3 +562,140 @@ async fn a_users_page_shows_sessions_factors_consents_and_audit_entries_but_no_s
     assert_eq!(find(&k.p, "ADA@example.test").await.unwrap().id, s.user.id);
     assert_eq!(find(&k.p, &s.user.id).await.unwrap().id, s.user.id);
 }
+
+/// An invited user who sets their password through a "forgot password" link instead (the
+/// invitation mail went astray, or they simply went to the sign-in page) has a password: the
+/// invitation link, still within its days-long lifetime, must stop working, or whoever holds
+/// that mail can later replace the password and take the account. And the other way round.
+#[tokio::test]
+async fn setting_a_password_through_either_link_kills_the_other_kind_too() {
+    let k = Kit::new().await;
+    let (mailer, outbox) = memory_mailer();
+    let r = rules(&mailer);
+    let actor = Actor::Admin("op".into());
+    let new = NewUser {
+        email: "nia@example.test".into(),
+        name: None,
+        roles: vec![],
+    };
+    let invited = invite(&k.p, &actor, &r, &new).await.unwrap();
+    let invitation = last_link_token(&outbox);
+    let reset = recovery::issue(
+        &k.p,
+        &invited.user,
+        crate::store::AccountTokenKind::PasswordReset,
+        RESET_TTL,
+    )
+    .await
+    .unwrap();
+    let chosen = SecretString::new("a passphrase she chose");
+    recovery::complete_password_reset(&k.p, &Kit::cheap_hasher(), &policy(), &reset, &chosen)
+        .await
+        .unwrap();
+    assert!(
+        !recovery::reset_link_usable(&k.p, &invitation)
+            .await
+            .unwrap(),
+        "the invitation link still opens the password form"
+    );
+    let attacker = SecretString::new("the passphrase of a thief");
+    assert!(
+        recovery::complete_password_reset(
+            &k.p,
+            &Kit::cheap_hasher(),
+            &policy(),
+            &invitation,
+            &attacker
+        )
+        .await
+        .is_err()
+    );
+    password_sign_in(&k, "nia@example.test", chosen.expose())
+        .await
+        .unwrap();
+
+    // The other way round: a reset link asked for before the invitation was accepted.
+    let other = NewUser {
+        email: "omar@example.test".into(),
+        ..new
+    };
+    let invited = invite(&k.p, &actor, &r, &other).await.unwrap();
+    let invitation = last_link_token(&outbox);
+    let reset = recovery::issue(
+        &k.p,
+        &invited.user,
+        crate::store::AccountTokenKind::PasswordReset,
+        RESET_TTL,
+    )
+    .await
+    .unwrap();
+    recovery::complete_password_reset(&k.p, &Kit::cheap_hasher(), &policy(), &invitation, &chosen)
+        .await
+        .unwrap();
+    assert!(!recovery::reset_link_usable(&k.p, &reset).await.unwrap());
+}
+
+/// "Earlier reset links stop working": a forced reset (the operator suspects the account)
+/// ends a live invitation link too, which also opens the password form.
+#[tokio::test]
+async fn a_forced_reset_kills_a_live_invitation_link() {
+    let k = Kit::new().await;
+    let (mailer, outbox) = memory_mailer();
+    let r = rules(&mailer);
+    let actor = Actor::Admin("op".into());
+    let new = NewUser {
+        email: "pia@example.test".into(),
+        name: None,
+        roles: vec![],
+    };
+    let invited = invite(&k.p, &actor, &r, &new).await.unwrap();
+    let invitation = last_link_token(&outbox);
+    force_password_reset(&k.p, &actor, &r, &invited.user.id)
+        .await
+        .unwrap();
+    assert!(
+        !recovery::reset_link_usable(&k.p, &invitation)
+            .await
+            .unwrap(),
+        "the invitation link survives a forced reset"
+    );
+    assert!(
+        recovery::reset_link_usable(&k.p, &last_link_token(&outbox))
+            .await
+            .unwrap()
+    );
+}
+
+/// The operator sets the password of an invited user (`tessera user set-password`): the
+/// invitation mail, live for days, must not set another one afterwards.
+#[tokio::test]
+async fn a_password_the_operator_sets_kills_a_live_invitation_link() {
+    let k = Kit::new().await;
+    let (mailer, outbox) = memory_mailer();
+    let r = rules(&mailer);
+    let actor = Actor::Cli;
+    let new = NewUser {
+        email: "quinn@example.test".into(),
+        name: None,
+        roles: vec![],
+    };
+    let invited = invite(&k.p, &actor, &r, &new).await.unwrap();
+    let invitation = last_link_token(&outbox);
+    let chosen = SecretString::new("an operator's long passphrase");
+    set_password(
+        &k.p,
+        &actor,
+        &Kit::cheap_hasher(),
+        &policy(),
+        &invited.user.id,
+        &chosen,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !recovery::reset_link_usable(&k.p, &invitation)
+            .await
+            .unwrap(),
+        "the invitation link survives a password the operator set"
+    );
+}

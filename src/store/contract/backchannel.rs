@@ -158,8 +158,8 @@ contract!(
             s.enqueue_logout_deliveries(std::slice::from_ref(&sess.id), 20, 20_000)
                 .await
                 .unwrap(),
-            1,
-            "only a, delivered before, is queued again: the session ended once more"
+            0,
+            "a session ends once: a, delivered before, is not queued again"
         );
     }
 );
@@ -237,5 +237,42 @@ contract!(
             .await
             .unwrap();
         assert_eq!(left, 0);
+    }
+);
+
+contract!(
+    a_session_ended_again_after_its_logouts_were_delivered_queues_nothing,
+    |s: SqlStore| async move {
+        // A replayed rotated refresh token ends its (already ended) session once per replay:
+        // each must not send the session's clients another logout token.
+        s.insert_client(&rp("erp", Some("https://erp.example/bcl")))
+            .await
+            .unwrap();
+        let (_, sess) = session_with_codes(&s, "a@example.com", &["erp"]).await;
+        let ids = std::slice::from_ref(&sess.id);
+        assert_eq!(
+            s.enqueue_logout_deliveries(ids, 300, 300_000)
+                .await
+                .unwrap(),
+            1
+        );
+        for d in s
+            .claim_logout_deliveries(300_000, 60_000, 10)
+            .await
+            .unwrap()
+        {
+            s.finish_logout_delivery(d.id).await.unwrap();
+        }
+        assert_eq!(s.pending_logout_deliveries().await.unwrap(), 0);
+        for at in 301..305 {
+            assert_eq!(
+                s.enqueue_logout_deliveries(ids, at, at * 1000)
+                    .await
+                    .unwrap(),
+                0,
+                "ended again at {at}"
+            );
+        }
+        assert_eq!(s.pending_logout_deliveries().await.unwrap(), 0);
     }
 );

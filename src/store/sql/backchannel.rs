@@ -56,10 +56,23 @@ impl BackchannelStore for SqlStore {
                      ON CONFLICT (session_id, client_id) DO NOTHING"
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(now_ms);
-                for id in ids {
+                for id in &ids {
                     query = query.bind(id);
                 }
                 queued += query.execute(&writer).await?.rows_affected();
+                // An ended session is told of once: its client records go with the queueing,
+                // so ending it again (a replayed rotated refresh token does, once per replay)
+                // sends its clients nothing more.
+                let list = (0..ids.len())
+                    .map(|i| format!("${}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!("DELETE FROM session_clients WHERE session_id IN ({list})");
+                let mut forget = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in ids {
+                    forget = forget.bind(id);
+                }
+                forget.execute(&writer).await?;
             }
             Ok(queued)
         })
