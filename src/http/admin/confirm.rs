@@ -73,3 +73,36 @@ pub struct CsrfOnly {
 }
 
 csrf_forms!(CsrfOnly);
+
+#[derive(Template)]
+#[template(path = "admin/done.html")]
+struct DonePage {
+    frame: AdminFrame,
+    title: String,
+    message: String,
+    back: String,
+}
+
+/// The page after a confirmed action: what it did, and a link `back`.
+pub fn done(
+    state: &AppState,
+    req: &HttpRequest,
+    admin: &Admin,
+    section: Section,
+    message: String,
+    back: &str,
+) -> HttpResponse {
+    let (frame, csrf) = admin.frame(state, req, section);
+    let page = DonePage {
+        frame,
+        title: "Done".into(),
+        message,
+        back: back.into(),
+    };
+    html(StatusCode::OK, &csrf, page.render())
+}
+
+/// "1 session ended", "3 sessions ended".
+pub fn sessions_ended(n: u64) -> String {
+    format!("{n} session{} ended", if n == 1 { "" } else { "s" })
+}

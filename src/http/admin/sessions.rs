@@ -204,32 +204,6 @@ struct RevokeForm {
 
 csrf_forms!(RevokeForm);
 
-#[derive(Template)]
-#[template(path = "admin/done.html")]
-struct DonePage {
-    frame: AdminFrame,
-    title: String,
-    message: String,
-    back: String,
-}
-
-fn done(
-    state: &AppState,
-    req: &HttpRequest,
-    admin: &Admin,
-    message: String,
-    back: &str,
-) -> HttpResponse {
-    let (frame, csrf) = admin.frame(state, req, Section::Sessions);
-    let page = DonePage {
-        frame,
-        title: "Done".into(),
-        message,
-        back: back.into(),
-    };
-    html(StatusCode::OK, &csrf, page.render())
-}
-
 /// POST /admin/sessions/revoke
 async fn revoke_selected(
     f: AdminForm<RevokeForm>,
@@ -241,11 +215,12 @@ async fn revoke_selected(
         url::form_urlencoded::byte_serialize(f.form.ids.as_bytes()).collect::<String>()
     ));
     match sessions::revoke_many(&state.provider, &f.admin.actor, &ids).await {
-        Ok(n) => done(
+        Ok(n) => confirm::done(
             &state,
             &req,
             &f.admin,
-            format!("{n} session{} ended.", if n == 1 { "" } else { "s" }),
+            Section::Sessions,
+            format!("{}.", confirm::sessions_ended(n)),
             "/admin/sessions",
         ),
         Err(e) => admin_failure(&e),
@@ -283,11 +258,12 @@ async fn revoke_user(
     user_id: web::Path<String>,
 ) -> HttpResponse {
     match sessions::revoke_user(&state.provider, &f.admin.actor, &user_id).await {
-        Ok(n) => done(
+        Ok(n) => confirm::done(
             &state,
             &req,
             &f.admin,
-            format!("{n} session{} ended.", if n == 1 { "" } else { "s" }),
+            Section::Sessions,
+            format!("{}.", confirm::sessions_ended(n)),
             "/admin/sessions",
         ),
         Err(e) => admin_failure(&e),

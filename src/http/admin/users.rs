@@ -704,36 +704,6 @@ async fn confirm_page(
     )
 }
 
-#[derive(Template)]
-#[template(path = "admin/done.html")]
-struct DonePage {
-    frame: AdminFrame,
-    title: String,
-    message: String,
-    back: String,
-}
-
-fn done(
-    state: &AppState,
-    req: &HttpRequest,
-    admin: &Admin,
-    message: String,
-    back: String,
-) -> HttpResponse {
-    let (frame, csrf) = admin.frame(state, req, Section::Users);
-    let page = DonePage {
-        frame,
-        title: "Done".into(),
-        message,
-        back,
-    };
-    html(StatusCode::OK, &csrf, page.render())
-}
-
-fn sessions(n: u64) -> String {
-    format!("{n} session{} ended", if n == 1 { "" } else { "s" })
-}
-
 /// What the action did, in a sentence, or why not.
 async fn perform(
     action: Action,
@@ -746,7 +716,7 @@ async fn perform(
     Ok(match action {
         Action::Disable => {
             let n = users::disable(p, actor, id).await?;
-            format!("Disabled; {}.", sessions(n))
+            format!("Disabled; {}.", confirm::sessions_ended(n))
         }
         Action::Enable => {
             users::enable(p, actor, id).await?;
@@ -763,7 +733,7 @@ async fn perform(
             let r = users::force_password_reset(p, actor, &rules(state), id).await?;
             format!(
                 "The password no longer works; {}. {}",
-                sessions(r.sessions_ended),
+                confirm::sessions_ended(r.sessions_ended),
                 mailed(r.mailed, "reset link")
             )
         }
@@ -776,7 +746,7 @@ async fn perform(
         }
         Action::SignOut => {
             let n = users::sign_out_everywhere(p, actor, id).await?;
-            format!("Signed out everywhere; {}.", sessions(n))
+            format!("Signed out everywhere; {}.", confirm::sessions_ended(n))
         }
         Action::Invite => {
             let invited = users::invite_again(p, actor, &rules(state), id).await?;
@@ -810,12 +780,13 @@ async fn act(
     id: web::Path<String>,
 ) -> HttpResponse {
     match perform(action, &state, &f.admin, &id).await {
-        Ok(message) => done(
+        Ok(message) => confirm::done(
             &state,
             &req,
             &f.admin,
+            Section::Users,
             message,
-            format!("/admin/users/{}", id.as_str()),
+            &format!("/admin/users/{}", id.as_str()),
         ),
         Err(e) => admin_failure(&e),
     }
@@ -894,16 +865,17 @@ async fn create(
         roles: split_roles(&form.roles),
     };
     match users::invite(&state.provider, &admin.actor, &rules(&state), &new).await {
-        Ok(invited) => done(
+        Ok(invited) => confirm::done(
             &state,
             &req,
             &admin,
+            Section::Users,
             format!(
                 "{} was created. {}",
                 invited.user.email,
                 invitation_sentence(&invited)
             ),
-            format!("/admin/users/{}", invited.user.id),
+            &format!("/admin/users/{}", invited.user.id),
         ),
         Err(e @ (AdminError::Invalid(_) | AdminError::Conflict(_))) => new_form(
             &state,
