@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use runner::Outcome;
 use scenarios as sc;
+use server_time::SignInTotals;
 use servers::{Backend, OidcProvider, Tessera, rss_kib};
 
 struct Args {
@@ -352,6 +353,15 @@ async fn main() {
                 step_median.map_or("-".into(), server_time::cell),
             ));
             push(&mut rows, o, t.pid());
+
+            // The cost of the second step beyond the password, with nothing queueing: sign-ins
+            // one at a time, a password-only one and a password + TOTP one in turn (so drift
+            // hits both alike), each user fresh, each flow's server time less its password check.
+            let pairs = if args.smoke { 5 } else { 200 };
+            let plain = sc::add_users(&t.database_url, "plain", pairs).await;
+            let mfa_users = sc::add_mfa_users_named(&t, "pair", pairs).await;
+            let measured = sc::paired_sign_ins(&c, &t.base, t.pid(), &plain, &mfa_users).await;
+            notes.push(second_step_cost(&label, &measured));
         }
 
         if args.runs("isolation") {
@@ -522,4 +532,65 @@ async fn main() {
         }
         std::process::exit(1);
     }
+}
+
+/// The note for [`sc::paired_sign_ins`], in milliseconds: per flow, the median server time of
+/// each endpoint and of the whole sign-in apart from the password check; then the second
+/// step's cost, the difference within a pair, in server time and in Tessera's CPU time.
+fn second_step_cost(label: &str, measured: &[Option<(SignInTotals, SignInTotals)>]) -> String {
+    let pairs: Vec<(SignInTotals, SignInTotals)> = measured.iter().flatten().copied().collect();
+    let failed = measured.len() - pairs.len();
+    if pairs.is_empty() {
+        return format!(
+            "{label}: the second step's cost could not be measured ({failed} failed pairs)"
+        );
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] * 1e3
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64 * 1e3;
+    let flow = |pick: fn(&(SignInTotals, SignInTotals)) -> &SignInTotals| {
+        let per_endpoint: Vec<String> = server_time::SIGN_IN_ENDPOINTS
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut spent: Vec<f64> = pairs.iter().map(|p| pick(p).endpoints[i]).collect();
+                if *e == "login" {
+                    spent = pairs
+                        .iter()
+                        .map(|p| pick(p).endpoints[i] - pick(p).password_check)
+                        .collect();
+                }
+                format!("{e} {:.3}", median(spent))
+            })
+            .collect();
+        format!(
+            "{:.3} ms ({})",
+            median(pairs.iter().map(|p| pick(p).inside()).collect()),
+            per_endpoint.join(", ")
+        )
+    };
+    let wall: Vec<f64> = pairs.iter().map(|(p, m)| m.inside() - p.inside()).collect();
+    let cpu: Vec<f64> = pairs
+        .iter()
+        .filter_map(|(p, m)| Some(m.cpu_apart_from_check()? - p.cpu_apart_from_check()?))
+        .collect();
+    let cpu_cell = if cpu.is_empty() {
+        "not measured".to_string()
+    } else {
+        format!(
+            "median {:.3} ms, mean {:.3} ms",
+            median(cpu.clone()),
+            mean(&cpu)
+        )
+    };
+    format!(
+        "{label}, one sign-in at a time, {n} pairs ({failed} failed). Server time apart from the password check, median per sign-in (ms): password only {}; password + TOTP {}. The second step's cost (password + TOTP less password only, within a pair): server time median {:.3} ms, mean {:.3} ms; Tessera's CPU time {cpu_cell}",
+        flow(|p| &p.0),
+        flow(|p| &p.1),
+        median(wall.clone()),
+        mean(&wall),
+        n = pairs.len(),
+    )
 }

@@ -14,6 +14,7 @@ use tessera::store::UserStore;
 
 use crate::lean;
 use crate::runner::{Outcome, closed_loop};
+use crate::server_time::SignInTotals;
 use crate::servers::{Backend, Tessera};
 
 pub const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnopq";
@@ -197,6 +198,12 @@ async fn redeem(c: &reqwest::Client, base: &str, code: &str) -> Option<serde_jso
 /// password, straight into the database (the CLI would hash each password again): the refresh
 /// paths rotate one chain per session and one session per user, as a fleet of browsers would.
 pub async fn add_chain_users(database_url: &str, n: usize) {
+    add_users(database_url, "chain", n).await;
+}
+
+/// Adds users `{prefix}-1@bench.example` .. `{prefix}-{n}@bench.example` with the bench user's
+/// password hash (ids `{prefix}-1` ..); returns their emails.
+pub async fn add_users(database_url: &str, prefix: &str, n: usize) -> Vec<String> {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(database_url)
         .await
@@ -204,14 +211,17 @@ pub async fn add_chain_users(database_url: &str, n: usize) {
     let sql = format!(
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
          INSERT INTO users (id, email, roles, password_hash, disabled, created_at, updated_at) \
-         SELECT 'chain-' || x, 'chain-' || x || '@bench.example', '[]', u.password_hash, 0, \
+         SELECT '{prefix}-' || x, '{prefix}-' || x || '@bench.example', '[]', u.password_hash, 0, \
          u.created_at, u.updated_at FROM c, users u WHERE u.email = 'bench@example.com'"
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(&pool)
         .await
-        .expect("chain users");
+        .expect("bench users");
     pool.close().await;
+    (1..=n)
+        .map(|i| format!("{prefix}-{i}@bench.example"))
+        .collect()
 }
 
 /// Signs each of the `n` chain users in once (eight at a time): their session cookies.
@@ -483,21 +493,12 @@ pub async fn seed_rows(database_url: &str, backend: Backend, from: u64, n: u64, 
 /// cases, on the server's database and master key. The confirming code is the previous step's,
 /// so the present step is unused. Returns (email, key) pairs.
 pub async fn add_mfa_users(t: &Tessera, n: usize) -> Vec<(String, TotpSecret)> {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&t.database_url)
-        .await
-        .expect("bench database");
-    let sql = format!(
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
-         INSERT INTO users (id, email, roles, password_hash, disabled, created_at, updated_at) \
-         SELECT 'mfa-' || x, 'mfa-' || x || '@bench.example', '[]', u.password_hash, 0, \
-         u.created_at, u.updated_at FROM c, users u WHERE u.email = 'bench@example.com'"
-    );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&pool)
-        .await
-        .expect("mfa users");
-    pool.close().await;
+    add_mfa_users_named(t, "mfa", n).await
+}
+
+/// [`add_mfa_users`] with another prefix, for a second pool on the same server.
+pub async fn add_mfa_users_named(t: &Tessera, prefix: &str, n: usize) -> Vec<(String, TotpSecret)> {
+    add_users(&t.database_url, prefix, n).await;
     let config = tessera::config::Config::load_from(None, &t.env).expect("the server's settings");
     let p = tessera::startup::provider(&config)
         .await
@@ -505,7 +506,7 @@ pub async fn add_mfa_users(t: &Tessera, n: usize) -> Vec<(String, TotpSecret)> {
     let name = FactorName::parse("Bench phone", "").expect("a factor name");
     let mut out = Vec::with_capacity(n);
     for i in 1..=n {
-        let email = format!("mfa-{i}@bench.example");
+        let email = format!("{prefix}-{i}@bench.example");
         let user = p
             .store
             .find_user_by_email(&email)
@@ -603,4 +604,34 @@ pub async fn password_totp_sign_in(
         }
     })
     .await
+}
+
+/// What sign-ins cost Tessera, measured one at a time so that nothing queues: per pair, a
+/// password-only sign-in of a fresh user and a password + TOTP sign-in of another fresh user,
+/// each whole flow (authorize, sign-in POST, second-step POST, code redeemed) bracketed by two
+/// reads of `/metrics` and of the process's CPU time. Returns, per pair, what (password only,
+/// password + TOTP) spent; `None` for a pair where a sign-in failed or a read did not answer.
+pub async fn paired_sign_ins(
+    c: &reqwest::Client,
+    base: &str,
+    pid: u32,
+    plain: &[String],
+    mfa: &[(String, TotpSecret)],
+) -> Vec<Option<(SignInTotals, SignInTotals)>> {
+    let totals = || crate::server_time::sign_in_totals(c, base, pid);
+    let mut out = Vec::with_capacity(plain.len().min(mfa.len()));
+    for (email, (mfa_email, key)) in plain.iter().zip(mfa) {
+        let pair = async {
+            let t0 = totals().await?;
+            let (_, code) = sign_in_as(c, base, email).await?;
+            redeem(c, base, &code).await?;
+            let t1 = totals().await?;
+            let code = sign_in_with_code(c, base, mfa_email, key).await?;
+            redeem(c, base, &code).await?;
+            let t2 = totals().await?;
+            Some((t0.until(&t1), t1.until(&t2)))
+        };
+        out.push(pair.await);
+    }
+    out
 }

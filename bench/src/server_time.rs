@@ -43,6 +43,94 @@ pub const LOGIN: Series = endpoint(&["login"]);
 /// The second step's POST: the one-time code checked, the session opened.
 pub const SECOND_STEP: Series = endpoint(&["second_step"]);
 
+/// The endpoints a browser sign-in goes through: the authorization request (which shows the
+/// sign-in page), the sign-in POST, the second-step POST and the code's redemption.
+pub const SIGN_IN_ENDPOINTS: [&str; 4] = ["authorize", "login", "second_step", "token"];
+
+/// What Tessera has spent so far on sign-ins, read from `/metrics` and `/proc`: two reads
+/// around one sign-in (nothing else running) give what that sign-in cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SignInTotals {
+    /// Seconds answering each of [`SIGN_IN_ENDPOINTS`], in that order (the sign-in POST's with
+    /// its password check in).
+    pub endpoints: [f64; 4],
+    /// Seconds the sign-in POSTs spent checking passwords
+    /// (`tessera_password_check_duration_seconds`).
+    pub password_check: f64,
+    /// CPU seconds of all Tessera's threads (`/proc/PID/task/*/schedstat`); `None` off Linux.
+    pub cpu: Option<f64>,
+}
+
+impl SignInTotals {
+    /// What was spent between `self` and a later read `then`.
+    pub fn until(&self, then: &Self) -> Self {
+        Self {
+            endpoints: std::array::from_fn(|i| then.endpoints[i] - self.endpoints[i]),
+            password_check: then.password_check - self.password_check,
+            cpu: self.cpu.zip(then.cpu).map(|(a, b)| b - a),
+        }
+    }
+
+    /// Server time apart from the password check.
+    pub fn inside(&self) -> f64 {
+        self.endpoints.iter().sum::<f64>() - self.password_check
+    }
+
+    /// CPU time apart from the password check (its wall time, which is its CPU time when
+    /// nothing else runs: argon2id on one lane).
+    pub fn cpu_apart_from_check(&self) -> Option<f64> {
+        self.cpu.map(|c| c - self.password_check)
+    }
+}
+
+/// Reads [`SignInTotals`] of the Tessera at `base` running as `pid`. `None` when the server
+/// exposes no such series. `/metrics` itself is not one of the endpoints counted.
+pub async fn sign_in_totals(c: &reqwest::Client, base: &str, pid: u32) -> Option<SignInTotals> {
+    let text = c
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let (endpoints, password_check) = sign_in_seconds(&text)?;
+    Some(SignInTotals {
+        endpoints,
+        password_check,
+        cpu: cpu_seconds(pid),
+    })
+}
+
+fn sign_in_seconds(text: &str) -> Option<([f64; 4], f64)> {
+    let sum_of = |series: &str| -> Option<f64> {
+        let (_, value) = text
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.split_once(' '))?;
+        value.trim().parse().ok()
+    };
+    let mut seconds = [0.0; 4];
+    for (i, endpoint) in SIGN_IN_ENDPOINTS.iter().enumerate() {
+        seconds[i] = sum_of(&format!("{BY_ENDPOINT}_sum{{endpoint=\"{endpoint}\"}}"))?;
+    }
+    let check = sum_of("tessera_password_check_duration_seconds_sum{step=\"sign_in\"}")?;
+    Some((seconds, check))
+}
+
+/// The CPU time of every thread of process `pid`, in seconds: the first field of each
+/// `/proc/PID/task/TID/schedstat` (nanoseconds on a CPU), summed.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let mut nanos: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(text) = std::fs::read_to_string(task.ok()?.path().join("schedstat")) else {
+            continue; // a thread that ended meanwhile
+        };
+        nanos += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(nanos as f64 / 1e9)
+}
+
 /// Cumulative request counts by bucket upper bound (seconds; the last is `+Inf`), summed over
 /// the series' label values.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +264,49 @@ mod tests {
         assert_eq!(parse(&text, REFRESH), Some(token));
         assert_eq!(parse(&text, INTROSPECT), None);
         assert_eq!(parse("no metrics here", TOKEN), None);
+    }
+
+    #[test]
+    fn sign_in_seconds_add_the_sign_in_endpoints_and_take_away_the_password_checks() {
+        let mut text = String::new();
+        for (endpoint, sum) in [
+            ("authorize", 0.5),
+            ("login", 2.0),
+            ("second_step", 0.25),
+            ("token", 0.125),
+            ("other", 100.0),
+        ] {
+            text.push_str(&format!(
+                "{BY_ENDPOINT}_sum{{endpoint=\"{endpoint}\"}} {sum}\n"
+            ));
+        }
+        assert_eq!(sign_in_seconds(&text), None, "no password checks exposed");
+        text.push_str("tessera_password_check_duration_seconds_sum{step=\"sign_in\"} 1.5\n");
+        assert_eq!(sign_in_seconds(&text), Some(([0.5, 2.0, 0.25, 0.125], 1.5)));
+        let before = SignInTotals {
+            endpoints: [0.0; 4],
+            password_check: 0.0,
+            cpu: Some(1.0),
+        };
+        let after = SignInTotals {
+            endpoints: [0.5, 2.0, 0.25, 0.125],
+            password_check: 1.5,
+            cpu: Some(3.0),
+        };
+        let spent = before.until(&after);
+        assert_eq!(spent.inside(), 1.375);
+        assert_eq!(spent.cpu_apart_from_check(), Some(0.5));
+    }
+
+    #[test]
+    fn this_process_has_spent_some_cpu_time() {
+        let cpu = cpu_seconds(std::process::id()).expect("/proc on Linux");
+        let mut x: u64 = 1;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_seconds(std::process::id()).expect("again") > cpu);
     }
 
     #[test]

@@ -162,11 +162,13 @@ pub async fn sign_in(
         }
     }
     // Unknown accounts are checked against a dummy hash: same work, same answer.
+    let started = std::time::Instant::now();
     let verification = rules
         .hasher
         .verify(&r.password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await
         .map_err(|e| SignInError::Internal(e.to_string()))?;
+    p.metrics.observe_password_check(started.elapsed());
     let Some(user) = user.clone().filter(|u| verification.valid && !u.disabled) else {
         let reason = match &user {
             None => "unknown_account",
