@@ -90,6 +90,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0014_revocation_feed.sql"),
         postgres: include_str!("../../migrations/postgres/0014_revocation_feed.sql"),
     },
+    Migration {
+        version: 15,
+        name: "sessions_epoch",
+        sqlite: include_str!("../../migrations/sqlite/0015_sessions_epoch.sql"),
+        postgres: include_str!("../../migrations/postgres/0015_sessions_epoch.sql"),
+    },
 ];
 
 /// Applies every migration not yet applied; returns how many ran.

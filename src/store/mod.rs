@@ -429,12 +429,34 @@ pub enum StepSession {
     },
 }
 
+/// How a completed second step's pending step is taken, so that it completes once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepTake {
+    /// Kept on the server: the ceremony of kind `second_step` under this keyed hash of its
+    /// handle, deleted (`DELETE ... RETURNING`) unless created before the user's
+    /// `sessions_ended_at` second.
+    Stored { ceremony_hash: Vec<u8> },
+    /// Kept in the browser, sealed (`auth::mfa::second_step`): a ceremony row of kind
+    /// [`SPENT_SECOND_STEP`] under `id_hash` is inserted to mark it spent (a second insert
+    /// conflicts), and it completes only before `expires_at` and while the user's
+    /// `sessions_epoch` is still `epoch`.
+    Sealed {
+        id_hash: Vec<u8>,
+        epoch: i64,
+        expires_at: Timestamp,
+    },
+}
+
+/// The ceremony kind of the mark a completed sealed second step leaves (see
+/// [`StepTake::Sealed`]); it goes with the purge once the step would have expired.
+pub const SPENT_SECOND_STEP: &str = "second_step_spent";
+
 /// Everything a successful second step writes, in one transaction.
 #[derive(Debug, Clone)]
 pub struct SecondStepCompletion {
     pub user_id: String,
-    /// The keyed hash of the pending step's handle (a ceremony of kind `second_step`).
-    pub ceremony_hash: Vec<u8>,
+    /// How the pending step is taken.
+    pub take: StepTake,
     pub proof: StepProof,
     pub session: StepSession,
     /// The one audit entry of the completion.
@@ -831,9 +853,23 @@ pub trait MfaStore {
         kind: &str,
         now: Timestamp,
     ) -> StoreResult<Option<Ceremony>>;
+    /// The user's `sessions_epoch`: how many times all their sessions were ended (see
+    /// [`SessionStore::revoke_user_sessions`]). `None` for an unknown user.
+    async fn sessions_epoch(&self, user_id: &str) -> StoreResult<Option<i64>>;
+    /// Whether a sealed pending second step (see [`StepTake::Sealed`]) could still complete:
+    /// the user exists, is not disabled, their `sessions_epoch` is still `epoch`, and no step
+    /// was completed under `id_hash`. Read only; the completion decides again.
+    async fn sealed_step_live(
+        &self,
+        user_id: &str,
+        id_hash: &[u8],
+        epoch: i64,
+    ) -> StoreResult<bool>;
     /// Completes a pending second step in ONE transaction (one commit), in this order: takes
-    /// the user's unexpired `second_step` ceremony under `c.ceremony_hash` (`DELETE ...
-    /// RETURNING`), unless it was created before the user's `sessions_ended_at` second; spends
+    /// the pending step as `c.take` says (a stored one: the user's unexpired `second_step`
+    /// ceremony, deleted, unless it was created before the user's `sessions_ended_at` second;
+    /// a sealed one: unexpired, begun under the user's present `sessions_epoch`, marked spent
+    /// by an insert that a second completion conflicts with); spends
     /// `c.proof`; opens or raises the session; appends `c.audit` to the audit chain (head and
     /// MAC kept as [`AuditStore::append_audit`] keeps them). Any part refused: nothing is
     /// written ([`StepOutcome::Gone`] or [`StepOutcome::Refused`]). Of concurrent completions

@@ -1,34 +1,39 @@
 //! The second step of a sign-in, and the step-up of a live session (docs/DESIGN.md, "Second
 //! factors").
 //!
-//! A right password of a user with a factor opens no session: [`begin`] keeps a *pending
-//! second step* on the server (a ceremony of kind `second_step`: the user, the methods so far,
-//! the authorization request to resume, or the live session to raise), bound to the browser by
-//! a random handle in a cookie and gone after five minutes. A wrong code does not spend it (it
-//! is only looked at while the code is checked, so neither spent nor extended) but counts on
-//! the second step's own throttle keys, per user and per address, never on the password's; the
-//! first right code takes it for good and opens the session (a new cookie), or raises the live
-//! session to multi-factor and gives it a new cookie (a privilege change), all in one
-//! transaction ([`finish`]). A step created before the second in which all the user's sessions
-//! were ended is gone.
+//! A right password of a user with a factor opens no session and writes nothing: [`begin`]
+//! seals a *pending second step* (the user, the methods so far, the authorization request to
+//! resume or the live session to raise, a random id, the user's `sessions_epoch`, five minutes
+//! of life) under the master key into a cookie, so the browser that passed the password holds
+//! it and nobody can read or alter it. A step too large for a cookie (a very long
+//! authorization request) is kept on the server instead, as a ceremony of kind `second_step`
+//! under the keyed hash of a random handle in that cookie. A wrong code does not spend it (so
+//! it is neither spent nor extended) but counts on the second step's own throttle keys, per
+//! user and per address, never on the password's; the first right code spends it for good and
+//! opens the session (a new cookie), or raises the live session to multi-factor and gives it a
+//! new cookie (a privilege change), all in one transaction ([`finish`]): a sealed step leaves
+//! a mark under its id's keyed hash that a second completion collides with, a stored one is
+//! deleted. Ending all the user's sessions ends their pending steps: a sealed one began under
+//! an older `sessions_epoch`, a stored one is deleted or, held at that moment, was created
+//! before the second of `sessions_ended_at`.
 
 use serde::{Deserialize, Serialize};
 
 use super::MfaError;
-use super::ceremony::{self, CeremonyKind, Peeked};
+use super::ceremony::{self, CEREMONY_TTL, CeremonyKind};
 use super::level::{self, Amr};
 use crate::audit::AuditEvent;
 use crate::auth::session::{self, ActiveSession, DeviceInfo, Room};
 use crate::auth::signin::{SecondStepMethods, SignInError, SignInRules};
 use crate::auth::throttle::{self, Attempt, Factor, Gate};
-use crate::crypto::random_token;
+use crate::crypto::{b64, b64_decode, random_token};
 use crate::metrics::inc;
 use crate::oauth::Provider;
 use crate::oauth::params::Params;
 use crate::secret::SecretString;
 use crate::store::{
-    FactorKind, MfaStore, SecondStepCompletion, StepOutcome, StepProof, StepSession, StoreError,
-    Transient, User, UserStore,
+    FactorKind, MfaStore, SecondStepCompletion, StepOutcome, StepProof, StepSession, StepTake,
+    StoreError, Transient, User, UserStore,
 };
 
 /// What the server keeps between the password and the second factor (encrypted, see
@@ -53,8 +58,43 @@ pub fn required_by_role(p: &Provider, user: &User) -> bool {
         .any(|r| p.settings.mfa_required_roles.contains(r))
 }
 
-/// Starts a pending second step for `user_id`, who has used `amr` so far; returns the handle
-/// the browser keeps. `raise` names the live session a step-up raises.
+/// The cookie value of a sealed pending step starts with this (a stored step's handle is
+/// base64url, which has no dot).
+const SEALED: &str = "s1.";
+/// The longest cookie value a pending step may have; a longer sealed one is stored instead.
+const COOKIE_ROOM: usize = 3000;
+/// The context a sealed pending step is encrypted under (AES-GCM's associated data).
+const SEALED_AAD: &[u8] = b"tessera/v1/second-step";
+
+/// A pending second step as the browser holds it, before sealing.
+#[derive(Debug, Serialize, Deserialize)]
+struct SealedStep {
+    /// Random; its keyed hash marks the step spent.
+    #[serde(rename = "i")]
+    id: String,
+    #[serde(rename = "u")]
+    user_id: String,
+    /// The user's `sessions_epoch` when the step began.
+    #[serde(rename = "e")]
+    epoch: i64,
+    #[serde(rename = "x")]
+    expires_at: i64,
+    #[serde(rename = "p")]
+    step: PendingSecondStep,
+}
+
+/// A pending second step, read from the browser's cookie.
+#[derive(Debug)]
+pub struct Pending {
+    pub user_id: String,
+    pub step: PendingSecondStep,
+    /// How its completion takes it.
+    pub take: StepTake,
+}
+
+/// Starts a pending second step for `user_id`, who has used `amr` so far; returns the value
+/// of the browser's cookie. `raise` names the live session a step-up raises. Nothing is
+/// written unless the step is too large for a cookie.
 pub async fn begin(
     p: &Provider,
     user_id: &str,
@@ -62,12 +102,93 @@ pub async fn begin(
     request: Option<&Params>,
     raise: Option<&str>,
 ) -> Result<SecretString, MfaError> {
-    let state = PendingSecondStep {
+    let step = PendingSecondStep {
         amr: amr.to_vec(),
         request: request.map(|r| r.pairs().to_vec()),
         raise: raise.map(String::from),
     };
-    ceremony::begin(p, CeremonyKind::SecondStep, Some(user_id), &state).await
+    // A user deleted meanwhile has no epoch; the completion finds no user and refuses.
+    let epoch = p.store.sessions_epoch(user_id).await?.unwrap_or_default();
+    let sealed = SealedStep {
+        id: random_token(),
+        user_id: user_id.to_string(),
+        epoch,
+        expires_at: p.now() + CEREMONY_TTL,
+        step,
+    };
+    let json = serde_json::to_vec(&sealed).map_err(|_| MfaError::Corrupt)?;
+    let value = format!("{SEALED}{}", b64(&p.crypto.encrypt(&json, SEALED_AAD)));
+    if value.len() <= COOKIE_ROOM {
+        return Ok(SecretString::new(value));
+    }
+    ceremony::begin(p, CeremonyKind::SecondStep, Some(user_id), &sealed.step).await
+}
+
+/// The pending second step the browser's cookie `value` holds: `None` when there is none
+/// (no such step, expired, tampered with, or, kept on the server, already completed). A
+/// sealed step's other ends (completed, the user's sessions ended since) are told by
+/// [`live`] or by the completion itself.
+pub async fn pending(p: &Provider, value: &str) -> Result<Option<Pending>, MfaError> {
+    if let Some(sealed) = value.strip_prefix(SEALED) {
+        return Ok(open_sealed(p, sealed));
+    }
+    let Some(peeked) =
+        ceremony::peek::<PendingSecondStep>(p, CeremonyKind::SecondStep, value).await?
+    else {
+        return Ok(None);
+    };
+    let Some(user_id) = peeked.taken.user_id else {
+        return Ok(None);
+    };
+    Ok(Some(Pending {
+        user_id,
+        step: peeked.taken.state,
+        take: StepTake::Stored {
+            ceremony_hash: peeked.id_hash,
+        },
+    }))
+}
+
+fn open_sealed(p: &Provider, text: &str) -> Option<Pending> {
+    if text.len() > COOKIE_ROOM {
+        return None;
+    }
+    let json = p.crypto.decrypt(&b64_decode(text)?, SEALED_AAD).ok()?;
+    let s: SealedStep = serde_json::from_slice(&json).ok()?;
+    if s.expires_at <= p.now() {
+        return None;
+    }
+    Some(Pending {
+        take: StepTake::Sealed {
+            id_hash: p.crypto.token_hash(&s.id),
+            epoch: s.epoch,
+            expires_at: s.expires_at,
+        },
+        user_id: s.user_id,
+        step: s.step,
+    })
+}
+
+/// Whether `pending` could still complete (read only). A sealed step is checked against the
+/// database: not completed, the user not disabled, their sessions not ended since it began; a
+/// stored one was just read from there. Asked where a dead step must not count as a failure
+/// or start anything: before a wrong answer counts, for the page, for a key ceremony.
+pub async fn live(p: &Provider, pending: &Pending) -> Result<bool, MfaError> {
+    match &pending.take {
+        StepTake::Stored { .. } => Ok(true),
+        StepTake::Sealed { id_hash, epoch, .. } => Ok(p
+            .store
+            .sealed_step_live(&pending.user_id, id_hash, *epoch)
+            .await?),
+    }
+}
+
+/// The pending step behind cookie `value`, if it could still complete.
+async fn live_pending(p: &Provider, value: &str) -> Result<Option<Pending>, MfaError> {
+    match pending(p, value).await? {
+        Some(step) if live(p, &step).await? => Ok(Some(step)),
+        _ => Ok(None),
+    }
 }
 
 /// What the second step can offer `user_id` besides a one-time code (a step-up asks this; a
@@ -82,21 +203,21 @@ pub async fn methods(p: &Provider, user_id: &str) -> Result<SecondStepMethods, M
 }
 
 /// What the pending second step behind `handle` can offer (for its page, after a reload or a
-/// wrong answer); `None` when the browser has no pending step. Reads it without taking it, so a
-/// concurrent answer is never turned away.
+/// wrong answer); `None` when the browser has no live pending step. Reads it without taking
+/// it, so a concurrent answer is never turned away.
 pub async fn pending_methods(
     p: &Provider,
     handle: &str,
 ) -> Result<Option<SecondStepMethods>, MfaError> {
-    let Some(pending) =
-        ceremony::peek::<PendingSecondStep>(p, CeremonyKind::SecondStep, handle).await?
-    else {
-        return Ok(None);
-    };
-    match pending.taken.user_id {
-        Some(user_id) => Ok(Some(methods(p, &user_id).await?)),
+    match live_pending(p, handle).await? {
+        Some(step) => Ok(Some(methods(p, &step.user_id).await?)),
         None => Ok(None),
     }
+}
+
+/// The pending step behind `handle` for a key ceremony: `None` unless it could still complete.
+pub async fn pending_for_key(p: &Provider, handle: &str) -> Result<Option<Pending>, MfaError> {
+    live_pending(p, handle).await
 }
 
 /// Where a completed second step leaves the browser.
@@ -219,14 +340,10 @@ pub async fn complete_with_code(
     browser: Browser,
     code: &str,
 ) -> Result<Completed, SecondStepError> {
-    let Some(pending) =
-        ceremony::peek::<PendingSecondStep>(p, CeremonyKind::SecondStep, &browser.handle).await?
-    else {
+    let Some(pending) = pending(p, &browser.handle).await? else {
         return Err(SecondStepError::Gone);
     };
-    let Some(user_id) = pending.taken.user_id.clone() else {
-        return Err(SecondStepError::Gone);
-    };
+    let user_id = pending.user_id.clone();
     let now = p.now();
     let keys = Keys::new(&user_id, browser.ip_key.as_deref());
     let attempt = keys.attempt();
@@ -242,6 +359,9 @@ pub async fn complete_with_code(
     let proof = match super::one_time_code_proof(p, &user_id, code).await {
         Ok(proof) => proof,
         Err(MfaError::InvalidCode) => {
+            if !live(p, &pending).await? {
+                return Err(SecondStepError::Gone);
+            }
             return Err(wrong_code(p, rules, &attempt, &user_id, &browser).await);
         }
         Err(e) => return Err(e.into()),
@@ -296,16 +416,17 @@ async fn wrong_code(
 pub async fn finish(
     p: &Provider,
     rules: &SignInRules<'_>,
-    pending: Peeked<PendingSecondStep>,
+    pending: Pending,
     proof: StepProof,
     method: Amr,
     detail: &str,
     browser: &Browser,
 ) -> Result<Completed, SecondStepError> {
-    let Some(user_id) = pending.taken.user_id.clone() else {
-        return Err(SecondStepError::Gone);
-    };
-    let state = pending.taken.state;
+    let Pending {
+        user_id,
+        step: state,
+        take,
+    } = pending;
     let mut methods = level::parse_all(&state.amr);
     methods.push(method);
     let amr = level::with_mfa(&methods);
@@ -325,7 +446,7 @@ pub async fn finish(
         let cookie = random_token();
         let completion = SecondStepCompletion {
             user_id: user_id.clone(),
-            ceremony_hash: pending.id_hash,
+            take,
             proof,
             session: StepSession::Raise {
                 id: session_id.clone(),
@@ -390,7 +511,7 @@ pub async fn finish(
     let (cookie, new) = session::new_session(p, &user, amr.clone(), device, now);
     let completion = SecondStepCompletion {
         user_id: user_id.clone(),
-        ceremony_hash: pending.id_hash,
+        take,
         proof,
         session: StepSession::Open {
             session: new.clone(),

@@ -21,9 +21,7 @@ use webauthn_rs::prelude::{
 
 use super::ceremony::{self, CeremonyKind};
 use super::level::with_mfa;
-use super::second_step::{
-    self, Browser, Completed, Keys, PendingSecondStep, SecondStepError, audit_failure,
-};
+use super::second_step::{self, Browser, Completed, Keys, SecondStepError, audit_failure};
 use super::{Amr, FactorName, MfaError};
 use crate::audit::AuditEvent;
 use crate::auth::session::{self, DeviceInfo, Room};
@@ -733,19 +731,15 @@ pub async fn begin_key_step(
     p: &Provider,
     second_step_handle: &str,
 ) -> Result<Option<Begun>, KeyStepError> {
-    let Some(pending) =
-        ceremony::peek::<PendingSecondStep>(p, CeremonyKind::SecondStep, second_step_handle)
-            .await?
-    else {
+    let Some(pending) = second_step::pending_for_key(p, second_step_handle).await? else {
         return Ok(None);
     };
-    let Some(user_id) = pending.taken.user_id else {
-        return Ok(None);
-    };
-    begin_second_step(p, &user_id).await.map_err(|e| match e {
-        PasskeyError::Store(e) => e.into(),
-        other => KeyStepError::Step(SecondStepError::Internal(other.to_string())),
-    })
+    begin_second_step(p, &pending.user_id)
+        .await
+        .map_err(|e| match e {
+            PasskeyError::Store(e) => e.into(),
+            other => KeyStepError::Step(SecondStepError::Internal(other.to_string())),
+        })
 }
 
 /// Completes a pending second step with a security key or passkey: the step is looked at
@@ -760,14 +754,10 @@ pub async fn complete_second_step_with_key(
     key_handle: &str,
     response: &PublicKeyCredential,
 ) -> Result<Completed, KeyStepError> {
-    let Some(pending) =
-        ceremony::peek::<PendingSecondStep>(p, CeremonyKind::SecondStep, &browser.handle).await?
-    else {
+    let Some(pending) = second_step::pending(p, &browser.handle).await? else {
         return Err(SecondStepError::Gone.into());
     };
-    let Some(user_id) = pending.taken.user_id.clone() else {
-        return Err(SecondStepError::Gone.into());
-    };
+    let user_id = pending.user_id.clone();
     let now = p.now();
     let keys = Keys::new(&user_id, browser.ip_key.as_deref());
     let attempt = keys.attempt();
@@ -783,6 +773,9 @@ pub async fn complete_second_step_with_key(
     let asserted = match finish_second_step(p, &user_id, key_handle, response).await {
         Ok(a) => a,
         Err(PasskeyError::Refused) => {
+            if !second_step::live(p, &pending).await? {
+                return Err(SecondStepError::Gone.into());
+            }
             let lock = throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;
             audit_failure(p, &user_id, &browser, "security_key_refused").await;
             // Recorded like a wrong code's lock: the operator's "locked" list starts from it.

@@ -562,7 +562,9 @@ fn completion(
 ) -> SecondStepCompletion {
     SecondStepCompletion {
         user_id: user_id.into(),
-        ceremony_hash: handle.to_vec(),
+        take: StepTake::Stored {
+            ceremony_hash: handle.to_vec(),
+        },
         proof,
         session: StepSession::Open {
             session: session(user_id),
@@ -745,16 +747,137 @@ contract!(
     }
 );
 
+/// [`completion`] of a sealed step: marked spent under `id_hash`, begun under `epoch`, gone at
+/// `expires_at`.
+fn sealed_completion(
+    user_id: &str,
+    id_hash: &[u8],
+    epoch: i64,
+    expires_at: Timestamp,
+    proof: StepProof,
+    now: Timestamp,
+) -> SecondStepCompletion {
+    SecondStepCompletion {
+        take: StepTake::Sealed {
+            id_hash: id_hash.to_vec(),
+            epoch,
+            expires_at,
+        },
+        ..completion(user_id, b"", proof, &[], now)
+    }
+}
+
+contract!(
+    a_sealed_second_step_completes_once_before_it_expires_and_only_under_its_epoch,
+    |s: SqlStore| async move {
+        let crypto = audit_key();
+        s.seal_audit_head(&crypto).await.unwrap();
+        let (ann, bob) = two_users(&s).await;
+        let mut app = totp_factor(&ann.id, "Phone", 100);
+        app.last_step = Some(10);
+        s.insert_factor(&app).await.unwrap();
+        assert_eq!(s.sessions_epoch(&ann.id).await.unwrap(), Some(0));
+        assert_eq!(s.sessions_epoch("nobody").await.unwrap(), None);
+        let app_step = |s: &SqlStore| {
+            let (s, ann, app) = (s.clone(), ann.id.clone(), app.id.clone());
+            async move {
+                let f = s.find_factor(&ann, &app).await.unwrap().unwrap();
+                f.last_step
+            }
+        };
+
+        // A refused code leaves no mark: the step is still live, the code unspent.
+        let c = sealed_completion(&ann.id, b"sealed-1", 0, 400, step(&app, 10), 300);
+        assert_eq!(
+            s.complete_second_step(&crypto, &c).await.unwrap(),
+            StepOutcome::Refused
+        );
+        assert!(s.sealed_step_live(&ann.id, b"sealed-1", 0).await.unwrap());
+        // The right one completes it, once.
+        let c = sealed_completion(&ann.id, b"sealed-1", 0, 400, step(&app, 11), 300);
+        assert_eq!(
+            s.complete_second_step(&crypto, &c).await.unwrap(),
+            StepOutcome::Done
+        );
+        assert!(!s.sealed_step_live(&ann.id, b"sealed-1", 0).await.unwrap());
+        let again = sealed_completion(&ann.id, b"sealed-1", 0, 400, step(&app, 12), 301);
+        assert_eq!(
+            s.complete_second_step(&crypto, &again).await.unwrap(),
+            StepOutcome::Gone
+        );
+        assert_eq!(app_step(&s).await, Some(11), "the replay spent nothing");
+
+        // Expired (at `expires_at` itself), or another user's session epoch: gone.
+        let expired = sealed_completion(&ann.id, b"sealed-2", 0, 301, step(&app, 12), 301);
+        let bobs = sealed_completion(&bob.id, b"sealed-3", 1, 400, step(&app, 12), 301);
+        for c in [expired, bobs] {
+            assert_eq!(
+                s.complete_second_step(&crypto, &c).await.unwrap(),
+                StepOutcome::Gone
+            );
+        }
+        assert_eq!(app_step(&s).await, Some(11));
+
+        // Ending all of Ann's sessions ends a step begun before: her epoch moved on.
+        s.revoke_user_sessions(&ann.id, None, 310).await.unwrap();
+        assert_eq!(s.sessions_epoch(&ann.id).await.unwrap(), Some(1));
+        assert!(!s.sealed_step_live(&ann.id, b"sealed-4", 0).await.unwrap());
+        let before = sealed_completion(&ann.id, b"sealed-4", 0, 700, step(&app, 12), 320);
+        assert_eq!(
+            s.complete_second_step(&crypto, &before).await.unwrap(),
+            StepOutcome::Gone
+        );
+        // One begun after it (in the same second or not) completes.
+        assert!(s.sealed_step_live(&ann.id, b"sealed-5", 1).await.unwrap());
+        let after = sealed_completion(&ann.id, b"sealed-5", 1, 700, step(&app, 12), 320);
+        assert_eq!(
+            s.complete_second_step(&crypto, &after).await.unwrap(),
+            StepOutcome::Done
+        );
+        assert_eq!(verified_head(&s, &crypto).await, 2);
+
+        // A disabled user's step is neither live nor completed.
+        s.set_user_disabled(&ann.id, true, 330).await.unwrap();
+        assert!(!s.sealed_step_live(&ann.id, b"sealed-6", 1).await.unwrap());
+        let c = sealed_completion(&ann.id, b"sealed-6", 1, 700, step(&app, 13), 331);
+        assert_eq!(
+            s.complete_second_step(&crypto, &c).await.unwrap(),
+            StepOutcome::Gone
+        );
+
+        // The marks go with the purge once their steps would have expired.
+        let marks = || {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM mfa_ceremonies WHERE kind = 'second_step_spent'",
+            )
+            .fetch_one(&s.pool)
+        };
+        assert_eq!(marks().await.unwrap(), 2);
+        while s.purge_expired(701, 10).await.unwrap() > 0 {}
+        assert_eq!(marks().await.unwrap(), 0);
+    }
+);
+
 contract!(
     of_concurrent_completions_of_one_second_step_exactly_one_wins,
     |s: SqlStore| async move {
         let crypto = audit_key();
         s.seal_audit_head(&crypto).await.unwrap();
-        for round in 0..4 {
+        for round in 0..8 {
             let handle = format!("step-race-{round}").into_bytes();
             let (ann, app) = pending_second_step(&s, &handle).await;
-            let a = completion(&ann.id, &handle, step(&app, 11), &[], 300);
-            let b = completion(&ann.id, &handle, step(&app, 12), &[], 300);
+            let (a, b) = if round % 2 == 0 {
+                (
+                    completion(&ann.id, &handle, step(&app, 11), &[], 300),
+                    completion(&ann.id, &handle, step(&app, 12), &[], 300),
+                )
+            } else {
+                let id_hash = [&handle[..], b"-sealed"].concat();
+                (
+                    sealed_completion(&ann.id, &id_hash, 0, 400, step(&app, 11), 300),
+                    sealed_completion(&ann.id, &id_hash, 0, 400, step(&app, 12), 300),
+                )
+            };
             let (ra, rb) = tokio::join!(
                 s.complete_second_step(&crypto, &a),
                 s.complete_second_step(&crypto, &b)
@@ -765,7 +888,7 @@ contract!(
             let sessions = s.list_user_sessions(&ann.id, 300).await.unwrap();
             assert_eq!(sessions.len(), 1, "one session opened");
         }
-        assert_eq!(verified_head(&s, &crypto).await, 4);
+        assert_eq!(verified_head(&s, &crypto).await, 8);
     }
 );
 

@@ -10,8 +10,8 @@ use super::{AnyQuery, SqlStore, insert_result};
 use crate::clock::Timestamp;
 use crate::crypto::Crypto;
 use crate::store::{
-    Backend, Ceremony, FactorKind, MfaFactor, MfaStore, PendingTotp, SecondStepCompletion,
-    StepOutcome, StepProof, StepSession, StoreError, StoreResult,
+    Backend, Ceremony, FactorKind, MfaFactor, MfaStore, PendingTotp, SPENT_SECOND_STEP,
+    SecondStepCompletion, StepOutcome, StepProof, StepSession, StepTake, StoreError, StoreResult,
 };
 
 // Declared here rather than in `store::columns`: only this module reads these rows.
@@ -359,6 +359,33 @@ impl MfaStore for SqlStore {
         row.as_ref().map(ceremony_from).transpose()
     }
 
+    async fn sessions_epoch(&self, user_id: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT sessions_epoch FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn sealed_step_live(
+        &self,
+        user_id: &str,
+        id_hash: &[u8],
+        epoch: i64,
+    ) -> StoreResult<bool> {
+        let live: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM users WHERE id = $1 AND sessions_epoch = $2 AND disabled = 0 \
+             AND NOT EXISTS (SELECT 1 FROM mfa_ceremonies WHERE id_hash = $3)",
+        )
+        .bind(user_id)
+        .bind(epoch)
+        .bind(id_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(live.is_some())
+    }
+
     async fn complete_second_step(
         &self,
         crypto: &Arc<Crypto>,
@@ -430,7 +457,7 @@ async fn complete_in(
     // opened here. A disabled or deleted user completes nothing.
     let user = sqlx::query(
         "UPDATE users SET sessions_ended_at = sessions_ended_at WHERE id = $1 \
-         RETURNING sessions_ended_at, disabled",
+         RETURNING sessions_ended_at, sessions_epoch, disabled",
     )
     .bind(&c.user_id)
     .fetch_optional(&mut *tx)
@@ -439,22 +466,47 @@ async fn complete_in(
         return Ok(StepOutcome::Gone);
     };
     let ended_at: Option<Timestamp> = column(&user, "sessions_ended_at")?;
+    let epoch: i64 = column(&user, "sessions_epoch")?;
     let disabled: bool = column(&user, "disabled")?;
     if disabled {
         return Ok(StepOutcome::Gone);
     }
     // The take decides the single winner, as `take_ceremony` does.
-    let taken = sqlx::query(
-        "DELETE FROM mfa_ceremonies WHERE id_hash = $1 AND kind = 'second_step' \
-         AND user_id = $2 AND expires_at > $3 AND created_at >= $4 RETURNING created_at",
-    )
-    .bind(c.ceremony_hash.clone())
-    .bind(&c.user_id)
-    .bind(c.now)
-    .bind(ended_at.unwrap_or(Timestamp::MIN))
-    .fetch_optional(&mut *tx)
-    .await?;
-    if taken.is_none() {
+    let taken = match &c.take {
+        StepTake::Stored { ceremony_hash } => sqlx::query(
+            "DELETE FROM mfa_ceremonies WHERE id_hash = $1 AND kind = 'second_step' \
+             AND user_id = $2 AND expires_at > $3 AND created_at >= $4 RETURNING created_at",
+        )
+        .bind(ceremony_hash.clone())
+        .bind(&c.user_id)
+        .bind(c.now)
+        .bind(ended_at.unwrap_or(Timestamp::MIN))
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some(),
+        StepTake::Sealed {
+            id_hash,
+            epoch: begun_under,
+            expires_at,
+        } => {
+            *begun_under == epoch
+                && *expires_at > c.now
+                && sqlx::query(
+                    "INSERT INTO mfa_ceremonies (id_hash, user_id, kind, state, created_at, \
+                     expires_at) VALUES ($1, $2, $3, '', $4, $5) ON CONFLICT (id_hash) DO NOTHING",
+                )
+                .bind(id_hash.clone())
+                .bind(&c.user_id)
+                .bind(SPENT_SECOND_STEP)
+                .bind(c.now)
+                .bind(*expires_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1
+        }
+    };
+    if !taken {
         return Ok(StepOutcome::Gone);
     }
     let accepted = match &c.proof {

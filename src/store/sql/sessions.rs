@@ -232,11 +232,14 @@ impl SqlStore {
         // First, so that it queues behind (or ahead of) a second step completing for this user
         // on the users row (`complete_second_step` takes the same row first): that step either
         // sees the mark, or its new session is ended below.
-        sqlx::query("UPDATE users SET sessions_ended_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET sessions_ended_at = $1, sessions_epoch = sessions_epoch + 1 \
+             WHERE id = $2",
+        )
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         let ended: Vec<String> = sqlx::query_scalar(
             "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL RETURNING id",
         )

@@ -272,10 +272,127 @@ async fn a_code_of_another_users_app_does_not_answer_this_users_step() {
     assert!(matches!(r, Err(SecondStepError::InvalidCode)), "{r:?}");
 }
 
-/// Holds Ada's pending step (as a check in progress does), ends all her sessions meanwhile,
-/// then puts the step back, as a wrong code would.
-async fn held_while_all_sessions_end(d: &Desk) -> String {
+impl Desk {
+    /// A pending step of Ada's kept on the server (as one too large for a cookie is).
+    async fn stored_pending(&self) -> String {
+        let step = PendingSecondStep {
+            amr: vec!["pwd".into()],
+            request: None,
+            raise: None,
+        };
+        ceremony::begin(
+            &self.k.p,
+            CeremonyKind::SecondStep,
+            Some(&self.user.id),
+            &step,
+        )
+        .await
+        .unwrap()
+        .into_inner()
+    }
+
+    async fn ceremony_rows(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM mfa_ceremonies")
+            .fetch_one(&self.k.p.store.pool)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_password_step_keeps_the_pending_step_in_the_browser_and_writes_nothing() {
+    let d = Desk::new().await;
+    let rows = d.ceremony_rows().await;
     let handle = d.pending().await;
+    assert!(
+        handle.starts_with("s1."),
+        "sealed into the cookie: {handle}"
+    );
+    assert!(!handle.contains(&d.user.id), "nothing readable in it");
+    assert_eq!(d.ceremony_rows().await, rows, "nothing stored");
+    d.answer(&handle, &d.right_code()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sealed_step_altered_or_sealed_under_another_key_is_no_pending_step() {
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    // One character changed, anywhere past the prefix; cut short; another server's.
+    let mut altered = handle.clone().into_bytes();
+    let i = altered.len() / 2;
+    altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    let cut = handle[..handle.len() - 4].to_string();
+    let elsewhere = Desk::new().await.pending().await;
+    for forged in [altered, cut, elsewhere] {
+        let r = d.answer(&forged, &d.right_code()).await;
+        assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+    }
+    // None of them spent the code.
+    d.answer(&handle, &d.right_code()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sealed_step_begun_before_all_sessions_ended_is_gone_and_one_begun_after_is_not() {
+    let d = Desk::new().await;
+    let before = d.pending().await;
+    // In the same second: the order decides, not the clock.
+    d.k.p.revoke_user_sessions(&d.user.id, None).await.unwrap();
+    let r = d.answer(&before, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+    let after = d.pending().await;
+    let done = d.answer(&after, &d.right_code()).await.unwrap();
+    assert_eq!(done.active.user.id, d.user.id);
+}
+
+#[tokio::test]
+async fn wrong_codes_on_a_step_that_is_gone_count_no_failure() {
+    let d = Desk::new().await;
+    let spent = d.pending().await;
+    d.answer(&spent, &d.right_code()).await.unwrap();
+    let ended = d.pending().await;
+    d.k.advance(30);
+    d.k.p.revoke_user_sessions(&d.user.id, None).await.unwrap();
+    // More wrong codes than the lock's threshold (3), on each.
+    for handle in [&spent, &ended] {
+        for _ in 0..4 {
+            let r = d.answer(handle, "000000").await;
+            assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+        }
+    }
+    // Ada's own next sign-in is not locked.
+    let fresh = d.pending().await;
+    d.answer(&fresh, &d.right_code()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_step_too_large_for_a_cookie_is_kept_on_the_server_and_completes_once() {
+    let d = Desk::new().await;
+    let request = Params::from_pairs(vec![
+        ("client_id".into(), "web".into()),
+        ("state".into(), "s".repeat(2048)),
+        ("nonce".into(), "n".repeat(2048)),
+    ])
+    .unwrap();
+    let rows = d.ceremony_rows().await;
+    let amr = ["pwd".to_string()];
+    let handle = begin(&d.k.p, &d.user.id, &amr, Some(&request), None)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!handle.starts_with("s1.") && handle.len() < 100, "{handle}");
+    assert_eq!(d.ceremony_rows().await, rows + 1);
+    let done = d.answer(&handle, &d.right_code()).await.unwrap();
+    assert_eq!(done.request.unwrap().get("state").map(str::len), Some(2048));
+    d.k.advance(30);
+    let r = d.answer(&handle, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+}
+
+/// Holds Ada's pending step, kept on the server (as a check in progress once did), ends all
+/// her sessions meanwhile, then puts the step back, as a wrong code once did.
+async fn held_while_all_sessions_end(d: &Desk) -> String {
+    let handle = d.stored_pending().await;
     let held = ceremony::hold::<PendingSecondStep>(&d.k.p, CeremonyKind::SecondStep, &handle)
         .await
         .unwrap()
