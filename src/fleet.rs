@@ -286,6 +286,31 @@ impl Fleet {
         self.counters.get(key, now)
     }
 
+    /// Reads several counters in one round trip (0 for a missing one), in the order asked.
+    pub async fn get_many(&self, keys: &[String], now: Timestamp) -> Vec<i64> {
+        if let Some(bus) = &self.bus {
+            let mut conn = bus.conn.clone();
+            let full: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{k}", self.prefix))
+                .collect();
+            match redis::cmd("MGET")
+                .arg(&full)
+                .query_async::<Vec<Option<i64>>>(&mut conn)
+                .await
+            {
+                Ok(v) if v.len() == keys.len() => {
+                    return v.into_iter().map(|v| v.unwrap_or(0)).collect();
+                }
+                Ok(_) => {
+                    tracing::warn!("redis answered MGET with the wrong count; reading locally")
+                }
+                Err(e) => tracing::warn!(error = %e, "redis read failed; reading locally"),
+            }
+        }
+        keys.iter().map(|k| self.counters.get(k, now)).collect()
+    }
+
     /// Stores a value for `ttl` seconds.
     pub async fn put(&self, key: &str, value: i64, ttl: i64, now: Timestamp) {
         if let Some(bus) = &self.bus {
@@ -580,6 +605,23 @@ mod tests {
         k.advance(SETTLE + 1);
         other.sync(&k.p.store, k.now()).await.unwrap();
         assert!(other.with_list(|l| l.replayed.gaps.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn several_counters_read_in_one_go_come_back_in_order_and_missing_ones_as_zero() {
+        let mut fleets = vec![Fleet::local()];
+        if let Ok(url) = std::env::var("TESSERA_TEST_REDIS_URL") {
+            let prefix = format!("t-{}", crate::crypto::random_id());
+            fleets.push(Fleet::connect(Some(&url), &prefix).await.unwrap());
+        }
+        for fleet in fleets {
+            fleet.put("a", 7, 60, 100).await;
+            fleet.hit("c", 60, 100).await;
+            fleet.hit("c", 60, 100).await;
+            let keys = ["a", "b", "c"].map(String::from);
+            assert_eq!(fleet.get_many(&keys, 100).await, [7, 0, 2]);
+            assert_eq!(fleet.get_many(&keys[1..], 100).await, [0, 2]);
+        }
     }
 
     #[tokio::test]

@@ -72,16 +72,24 @@ pub fn lock_seconds(p: &ThrottlePolicy, failures: i64) -> i64 {
     p.base.saturating_mul(1i64 << doublings).min(p.max)
 }
 
+/// Whether `a` may be tried now. The lock and the address's failures are read in one round
+/// trip; the address's end of limit only when it is over.
 pub async fn check(fleet: &Fleet, p: &ThrottlePolicy, a: &Attempt<'_>, now: Timestamp) -> Gate {
+    let mut keys = vec![format!("lock:{}", a.scope())];
     if let Some(ip) = a.ip {
-        let key = format!("fail:ip:{ip}");
-        let failures = fleet.get(&key, now).await;
-        if failures >= p.ip_limit {
-            let until = fleet.get(&format!("{key}:until"), now).await;
-            return Gate::Limited((until - now).max(1));
-        }
+        keys.push(format!("fail:ip:{ip}"));
     }
-    let until = fleet.get(&format!("lock:{}", a.scope()), now).await;
+    let read = fleet.get_many(&keys, now).await;
+    let (until, ip_failures) = (
+        read.first().copied().unwrap_or(0),
+        read.get(1).copied().unwrap_or(0),
+    );
+    if let Some(ip) = a.ip
+        && ip_failures >= p.ip_limit
+    {
+        let until = fleet.get(&format!("fail:ip:{ip}:until"), now).await;
+        return Gate::Limited((until - now).max(1));
+    }
     if until > now {
         Gate::Locked(until - now)
     } else {
