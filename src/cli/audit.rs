@@ -22,7 +22,7 @@ pub enum AuditCommand {
         #[arg(long, default_value = "")]
         actor: String,
         /// Subject (a user id, a client id), exactly.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         subject: String,
         /// Action prefix (`client.`, `signin.failure`).
         #[arg(long, default_value = "")]

@@ -18,7 +18,7 @@ pub enum SessionCommand {
     /// per line with --json.
     Search {
         /// A user's email or id.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         user: String,
         /// A client address, exactly.
         #[arg(long, default_value = "")]

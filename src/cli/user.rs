@@ -24,7 +24,8 @@ pub enum UserCommand {
     List(UserList),
     /// A user's details: sessions, second factors, recent audit entries, consents.
     Show {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
         /// Print JSON.
         #[arg(long)]
@@ -32,7 +33,8 @@ pub enum UserCommand {
     },
     /// Replace a user's roles (repeat --role; --none removes them all).
     SetRole {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
         #[arg(long = "role", required_unless_present = "none")]
         roles: Vec<String>,
@@ -42,7 +44,8 @@ pub enum UserCommand {
     },
     /// Set (or with --clear remove) a user's display name.
     SetName {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
         #[arg(long, required_unless_present = "clear")]
         name: Option<String>,
@@ -51,33 +54,39 @@ pub enum UserCommand {
     },
     /// Block a user: every session and refresh token ends, every grant fails at once.
     Disable {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Unblock a user.
     Enable {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Lift a user's lock-out after failed sign-ins (needs Redis to reach a running server's
     /// counters; without it the console's unlock does).
     Unlock {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Make the password unusable, end every session and mail a reset link.
     ForceReset {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// End every session and refresh token of a user.
     SignOutAll {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Set a new password (read from standard input); every session of the user ends.
     SetPassword {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -85,7 +94,8 @@ pub enum UserCommand {
     /// Remove every second factor and recovery code of a user (they lost them all); every
     /// session of the user ends. They sign in with their password and add new ones.
     ResetMfa {
-        /// EMAIL or ID.
+        /// EMAIL or ID (an id may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
 }
