@@ -290,10 +290,7 @@ impl Fleet {
     pub async fn get_many(&self, keys: &[String], now: Timestamp) -> Vec<i64> {
         if let Some(bus) = &self.bus {
             let mut conn = bus.conn.clone();
-            let full: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{k}", self.prefix))
-                .collect();
+            let full = self.shared_keys(keys);
             match redis::cmd("MGET")
                 .arg(&full)
                 .query_async::<Vec<Option<i64>>>(&mut conn)
@@ -326,14 +323,18 @@ impl Fleet {
         self.counters.put(key, value, ttl, now);
     }
 
+    /// `keys` as Redis knows them: under this deployment's prefix.
+    fn shared_keys(&self, keys: &[String]) -> Vec<String> {
+        keys.iter()
+            .map(|k| format!("{}:{k}", self.prefix))
+            .collect()
+    }
+
     /// Forgets keys.
     pub async fn clear(&self, keys: &[String]) {
         if let Some(bus) = &self.bus {
             let mut conn = bus.conn.clone();
-            let full: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{}:{k}", self.prefix))
-                .collect();
+            let full = self.shared_keys(keys);
             if let Err(e) = conn.del::<_, i64>(full).await {
                 tracing::warn!(error = %e, "redis delete failed");
             }

@@ -86,15 +86,7 @@ impl SignInTotals {
 /// Reads [`SignInTotals`] of the Tessera at `base` running as `pid`. `None` when the server
 /// exposes no such series. `/metrics` itself is not one of the endpoints counted.
 pub async fn sign_in_totals(c: &reqwest::Client, base: &str, pid: u32) -> Option<SignInTotals> {
-    let text = c
-        .get(format!("{base}/metrics"))
-        .bearer_auth(METRICS_TOKEN)
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = metrics_text(c, base).await?;
     let (endpoints, password_check) = sign_in_seconds(&text)?;
     Some(SignInTotals {
         endpoints,
@@ -139,16 +131,19 @@ pub struct Snapshot(Vec<(f64, u64)>);
 /// Reads `series`. `None` when the server does not answer or exposes no such series
 /// (oidc-provider, or an older Tessera).
 pub async fn snapshot(c: &reqwest::Client, base: &str, series: Series) -> Option<Snapshot> {
-    let text = c
-        .get(format!("{base}/metrics"))
+    parse(&metrics_text(c, base).await?, series)
+}
+
+/// The exposition at `/metrics`, read with the harness's token.
+async fn metrics_text(c: &reqwest::Client, base: &str) -> Option<String> {
+    c.get(format!("{base}/metrics"))
         .bearer_auth(METRICS_TOKEN)
         .send()
         .await
         .ok()?
         .text()
         .await
-        .ok()?;
-    parse(&text, series)
+        .ok()
 }
 
 fn parse(text: &str, series: Series) -> Option<Snapshot> {
