@@ -489,3 +489,25 @@ async fn a_successful_second_step_writes_one_audit_entry_for_the_sign_in() {
     assert_eq!(detail["session"], done.active.session.id.as_str());
     assert_eq!(detail["amr"], "pwd otp mfa");
 }
+
+#[tokio::test]
+async fn a_spent_step_stays_spent_after_a_purge_by_a_replica_whose_clock_runs_ahead() {
+    use crate::store::PurgeStore;
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    d.answer(&handle, &d.right_code()).await.unwrap();
+    // Near the end of the step's five minutes, a replica whose clock is 15 s ahead runs the
+    // purge: to it the step has expired.
+    d.k.advance(290);
+    while d
+        .k
+        .p
+        .store
+        .purge_expired(d.k.now() + 15, 100)
+        .await
+        .unwrap()
+        > 0
+    {}
+    let r = d.answer(&handle, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Gone)), "a replay: {r:?}");
+}
