@@ -773,7 +773,7 @@ pub async fn complete_second_step_with_key(
     let asserted = match finish_second_step(p, &user_id, key_handle, response).await {
         Ok(a) => a,
         Err(PasskeyError::Refused) => {
-            if !second_step::live(p, &pending).await? {
+            if second_step::surely_gone(p, &pending).await {
                 return Err(SecondStepError::Gone.into());
             }
             let lock = throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;

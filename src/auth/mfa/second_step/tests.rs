@@ -511,3 +511,21 @@ async fn a_spent_step_stays_spent_after_a_purge_by_a_replica_whose_clock_runs_ah
     let r = d.answer(&handle, &d.right_code()).await;
     assert!(matches!(r, Err(SecondStepError::Gone)), "a replay: {r:?}");
 }
+
+#[tokio::test]
+async fn a_wrong_code_counts_even_when_the_steps_liveness_cannot_be_read() {
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    // The read of whether the step is live fails (the factors are still read).
+    sqlx::query("ALTER TABLE users RENAME COLUMN sessions_epoch TO sessions_epoch_gone")
+        .execute(&d.k.p.store.pool)
+        .await
+        .unwrap();
+    for _ in 0..POLICY.threshold {
+        let r = d.answer(&handle, "000000").await;
+        assert!(matches!(r, Err(SecondStepError::InvalidCode)), "{r:?}");
+    }
+    // Every guess counted: the right code is not even checked.
+    let r = d.answer(&handle, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Locked(60))), "{r:?}");
+}
