@@ -183,9 +183,10 @@ pub async fn live(p: &Provider, pending: &Pending) -> Result<bool, MfaError> {
     }
 }
 
-/// Whether `pending` surely can no longer complete, asked before a wrong answer counts. A
-/// failed read answers no, so the answer still counts: a failing database never buys a guess
-/// that is checked but not counted.
+/// Whether `pending` surely can no longer complete, asked before a wrong answer counts and
+/// before a lock is told and audited (a dead step is only "gone"). A failed read answers no,
+/// so the answer still counts: a failing database never buys a guess that is checked but not
+/// counted.
 pub(super) async fn surely_gone(p: &Provider, pending: &Pending) -> bool {
     match live(p, pending).await {
         Ok(live) => !live,
@@ -366,6 +367,9 @@ pub async fn complete_with_code(
         Gate::Limited(s) => Some(("ip_limited", SecondStepError::Limited(s))),
     };
     if let Some((reason, err)) = refused {
+        if surely_gone(p, &pending).await {
+            return Err(SecondStepError::Gone);
+        }
         audit_failure(p, &user_id, &browser, reason).await;
         return Err(err);
     }

@@ -767,6 +767,9 @@ pub async fn complete_second_step_with_key(
         Gate::Limited(s) => Some(("ip_limited", SecondStepError::Limited(s))),
     };
     if let Some((reason, err)) = refused {
+        if second_step::surely_gone(p, &pending).await {
+            return Err(SecondStepError::Gone.into());
+        }
         audit_failure(p, &user_id, &browser, reason).await;
         return Err(err.into());
     }

@@ -513,6 +513,33 @@ async fn a_spent_step_stays_spent_after_a_purge_by_a_replica_whose_clock_runs_ah
 }
 
 #[tokio::test]
+async fn a_step_that_is_gone_answers_gone_and_audits_nothing_while_the_user_is_locked() {
+    use crate::store::AuditStore;
+    let d = Desk::new().await;
+    let spent = d.pending().await;
+    d.answer(&spent, &d.right_code()).await.unwrap();
+    let ended = d.pending().await;
+    d.k.advance(30);
+    d.k.p.revoke_user_sessions(&d.user.id, None).await.unwrap();
+    // Ada's live step is locked by wrong codes.
+    let live = d.pending().await;
+    for _ in 0..POLICY.threshold {
+        assert!(d.answer(&live, "000000").await.is_err());
+    }
+    assert!(matches!(
+        d.answer(&live, "000000").await,
+        Err(SecondStepError::Locked(_))
+    ));
+    let before = d.k.p.store.audit_head().await.unwrap().0;
+    for handle in [&spent, &ended] {
+        let r = d.answer(handle, "000000").await;
+        assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+    }
+    let after = d.k.p.store.audit_after(before, 10).await.unwrap();
+    assert!(after.is_empty(), "{after:?}");
+}
+
+#[tokio::test]
 async fn a_wrong_code_counts_even_when_the_steps_liveness_cannot_be_read() {
     let d = Desk::new().await;
     let handle = d.pending().await;
