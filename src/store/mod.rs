@@ -448,8 +448,15 @@ pub enum StepTake {
 }
 
 /// The ceremony kind of the mark a completed sealed second step leaves (see
-/// [`StepTake::Sealed`]); it goes with the purge once the step would have expired.
+/// [`StepTake::Sealed`]); it goes with the purge [`SPENT_MARK_KEPT`] after the step would
+/// have expired.
 pub const SPENT_SECOND_STEP: &str = "second_step_spent";
+
+/// How long a spent mark outlives its step. The completing replica's clock says whether the
+/// step is still live, the purging replica's whether the mark has expired: kept only until the
+/// step's own end, a mark purged by a replica whose clock runs ahead let a replica behind it
+/// complete the step again. Kept a day longer, like the other rows that detect replays.
+pub const SPENT_MARK_KEPT: Timestamp = 86_400;
 
 /// Everything a successful second step writes, in one transaction.
 #[derive(Debug, Clone)]

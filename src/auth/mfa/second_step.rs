@@ -183,6 +183,20 @@ pub async fn live(p: &Provider, pending: &Pending) -> Result<bool, MfaError> {
     }
 }
 
+/// Whether `pending` surely can no longer complete, asked before a wrong answer counts and
+/// before a lock is told and audited (a dead step is only "gone"). A failed read answers no,
+/// so the answer still counts: a failing database never buys a guess that is checked but not
+/// counted.
+pub(super) async fn surely_gone(p: &Provider, pending: &Pending) -> bool {
+    match live(p, pending).await {
+        Ok(live) => !live,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read whether a pending second step is live");
+            false
+        }
+    }
+}
+
 /// The pending step behind cookie `value`, if it could still complete.
 async fn live_pending(p: &Provider, value: &str) -> Result<Option<Pending>, MfaError> {
     match pending(p, value).await? {
@@ -353,13 +367,16 @@ pub async fn complete_with_code(
         Gate::Limited(s) => Some(("ip_limited", SecondStepError::Limited(s))),
     };
     if let Some((reason, err)) = refused {
+        if surely_gone(p, &pending).await {
+            return Err(SecondStepError::Gone);
+        }
         audit_failure(p, &user_id, &browser, reason).await;
         return Err(err);
     }
     let proof = match super::one_time_code_proof(p, &user_id, code).await {
         Ok(proof) => proof,
         Err(MfaError::InvalidCode) => {
-            if !live(p, &pending).await? {
+            if surely_gone(p, &pending).await {
                 return Err(SecondStepError::Gone);
             }
             return Err(wrong_code(p, rules, &attempt, &user_id, &browser).await);

@@ -767,13 +767,16 @@ pub async fn complete_second_step_with_key(
         Gate::Limited(s) => Some(("ip_limited", SecondStepError::Limited(s))),
     };
     if let Some((reason, err)) = refused {
+        if second_step::surely_gone(p, &pending).await {
+            return Err(SecondStepError::Gone.into());
+        }
         audit_failure(p, &user_id, &browser, reason).await;
         return Err(err.into());
     }
     let asserted = match finish_second_step(p, &user_id, key_handle, response).await {
         Ok(a) => a,
         Err(PasskeyError::Refused) => {
-            if !second_step::live(p, &pending).await? {
+            if second_step::surely_gone(p, &pending).await {
                 return Err(SecondStepError::Gone.into());
             }
             let lock = throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;

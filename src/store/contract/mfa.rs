@@ -845,7 +845,9 @@ contract!(
             StepOutcome::Gone
         );
 
-        // The marks go with the purge once their steps would have expired.
+        // The marks outlive their steps (a purge by a replica whose clock runs ahead must not
+        // free a step that a replica behind it still takes as live), and go with the purge
+        // `SPENT_MARK_KEPT` later.
         let marks = || {
             sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM mfa_ceremonies WHERE kind = 'second_step_spent'",
@@ -854,6 +856,17 @@ contract!(
         };
         assert_eq!(marks().await.unwrap(), 2);
         while s.purge_expired(701, 10).await.unwrap() > 0 {}
+        assert_eq!(marks().await.unwrap(), 2);
+        s.set_user_disabled(&ann.id, false, 698).await.unwrap();
+        let replay = sealed_completion(&ann.id, b"sealed-5", 1, 700, step(&app, 13), 699);
+        assert_eq!(
+            s.complete_second_step(&crypto, &replay).await.unwrap(),
+            StepOutcome::Gone
+        );
+        // Sealed-1's step ended at 400, sealed-5's at 700.
+        while s.purge_expired(700 + SPENT_MARK_KEPT, 10).await.unwrap() > 0 {}
+        assert_eq!(marks().await.unwrap(), 1);
+        while s.purge_expired(701 + SPENT_MARK_KEPT, 10).await.unwrap() > 0 {}
         assert_eq!(marks().await.unwrap(), 0);
     }
 );

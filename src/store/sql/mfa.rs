@@ -10,8 +10,9 @@ use super::{AnyQuery, SqlStore, insert_result};
 use crate::clock::Timestamp;
 use crate::crypto::Crypto;
 use crate::store::{
-    Backend, Ceremony, FactorKind, MfaFactor, MfaStore, PendingTotp, SPENT_SECOND_STEP,
-    SecondStepCompletion, StepOutcome, StepProof, StepSession, StepTake, StoreError, StoreResult,
+    Backend, Ceremony, FactorKind, MfaFactor, MfaStore, PendingTotp, SPENT_MARK_KEPT,
+    SPENT_SECOND_STEP, SecondStepCompletion, StepOutcome, StepProof, StepSession, StepTake,
+    StoreError, StoreResult,
 };
 
 // Declared here rather than in `store::columns`: only this module reads these rows.
@@ -499,7 +500,7 @@ async fn complete_in(
                 .bind(&c.user_id)
                 .bind(SPENT_SECOND_STEP)
                 .bind(c.now)
-                .bind(*expires_at)
+                .bind(expires_at.saturating_add(SPENT_MARK_KEPT))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()

@@ -489,3 +489,70 @@ async fn a_successful_second_step_writes_one_audit_entry_for_the_sign_in() {
     assert_eq!(detail["session"], done.active.session.id.as_str());
     assert_eq!(detail["amr"], "pwd otp mfa");
 }
+
+#[tokio::test]
+async fn a_spent_step_stays_spent_after_a_purge_by_a_replica_whose_clock_runs_ahead() {
+    use crate::store::PurgeStore;
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    d.answer(&handle, &d.right_code()).await.unwrap();
+    // Near the end of the step's five minutes, a replica whose clock is 15 s ahead runs the
+    // purge: to it the step has expired.
+    d.k.advance(290);
+    while d
+        .k
+        .p
+        .store
+        .purge_expired(d.k.now() + 15, 100)
+        .await
+        .unwrap()
+        > 0
+    {}
+    let r = d.answer(&handle, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Gone)), "a replay: {r:?}");
+}
+
+#[tokio::test]
+async fn a_step_that_is_gone_answers_gone_and_audits_nothing_while_the_user_is_locked() {
+    use crate::store::AuditStore;
+    let d = Desk::new().await;
+    let spent = d.pending().await;
+    d.answer(&spent, &d.right_code()).await.unwrap();
+    let ended = d.pending().await;
+    d.k.advance(30);
+    d.k.p.revoke_user_sessions(&d.user.id, None).await.unwrap();
+    // Ada's live step is locked by wrong codes.
+    let live = d.pending().await;
+    for _ in 0..POLICY.threshold {
+        assert!(d.answer(&live, "000000").await.is_err());
+    }
+    assert!(matches!(
+        d.answer(&live, "000000").await,
+        Err(SecondStepError::Locked(_))
+    ));
+    let before = d.k.p.store.audit_head().await.unwrap().0;
+    for handle in [&spent, &ended] {
+        let r = d.answer(handle, "000000").await;
+        assert!(matches!(r, Err(SecondStepError::Gone)), "{r:?}");
+    }
+    let after = d.k.p.store.audit_after(before, 10).await.unwrap();
+    assert!(after.is_empty(), "{after:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_code_counts_even_when_the_steps_liveness_cannot_be_read() {
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    // The read of whether the step is live fails (the factors are still read).
+    sqlx::query("ALTER TABLE users RENAME COLUMN sessions_epoch TO sessions_epoch_gone")
+        .execute(&d.k.p.store.pool)
+        .await
+        .unwrap();
+    for _ in 0..POLICY.threshold {
+        let r = d.answer(&handle, "000000").await;
+        assert!(matches!(r, Err(SecondStepError::InvalidCode)), "{r:?}");
+    }
+    // Every guess counted: the right code is not even checked.
+    let r = d.answer(&handle, &d.right_code()).await;
+    assert!(matches!(r, Err(SecondStepError::Locked(60))), "{r:?}");
+}
