@@ -63,8 +63,13 @@ pub fn required_by_role(p: &Provider, user: &User) -> bool {
 const SEALED: &str = "s1.";
 /// The longest cookie value a pending step may have; a longer sealed one is stored instead.
 const COOKIE_ROOM: usize = 3000;
-/// The context a sealed pending step is encrypted under (AES-GCM's associated data).
-const SEALED_AAD: &[u8] = b"tessera/v1/second-step";
+/// The context a sealed pending step is encrypted under (AES-GCM's associated data): this, then
+/// the issuer, so a deployment sharing the master key (a staging copy) cannot use it.
+const SEALED_AAD: &str = "tessera/v1/second-step";
+
+fn sealed_aad(p: &Provider) -> Vec<u8> {
+    format!("{SEALED_AAD}\0{}", p.settings.issuer).into_bytes()
+}
 
 /// A pending second step as the browser holds it, before sealing.
 #[derive(Debug, Serialize, Deserialize)]
@@ -117,7 +122,7 @@ pub async fn begin(
         step,
     };
     let json = serde_json::to_vec(&sealed).map_err(|_| MfaError::Corrupt)?;
-    let value = format!("{SEALED}{}", b64(&p.crypto.encrypt(&json, SEALED_AAD)));
+    let value = format!("{SEALED}{}", b64(&p.crypto.encrypt(&json, &sealed_aad(p))));
     if value.len() <= COOKIE_ROOM {
         return Ok(SecretString::new(value));
     }
@@ -153,7 +158,7 @@ fn open_sealed(p: &Provider, text: &str) -> Option<Pending> {
     if text.len() > COOKIE_ROOM {
         return None;
     }
-    let json = p.crypto.decrypt(&b64_decode(text)?, SEALED_AAD).ok()?;
+    let json = p.crypto.decrypt(&b64_decode(text)?, &sealed_aad(p)).ok()?;
     let s: SealedStep = serde_json::from_slice(&json).ok()?;
     if s.expires_at <= p.now() {
         return None;

@@ -333,6 +333,19 @@ async fn a_sealed_step_altered_or_sealed_under_another_key_is_no_pending_step() 
 }
 
 #[tokio::test]
+async fn a_sealed_step_of_another_issuer_with_the_same_master_key_is_no_pending_step() {
+    let d = Desk::new().await;
+    let handle = d.pending().await;
+    // A staging copy: the same database and master key, another issuer.
+    let mut staging = d.k.p.clone();
+    let mut settings = (*staging.settings).clone();
+    settings.issuer = "https://staging.example.test".into();
+    staging.settings = std::sync::Arc::new(settings);
+    assert!(pending(&staging, &handle).await.unwrap().is_none());
+    assert!(pending(&d.k.p, &handle).await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn a_sealed_step_begun_before_all_sessions_ended_is_gone_and_one_begun_after_is_not() {
     let d = Desk::new().await;
     let before = d.pending().await;
