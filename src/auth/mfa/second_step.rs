@@ -202,8 +202,9 @@ pub(super) async fn surely_gone(p: &Provider, pending: &Pending) -> bool {
     }
 }
 
-/// The pending step behind cookie `value`, if it could still complete.
-async fn live_pending(p: &Provider, value: &str) -> Result<Option<Pending>, MfaError> {
+/// The pending step behind cookie `value`, if it could still complete (for its page, and
+/// before a key ceremony begins for it).
+pub async fn live_pending(p: &Provider, value: &str) -> Result<Option<Pending>, MfaError> {
     match pending(p, value).await? {
         Some(step) if live(p, &step).await? => Ok(Some(step)),
         _ => Ok(None),
@@ -232,11 +233,6 @@ pub async fn pending_methods(
         Some(step) => Ok(Some(methods(p, &step.user_id).await?)),
         None => Ok(None),
     }
-}
-
-/// The pending step behind `handle` for a key ceremony: `None` unless it could still complete.
-pub async fn pending_for_key(p: &Provider, handle: &str) -> Result<Option<Pending>, MfaError> {
-    live_pending(p, handle).await
 }
 
 /// Where a completed second step leaves the browser.

@@ -731,7 +731,7 @@ pub async fn begin_key_step(
     p: &Provider,
     second_step_handle: &str,
 ) -> Result<Option<Begun>, KeyStepError> {
-    let Some(pending) = second_step::pending_for_key(p, second_step_handle).await? else {
+    let Some(pending) = second_step::live_pending(p, second_step_handle).await? else {
         return Ok(None);
     };
     begin_second_step(p, &pending.user_id)
@@ -793,6 +793,10 @@ pub async fn complete_second_step_with_key(
             return Err(KeyStepError::Refused);
         }
         Err(PasskeyError::CeremonyGone) => {
+            // The step itself may be the one that is gone: say that, as the code path does.
+            if second_step::surely_gone(p, &pending).await {
+                return Err(SecondStepError::Gone.into());
+            }
             return Err(KeyStepError::Expired);
         }
         Err(e) => {

@@ -428,10 +428,12 @@ async fn a_step_held_while_all_sessions_end_is_gone_once_put_back() {
     d.answer(&fresh, &d.right_code()).await.unwrap();
 }
 
-#[tokio::test]
-async fn a_step_held_while_all_sessions_end_does_not_come_back_for_a_security_key_either() {
-    let d = Desk::new().await;
-    let handle = held_while_all_sessions_end(&d).await;
+/// A security key's answer (signed by nobody) to a key ceremony that does not exist, posted
+/// with the pending step `handle`.
+async fn forged_key_answer(
+    d: &Desk,
+    handle: String,
+) -> Result<Completed, crate::auth::mfa::webauthn::KeyStepError> {
     let browser = Browser {
         handle,
         ip: Some("198.51.100.7".into()),
@@ -453,23 +455,46 @@ async fn a_step_held_while_all_sessions_end_does_not_come_back_for_a_security_ke
             "extensions": {}
         }))
         .unwrap();
-    let r = crate::auth::mfa::webauthn::complete_second_step_with_key(
+    crate::auth::mfa::webauthn::complete_second_step_with_key(
         &d.k.p,
         &d.rules(),
         browser,
         "no-key-ceremony",
         &answer,
     )
-    .await;
+    .await
+}
+
+fn is_gone<T: std::fmt::Debug>(r: &Result<T, crate::auth::mfa::webauthn::KeyStepError>) -> bool {
+    matches!(
+        r,
+        Err(crate::auth::mfa::webauthn::KeyStepError::Step(
+            SecondStepError::Gone
+        ))
+    )
+}
+
+#[tokio::test]
+async fn a_step_held_while_all_sessions_end_does_not_come_back_for_a_security_key_either() {
+    let d = Desk::new().await;
+    let handle = held_while_all_sessions_end(&d).await;
+    let r = forged_key_answer(&d, handle).await;
+    assert!(is_gone(&r), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_key_answer_on_a_dead_sealed_step_is_gone_even_when_its_key_ceremony_is_gone_too() {
+    let d = Desk::new().await;
+    let live = d.pending().await;
+    let r = forged_key_answer(&d, live).await;
     assert!(
-        matches!(
-            r,
-            Err(crate::auth::mfa::webauthn::KeyStepError::Step(
-                SecondStepError::Gone
-            ))
-        ),
-        "{r:?}"
+        matches!(r, Err(crate::auth::mfa::webauthn::KeyStepError::Expired)),
+        "a live step whose key ceremony is gone: the key request expired: {r:?}"
     );
+    let dead = d.pending().await;
+    d.k.p.revoke_user_sessions(&d.user.id, None).await.unwrap();
+    let r = forged_key_answer(&d, dead).await;
+    assert!(is_gone(&r), "{r:?}");
 }
 
 #[tokio::test]
