@@ -359,28 +359,14 @@ pub async fn complete_with_code(
         return Err(SecondStepError::Gone);
     };
     let user_id = pending.user_id.clone();
-    let now = p.now();
     let keys = Keys::new(&user_id, browser.ip_key.as_deref());
     let attempt = keys.attempt();
-    let refused = match throttle::check(&p.fleet, &rules.throttle, &attempt, now).await {
-        Gate::Open => None,
-        Gate::Locked(s) => Some(("locked", SecondStepError::Locked(s))),
-        Gate::Limited(s) => Some(("ip_limited", SecondStepError::Limited(s))),
-    };
-    if let Some((reason, err)) = refused {
-        if surely_gone(p, &pending).await {
-            return Err(SecondStepError::Gone);
-        }
-        audit_failure(p, &user_id, &browser, reason).await;
-        return Err(err);
-    }
+    admit(p, rules, &pending, &attempt, &browser).await?;
     let proof = match super::one_time_code_proof(p, &user_id, code).await {
         Ok(proof) => proof,
         Err(MfaError::InvalidCode) => {
-            if surely_gone(p, &pending).await {
-                return Err(SecondStepError::Gone);
-            }
-            return Err(wrong_code(p, rules, &attempt, &user_id, &browser).await);
+            refuse_answer(p, rules, &pending, &attempt, &browser, "invalid_code").await?;
+            return Err(SecondStepError::InvalidCode);
         }
         Err(e) => return Err(e.into()),
     };
@@ -392,7 +378,8 @@ pub async fn complete_with_code(
     match finish(p, rules, pending, proof, Amr::Otp, detail, &browser).await {
         // A replay that raced the check above, or an unknown or spent recovery code.
         Err(SecondStepError::InvalidCode) => {
-            Err(wrong_code(p, rules, &attempt, &user_id, &browser).await)
+            count_failure(p, rules, &attempt, &user_id, &browser, "invalid_code").await;
+            Err(SecondStepError::InvalidCode)
         }
         Err(e) => Err(e),
         Ok(done) => {
@@ -402,16 +389,59 @@ pub async fn complete_with_code(
     }
 }
 
-/// A wrong code: counted on the second step's throttle keys and audited.
-async fn wrong_code(
+/// The gate before an answer (a code or a key) is checked: a locked user or a limited address
+/// is refused and audited, unless the step is surely gone, which is all a dead cookie learns.
+pub(super) async fn admit(
+    p: &Provider,
+    rules: &SignInRules<'_>,
+    pending: &Pending,
+    attempt: &Attempt<'_>,
+    browser: &Browser,
+) -> Result<(), SecondStepError> {
+    let (reason, refused) = match throttle::check(&p.fleet, &rules.throttle, attempt, p.now()).await
+    {
+        Gate::Open => return Ok(()),
+        Gate::Locked(s) => ("locked", SecondStepError::Locked(s)),
+        Gate::Limited(s) => ("ip_limited", SecondStepError::Limited(s)),
+    };
+    if surely_gone(p, pending).await {
+        return Err(SecondStepError::Gone);
+    }
+    audit_failure(p, &pending.user_id, browser, reason).await;
+    Err(refused)
+}
+
+/// A refused answer (`reason`: `invalid_code`, `security_key_refused`) to a step that may
+/// still complete: counted and audited ([`count_failure`]). To a step that is surely gone:
+/// [`SecondStepError::Gone`], and nothing counts, so an old cookie cannot lock the owner out.
+pub(super) async fn refuse_answer(
+    p: &Provider,
+    rules: &SignInRules<'_>,
+    pending: &Pending,
+    attempt: &Attempt<'_>,
+    browser: &Browser,
+    reason: &str,
+) -> Result<(), SecondStepError> {
+    if surely_gone(p, pending).await {
+        return Err(SecondStepError::Gone);
+    }
+    count_failure(p, rules, attempt, &pending.user_id, browser, reason).await;
+    Ok(())
+}
+
+/// A refused answer, counted on the second step's throttle keys and audited (with the lock it
+/// brings, if any).
+async fn count_failure(
     p: &Provider,
     rules: &SignInRules<'_>,
     attempt: &Attempt<'_>,
     user_id: &str,
     browser: &Browser,
-) -> SecondStepError {
+    reason: &str,
+) {
     let lock = throttle::failed(&p.fleet, &rules.throttle, attempt, p.now()).await;
-    audit_failure(p, user_id, browser, "invalid_code").await;
+    audit_failure(p, user_id, browser, reason).await;
+    // The operator's "locked" list starts from it.
     if lock > 0 {
         p.audit(
             AuditEvent::new("mfa.locked")
@@ -420,7 +450,6 @@ async fn wrong_code(
         )
         .await;
     }
-    SecondStepError::InvalidCode
 }
 
 /// Completes a pending second step whose factor was just checked (`method`: `otp`, `hwk` or
@@ -570,7 +599,7 @@ fn completed(outcome: StepOutcome) -> Result<(), SecondStepError> {
     }
 }
 
-pub(super) async fn audit_failure(p: &Provider, user_id: &str, b: &Browser, reason: &str) {
+async fn audit_failure(p: &Provider, user_id: &str, b: &Browser, reason: &str) {
     tracing::info!(outcome = "failure", reason, "second step failed");
     p.audit(
         AuditEvent::new("mfa.challenge_failed")

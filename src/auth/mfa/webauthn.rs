@@ -21,13 +21,13 @@ use webauthn_rs::prelude::{
 
 use super::ceremony::{self, CeremonyKind};
 use super::level::with_mfa;
-use super::second_step::{self, Browser, Completed, Keys, SecondStepError, audit_failure};
+use super::second_step::{self, Browser, Completed, Keys, SecondStepError};
 use super::{Amr, FactorName, MfaError};
 use crate::audit::AuditEvent;
 use crate::auth::session::{self, DeviceInfo, Room};
 use crate::auth::signin::SignInRules;
 use crate::auth::signin::SignedIn;
-use crate::auth::throttle::{self, Gate};
+use crate::auth::throttle;
 use crate::config::SessionLimitPolicy;
 use crate::crypto::{random_id, sha256};
 use crate::mail::{Mail, Mailer};
@@ -758,38 +758,14 @@ pub async fn complete_second_step_with_key(
         return Err(SecondStepError::Gone.into());
     };
     let user_id = pending.user_id.clone();
-    let now = p.now();
     let keys = Keys::new(&user_id, browser.ip_key.as_deref());
     let attempt = keys.attempt();
-    let refused = match throttle::check(&p.fleet, &rules.throttle, &attempt, now).await {
-        Gate::Open => None,
-        Gate::Locked(s) => Some(("locked", SecondStepError::Locked(s))),
-        Gate::Limited(s) => Some(("ip_limited", SecondStepError::Limited(s))),
-    };
-    if let Some((reason, err)) = refused {
-        if second_step::surely_gone(p, &pending).await {
-            return Err(SecondStepError::Gone.into());
-        }
-        audit_failure(p, &user_id, &browser, reason).await;
-        return Err(err.into());
-    }
+    second_step::admit(p, rules, &pending, &attempt, &browser).await?;
     let asserted = match finish_second_step(p, &user_id, key_handle, response).await {
         Ok(a) => a,
         Err(PasskeyError::Refused) => {
-            if second_step::surely_gone(p, &pending).await {
-                return Err(SecondStepError::Gone.into());
-            }
-            let lock = throttle::failed(&p.fleet, &rules.throttle, &attempt, now).await;
-            audit_failure(p, &user_id, &browser, "security_key_refused").await;
-            // Recorded like a wrong code's lock: the operator's "locked" list starts from it.
-            if lock > 0 {
-                p.audit(
-                    AuditEvent::new("mfa.locked")
-                        .subject(&user_id)
-                        .detail("seconds", lock),
-                )
-                .await;
-            }
+            let reason = "security_key_refused";
+            second_step::refuse_answer(p, rules, &pending, &attempt, &browser, reason).await?;
             return Err(KeyStepError::Refused);
         }
         Err(PasskeyError::CeremonyGone) => {
