@@ -2,22 +2,12 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+
+export { freePort } from '../../tests/browser/harness.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 export const examples = path.join(here, '..');
-
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 async function waitFor(url, child, logFile, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;

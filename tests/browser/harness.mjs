@@ -15,7 +15,7 @@ export function tesseraBin() {
   return path.join(target, 'debug', 'tessera');
 }
 
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.listen(0, '127.0.0.1', () => {
